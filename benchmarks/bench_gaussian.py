@@ -1,0 +1,151 @@
+"""Gaussian reparameterized sampling: eager PyTorch vs torch.compile vs gradext, forward and
+forward+backward, for several sizes and sample counts, on the CPU and on CUDA when present.
+
+    python benchmarks/bench_gaussian.py [--device cpu|cuda|all] [--quick]
+
+Prints a markdown table and the issue's speed targets, and writes
+benchmarks/results/gaussian_<device>.{csv,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import gradext  # noqa: E402
+from benchmarks import harness  # noqa: E402
+
+torch._dynamo.config.cache_size_limit = 64
+
+
+def eager_rsample(mu, logvar, num_samples=None):
+    """What a careful user writes in plain PyTorch."""
+    if num_samples is None:
+        return mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
+    eps = torch.randn((num_samples, *mu.shape), dtype=mu.dtype, device=mu.device)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def gradext_rsample(mu, logvar, num_samples=None):
+    return gradext.gaussian_rsample(mu, logvar, num_samples)
+
+
+def cases(device: torch.device, quick: bool):
+    """(batch, dim, num_samples) triples."""
+    if device.type == "cuda":
+        full = [(4096, 256, None), (65536, 1024, None), (8192, 1024, 8), (1024, 64, 64)]
+        return full[:2] if quick else full
+    full = [(256, 64, None), (4096, 256, None), (1024, 256, 16)]
+    return full[1:2] if quick else full
+
+
+def bytes_moved(batch, dim, num_samples, element_size, mode):
+    n, k = batch * dim, num_samples or 1
+    forward = (2 * n + k * n) * element_size               # read mu, logvar; write z
+    backward = (k * n + n + 2 * n) * element_size          # read grad, logvar; write 2 grads
+    return forward if mode == "forward" else forward + backward
+
+
+def measure(device: torch.device, quick: bool) -> list[harness.Measurement]:
+    compiled = torch.compile(eager_rsample)
+    impls = {"eager": eager_rsample, "compile": compiled, "gradext": gradext_rsample}
+    rows = []
+    for batch, dim, k in cases(device, quick):
+        mu = torch.randn(batch, dim, device=device, requires_grad=True)
+        logvar = torch.randn(batch, dim, device=device, requires_grad=True)
+        out_shape = (batch, dim) if k is None else (k, batch, dim)
+        grad_out = torch.randn(out_shape, device=device)
+        case = f"[{batch}, {dim}] K={k or 1}"
+        for mode in ("forward", "forward+backward"):
+            for name, fn in impls.items():
+                if mode == "forward":
+                    def call(fn=fn):
+                        with torch.no_grad():
+                            return fn(mu, logvar, k)
+                else:
+                    def call(fn=fn):
+                        z = fn(mu, logvar, k)
+                        return torch.autograd.grad(z, (mu, logvar), grad_out)
+                ms, peak = harness.time_call(call, device)
+                rows.append(harness.Measurement(
+                    "gaussian_rsample", case, mode, name, ms, peak,
+                    bytes_moved(batch, dim, k, 4, mode) if name == "gradext" else None))
+                print(f"  {case:>22} {mode:>16} {name:>8}: {ms:8.3f} ms", flush=True)
+    return rows
+
+
+def copy_bandwidth_gbps(device: torch.device) -> float:
+    """Measured device-to-device copy bandwidth (bytes read + written), the forward's ceiling."""
+    src = torch.empty(1 << 28, dtype=torch.float32, device=device)  # 1 GiB
+    dst = torch.empty_like(src)
+    ms, _ = harness.time_call(lambda: dst.copy_(src), device, cuda_repeats=20)
+    return 2 * src.numel() * 4 / (ms * 1e-3) / 1e9
+
+
+def report_targets(rows, device: torch.device) -> list[str]:
+    ratio = harness.speedups(rows)
+    lines = []
+
+    def check(label, ok):
+        lines.append(f"{'PASS' if ok else 'MISS'}  {label}")
+
+    if device.type == "cpu":
+        case = "[4096, 256] K=1"
+        key = ("gaussian_rsample", case, "forward+backward")
+        if key + ("gradext",) in ratio:
+            r = ratio[key + ("gradext",)]
+            vs_compile = r / ratio[key + ("compile",)]
+            check(f"CPU fwd+bwd {case}: {r:.2f}x eager (target >= 4x)", r >= 4)
+            check(f"CPU fwd+bwd {case}: {vs_compile:.2f}x torch.compile (target > 1x)",
+                  vs_compile > 1)
+    else:
+        for case in ("[65536, 1024] K=1", "[8192, 1024] K=8"):
+            for mode in ("forward", "forward+backward"):
+                key = ("gaussian_rsample", case, mode)
+                if key + ("gradext",) not in ratio:
+                    continue
+                r = ratio[key + ("gradext",)]
+                vs_compile = r / ratio[key + ("compile",)]
+                check(f"CUDA {mode} {case}: {r:.2f}x eager (target >= 3x)", r >= 3)
+                check(f"CUDA {mode} {case}: {vs_compile:.2f}x compile (target >= 1.2x)",
+                      vs_compile >= 1.2)
+        copy = copy_bandwidth_gbps(device)
+        for m in rows:
+            if m.impl == "gradext" and m.mode == "forward" and m.case == "[65536, 1024] K=1":
+                check(f"CUDA forward at 2^26: {m.gbps:.0f} GB/s = {m.gbps / copy:.0%} of measured "
+                      f"copy bandwidth {copy:.0f} GB/s (target >= 75%)", m.gbps >= 0.75 * copy)
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    parser.add_argument("--quick", action="store_true", help="one size per device")
+    args = parser.parse_args(argv)
+    devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
+    if args.device in ("cuda", "all"):
+        if torch.cuda.is_available():
+            devices.append(torch.device("cuda"))
+        elif args.device == "cuda":
+            parser.error("--device cuda: no CUDA device is available")
+    for device in devices:
+        print(f"gaussian_rsample on {harness.device_name(device)}", flush=True)
+        rows = measure(device, args.quick)
+        targets = report_targets(rows, device)
+        csv_path, md_path = harness.write_results("gaussian", rows, device)
+        with open(md_path, "a") as f:
+            f.write("\nTargets (issue 2):\n\n" + "\n".join(f"- {t}" for t in targets) + "\n")
+        print()
+        print(harness.markdown_table(rows, device))
+        print("\n".join(targets))
+        print(f"wrote {csv_path} and {md_path}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""Shared benchmark harness: times several implementations of one op side by side in one
+process, reports medians (and CUDA peak memory), and writes CSV + markdown under
+benchmarks/results/ stamped with device, torch version and commit.
+
+CPU timings use torch.utils.benchmark (blocked_autorange, median); CUDA timings use CUDA events
+around each call after warm-up, median of the repeats. Compile time is excluded: every
+implementation is warmed up first.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import datetime
+import os
+import platform
+import statistics
+import subprocess
+from typing import Callable
+
+import torch
+
+import gradext
+
+RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+
+
+@dataclasses.dataclass
+class Measurement:
+    op: str
+    case: str           # shape / parameters, human-readable
+    mode: str           # "forward" or "forward+backward"
+    impl: str           # "eager", "compile", "gradext"
+    median_ms: float
+    peak_mem_mb: float | None = None   # CUDA only: peak allocated during one call
+    bytes_moved: int | None = None     # minimum bytes an ideal kernel moves (for GB/s)
+
+    @property
+    def gbps(self) -> float | None:
+        if self.bytes_moved is None:
+            return None
+        return self.bytes_moved / (self.median_ms * 1e-3) / 1e9
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    name = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} logical CPUs, {torch.get_num_threads()} torch threads)"
+
+
+def commit() -> str:
+    try:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                             capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout
+        return out.stdout.strip() + ("+dirty" if dirty.strip() else "") if out.returncode == 0 else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def time_call(fn: Callable[[], object], device: torch.device, min_run_time: float = 0.5,
+              cuda_repeats: int = 50) -> tuple[float, float | None]:
+    """(median milliseconds, CUDA peak MB or None) of fn(), after warm-up."""
+    for _ in range(3):
+        fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        base = torch.cuda.memory_allocated(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        fn()
+        torch.cuda.synchronize(device)
+        peak = (torch.cuda.max_memory_allocated(device) - base) / 2**20
+        times = []
+        for _ in range(cuda_repeats):
+            start = torch.cuda.Event(enable_timing=True)
+            end = torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        return statistics.median(times), peak
+    timer = torch.utils.benchmark.Timer(stmt="fn()", globals={"fn": fn})
+    return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3, None
+
+
+def header_lines(device: torch.device) -> list[str]:
+    return [
+        f"device: {device_name(device)}",
+        f"torch: {torch.__version__}; gradext commit: {commit()}; "
+        f"extension: {gradext.has_extension()}; CPU kernels: {gradext.cpu_isa()}",
+        f"date: {datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+    ]
+
+
+def speedups(rows: list[Measurement]) -> dict[tuple, float]:
+    """eager_ms / impl_ms for every (op, case, mode, impl)."""
+    eager = {(m.op, m.case, m.mode): m.median_ms for m in rows if m.impl == "eager"}
+    return {(m.op, m.case, m.mode, m.impl): eager[(m.op, m.case, m.mode)] / m.median_ms
+            for m in rows if (m.op, m.case, m.mode) in eager}
+
+
+def markdown_table(rows: list[Measurement], device: torch.device) -> str:
+    ratio = speedups(rows)
+    lines = [f"- {line}" for line in header_lines(device)] + [""]
+    lines.append("| op | case | mode | impl | median ms | x eager | GB/s | peak MB |")
+    lines.append("|---|---|---|---|---:|---:|---:|---:|")
+    for m in rows:
+        r = ratio.get((m.op, m.case, m.mode, m.impl))
+        lines.append(
+            f"| {m.op} | {m.case} | {m.mode} | {m.impl} | {m.median_ms:.3f} | "
+            f"{'' if r is None else f'{r:.2f}'} | "
+            f"{'' if m.gbps is None else f'{m.gbps:.0f}'} | "
+            f"{'' if m.peak_mem_mb is None else f'{m.peak_mem_mb:.1f}'} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def write_results(name: str, rows: list[Measurement], device: torch.device) -> tuple[str, str]:
+    """Writes benchmarks/results/<name>_<device type>.{csv,md}; returns the two paths."""
+    os.makedirs(RESULTS_DIR, exist_ok=True)
+    stem = os.path.join(RESULTS_DIR, f"{name}_{device.type}")
+    ratio = speedups(rows)
+    with open(stem + ".csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        for line in header_lines(device):
+            writer.writerow([f"# {line}"])
+        writer.writerow(["op", "case", "mode", "impl", "median_ms", "speedup_vs_eager", "gbps",
+                         "peak_mem_mb"])
+        for m in rows:
+            r = ratio.get((m.op, m.case, m.mode, m.impl))
+            writer.writerow([m.op, m.case, m.mode, m.impl, f"{m.median_ms:.5f}",
+                             "" if r is None else f"{r:.3f}",
+                             "" if m.gbps is None else f"{m.gbps:.1f}",
+                             "" if m.peak_mem_mb is None else f"{m.peak_mem_mb:.2f}"])
+    with open(stem + ".md", "w") as f:
+        f.write(f"# {name} benchmark\n\n" + markdown_table(rows, device))
+    return stem + ".csv", stem + ".md"

@@ -1,0 +1,57 @@
+// From Philox words to distributions. Every transform keeps its uniforms strictly inside (0, 1),
+// so the logs below never see 0 and no noise value is ever NaN or inf.
+#pragma once
+
+#include <cstdint>
+
+#include "macros.h"
+#include "philox.h"
+#include "scalar_math.h"
+
+namespace gradext {
+
+// Uniform on the odd multiples of 2^-24: 2^-24 <= u <= 1 - 2^-24, all exactly representable in
+// float, symmetric about 1/2 (23 random bits).
+GRADEXT_INLINE float uniform_open(uint32_t bits, float /*tag*/) {
+  return static_cast<float>((bits >> 8) | 1u) * 5.9604644775390625e-8f;  // 2^-24
+}
+
+// Uniform on (k + 1/2) * 2^-32, k = 0 .. 2^32 - 1: 2^-33 <= u <= 1 - 2^-33, exact in double.
+GRADEXT_INLINE double uniform_open(uint32_t bits, double /*tag*/) {
+  return (static_cast<double>(bits) + 0.5) * 2.3283064365386962890625e-10;  // 2^-32
+}
+
+// Box-Muller: two uniforms -> two independent standard normals. The radius's uniform is at
+// least 2^-24 (float) / 2^-33 (double), so |n| <= 5.77 / 6.76: the float tail beyond 5.77 sigma
+// (probability 8e-9) is not represented.
+template <typename T>
+GRADEXT_INLINE void box_muller(uint32_t bits_radius, uint32_t bits_angle, T* n0, T* n1) {
+  const T u_radius = uniform_open(bits_radius, T(0));
+  const T u_angle = uniform_open(bits_angle, T(0));
+  const T radius = math::sqrt(T(-2) * math::log_positive(u_radius));
+  T s, c;
+  math::sincos_2pi(u_angle, &s, &c);
+  *n0 = radius * c;
+  *n1 = radius * s;
+}
+
+// The four standard normals of counter block `block`: elements 4*block .. 4*block + 3.
+template <typename T>
+GRADEXT_INLINE void normal4(const PhiloxStream& stream, uint64_t block, T out[4]) {
+  const Philox4x32 r = stream.block(block);
+  box_muller(r.x, r.y, &out[0], &out[1]);
+  box_muller(r.z, r.w, &out[2], &out[3]);
+}
+
+// The standard normal of one element index (used where a thread's elements are not
+// block-aligned; computes the whole pair and keeps one value).
+template <typename T>
+GRADEXT_INLINE T normal_at(const PhiloxStream& stream, uint64_t index) {
+  const Philox4x32 r = stream.block(index >> 2);
+  const bool second_pair = (index & 2) != 0;
+  T n0, n1;
+  box_muller(second_pair ? r.z : r.x, second_pair ? r.w : r.y, &n0, &n1);
+  return (index & 1) != 0 ? n1 : n0;
+}
+
+}  // namespace gradext

@@ -1,0 +1,140 @@
+// Elementary functions for the kernels, identical on host and device.
+//
+// float: branch-free polynomial versions (Cephes coefficients, about 1 ulp on the ranges used)
+// built from +, *, comparisons and bit casts only. Two reasons:
+//   * GCC vectorizes them inside the per-ISA CPU loops, where calls to libm's logf/expf would
+//     stay scalar (DESIGN.md: the CPU kernels are compute-bound on the transcendentals);
+//   * with FP contraction disabled in both builds (-ffp-contract=off, nvcc --fmad=false) the CPU
+//     and the GPU evaluate the same operations in the same order, so float noise is bitwise
+//     identical across devices, CPU ISAs and thread counts.
+// double: the platform's correctly-rounded-or-close libm (host) or CUDA's double intrinsics.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "macros.h"
+
+namespace gradext {
+namespace math {
+
+GRADEXT_INLINE float bits_to_float(uint32_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __uint_as_float(bits);
+#else
+  float f;
+  std::memcpy(&f, &bits, sizeof(f));
+  return f;
+#endif
+}
+
+GRADEXT_INLINE uint32_t float_to_bits(float f) {
+#if defined(__CUDA_ARCH__)
+  return __float_as_uint(f);
+#else
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  return bits;
+#endif
+}
+
+// Round to nearest integer (ties to even) for |x| < 2^22, without libm: adding 1.5 * 2^23 pushes
+// the fraction bits out of the significand.
+GRADEXT_INLINE float round_small(float x) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 * 2^23
+  return (x + kMagic) - kMagic;
+}
+
+// Natural log for positive, normal x (the kernels call it on uniforms in [2^-24, 1)).
+GRADEXT_INLINE float log_positive(float x) {
+  const uint32_t bits = float_to_bits(x);
+  float e = static_cast<float>(static_cast<int32_t>(bits >> 23) - 126);  // x = m * 2^e
+  float m = bits_to_float((bits & 0x007fffffu) | 0x3f000000u);           // m in [0.5, 1)
+  const bool small = m < 0.70710678118654752f;
+  e = small ? e - 1.0f : e;
+  m = small ? (m + m) - 1.0f : m - 1.0f;  // m in [sqrt(1/2) - 1, sqrt(2) - 1)
+  const float z = m * m;
+  float y = 7.0376836292e-2f;
+  y = y * m - 1.1514610310e-1f;
+  y = y * m + 1.1676998740e-1f;
+  y = y * m - 1.2420140846e-1f;
+  y = y * m + 1.4249322787e-1f;
+  y = y * m - 1.6668057665e-1f;
+  y = y * m + 2.0000714765e-1f;
+  y = y * m - 2.4999993993e-1f;
+  y = y * m + 3.3333331174e-1f;
+  y = y * m * z;
+  y = y + -2.12194440e-4f * e;  // ln(2) split in two for Cody-Waite accuracy
+  y = y + -0.5f * z;
+  return (m + y) + 0.693359375f * e;
+}
+
+// exp for any float: overflows to +inf, underflows through the subnormals to 0, NaN stays NaN.
+GRADEXT_INLINE float exp(float x) {
+  const bool is_nan = !(x == x);
+  float xc = x < -104.0f ? -104.0f : x;  // exp(-104) is below the smallest subnormal
+  xc = xc > 89.0f ? 89.0f : xc;          // exp(89) overflows float
+  xc = is_nan ? 0.0f : xc;
+  const float n = round_small(xc * 1.44269504088896341f);  // x = n ln2 + r, |r| <= ln2 / 2
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  const float z = r * r;
+  float p = 1.9875691500e-4f;
+  p = p * r + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  p = p * z + r + 1.0f;
+  // Scale by 2^n in two steps so that both factors are normal floats for n in [-150, 128].
+  const int32_t ni = static_cast<int32_t>(n);
+  const int32_t half = ni / 2;
+  const float scale0 = bits_to_float(static_cast<uint32_t>(half + 127) << 23);
+  const float scale1 = bits_to_float(static_cast<uint32_t>(ni - half + 127) << 23);
+  const float result = (p * scale0) * scale1;
+  return is_nan ? x : result;
+}
+
+// sin and cos of 2*pi*u for u in [0, 1]: reduce by quarter turns exactly in u, then evaluate
+// the minimax polynomials on [-pi/4, pi/4] and rotate by the quadrant.
+GRADEXT_INLINE void sincos_2pi(float u, float* s, float* c) {
+  const float t = u * 4.0f;  // exact
+  const float q = round_small(t);
+  const float x = (t - q) * 1.57079632679489662f;  // t - q exact, in [-0.5, 0.5]
+  const float z = x * x;
+  float sx = -1.9515295891e-4f;
+  sx = sx * z + 8.3321608736e-3f;
+  sx = sx * z - 1.6666654611e-1f;
+  sx = sx * z * x + x;
+  float cx = 2.443315711809948e-5f;
+  cx = cx * z - 1.388731625493765e-3f;
+  cx = cx * z + 4.166664568298827e-2f;
+  cx = cx * z * z - 0.5f * z + 1.0f;
+  const int32_t quadrant = static_cast<int32_t>(q);
+  const bool swap = (quadrant & 1) != 0;
+  const float sin_sign = (quadrant & 2) != 0 ? -1.0f : 1.0f;
+  const float cos_sign = ((quadrant + 1) & 2) != 0 ? -1.0f : 1.0f;
+  *s = (swap ? cx : sx) * sin_sign;
+  *c = (swap ? sx : cx) * cos_sign;
+}
+
+GRADEXT_INLINE float sqrt(float x) {
+#if defined(__CUDA_ARCH__)
+  return __fsqrt_rn(x);  // IEEE round-to-nearest, as on the host
+#else
+  return std::sqrt(x);
+#endif
+}
+
+GRADEXT_INLINE double log_positive(double x) { return ::log(x); }
+GRADEXT_INLINE double exp(double x) { return ::exp(x); }
+GRADEXT_INLINE double sqrt(double x) { return ::sqrt(x); }
+GRADEXT_INLINE void sincos_2pi(double u, double* s, double* c) {
+  constexpr double kTwoPi = 6.283185307179586476925286766559;
+  *s = ::sin(kTwoPi * u);
+  *c = ::cos(kTwoPi * u);
+}
+
+}  // namespace math
+}  // namespace gradext

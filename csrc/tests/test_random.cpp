@@ -1,0 +1,199 @@
+// C++ unit tests of the shared random-number code (run by CTest): Philox known answers, the
+// open-interval uniforms, the polynomial elementary functions and the normal transform.
+#include <cinttypes>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+
+#include "common/philox.h"
+#include "common/random_transforms.h"
+#include "common/scalar_math.h"
+
+namespace {
+
+int g_passed = 0;
+int g_failed = 0;
+
+void check(bool ok, const char* what) {
+  if (ok) {
+    ++g_passed;
+  } else {
+    ++g_failed;
+    std::printf("FAILED: %s\n", what);
+  }
+}
+
+void test_philox_known_answers() {
+  // Random123's kat_vectors for philox4x32_10.
+  struct Case {
+    gradext::Philox4x32 ctr;
+    uint32_t k0, k1;
+    gradext::Philox4x32 expected;
+  };
+  const Case cases[] = {
+      {{0, 0, 0, 0}, 0, 0, {0x6627e8d5u, 0xe169c58du, 0xbc57ac4cu, 0x9b00dbd8u}},
+      {{0xffffffffu, 0xffffffffu, 0xffffffffu, 0xffffffffu},
+       0xffffffffu,
+       0xffffffffu,
+       {0x408f276du, 0x41c83b0eu, 0xa20bc7c6u, 0x6d5451fdu}},
+      {{0x243f6a88u, 0x85a308d3u, 0x13198a2eu, 0x03707344u},
+       0xa4093822u,
+       0x299f31d0u,
+       {0xd16cfe09u, 0x94fdccebu, 0x5001e420u, 0x24126ea1u}},
+  };
+  for (const Case& c : cases) {
+    const gradext::Philox4x32 r = gradext::philox4x32_10(c.ctr, c.k0, c.k1);
+    check(r.x == c.expected.x && r.y == c.expected.y && r.z == c.expected.z &&
+              r.w == c.expected.w,
+          "philox4x32_10 known-answer vector");
+  }
+}
+
+void test_stream_layout() {
+  // Element index walks the low counter words, the offset the high ones, the key is domain-
+  // separated from the bare seed.
+  const uint64_t seed = 0x0123456789abcdefull, offset = 0xfedcba9876543210ull;
+  const auto stream = gradext::PhiloxStream::make(seed, offset);
+  const uint64_t key = seed ^ gradext::kGradextKeyDomain;
+  const uint64_t block = 0x00000001deadbeefull;
+  const gradext::Philox4x32 direct = gradext::philox4x32_10(
+      {static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32),
+       static_cast<uint32_t>(offset), static_cast<uint32_t>(offset >> 32)},
+      static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32));
+  const gradext::Philox4x32 via_stream = stream.block(block);
+  check(direct.x == via_stream.x && direct.y == via_stream.y && direct.z == via_stream.z &&
+            direct.w == via_stream.w,
+        "PhiloxStream::block follows the documented counter/key layout");
+}
+
+void test_uniform_edges() {
+  const float f_lo = gradext::uniform_open(0u, 0.0f);
+  const float f_hi = gradext::uniform_open(0xffffffffu, 0.0f);
+  check(f_lo > 0.0f && f_lo == 5.9604644775390625e-8f, "float uniform minimum is 2^-24");
+  check(f_hi < 1.0f && f_hi == 1.0f - 5.9604644775390625e-8f, "float uniform maximum is 1-2^-24");
+  check(f_lo + f_hi == 1.0f, "float uniform grid is symmetric about 1/2");
+  const double d_lo = gradext::uniform_open(0u, 0.0);
+  const double d_hi = gradext::uniform_open(0xffffffffu, 0.0);
+  check(d_lo > 0.0 && d_hi < 1.0 && d_lo + d_hi == 1.0, "double uniform inside (0, 1), symmetric");
+  bool monotone = true;
+  float prev = 0.0f;
+  for (uint64_t bits = 0; bits <= 0xffffffffull; bits += 0x10000ull) {
+    const float u = gradext::uniform_open(static_cast<uint32_t>(bits), 0.0f);
+    monotone = monotone && u > prev && u < 1.0f;
+    prev = u;
+  }
+  check(monotone, "float uniform increasing and below 1 over a sweep of bit patterns");
+}
+
+double relative_error(double got, double want) {
+  return want == 0.0 ? std::fabs(got) : std::fabs(got - want) / std::fabs(want);
+}
+
+void test_log_accuracy() {
+  double worst = 0.0;
+  for (uint32_t k = 1; k < (1u << 24); k += 7) {  // every 7th point of the float uniform grid
+    const float u = static_cast<float>(k) * 5.9604644775390625e-8f;
+    worst = std::fmax(worst, relative_error(gradext::math::log_positive(u), std::log((double)u)));
+  }
+  std::printf("log_positive: max relative error %.3g\n", worst);
+  check(worst < 4e-7, "log_positive within 4e-7 relative on the uniform grid");
+}
+
+void test_exp_accuracy_and_edges() {
+  double worst = 0.0;
+  for (float x = -87.0f; x < 88.0f; x += 0.001953125f) {
+    worst = std::fmax(worst, relative_error(gradext::math::exp(x), std::exp((double)x)));
+  }
+  std::printf("exp: max relative error %.3g\n", worst);
+  check(worst < 4e-7, "exp within 4e-7 relative on [-87, 88]");
+  check(std::isinf(gradext::math::exp(89.0f)) && std::isinf(gradext::math::exp(1e30f)),
+        "exp overflows to inf");
+  check(gradext::math::exp(std::numeric_limits<float>::infinity()) ==
+            std::numeric_limits<float>::infinity(),
+        "exp(inf) = inf");
+  check(gradext::math::exp(-std::numeric_limits<float>::infinity()) == 0.0f, "exp(-inf) = 0");
+  check(gradext::math::exp(-120.0f) == 0.0f, "exp underflows to 0");
+  const float sub = gradext::math::exp(-100.0f);  // 3.72e-44, a subnormal
+  check(sub > 0.0f && relative_error(sub, std::exp(-100.0)) < 0.05, "exp reaches subnormals");
+  check(std::isnan(gradext::math::exp(std::numeric_limits<float>::quiet_NaN())), "exp(NaN) = NaN");
+  check(gradext::math::exp(0.0f) == 1.0f, "exp(0) = 1");
+}
+
+void test_sincos_accuracy() {
+  double worst = 0.0;
+  for (uint32_t k = 1; k < (1u << 24); k += 13) {
+    const float u = static_cast<float>(k) * 5.9604644775390625e-8f;
+    float s, c;
+    gradext::math::sincos_2pi(u, &s, &c);
+    const double angle = 6.283185307179586476925286766559 * (double)u;
+    worst = std::fmax(worst, std::fabs(s - std::sin(angle)));
+    worst = std::fmax(worst, std::fabs(c - std::cos(angle)));
+  }
+  std::printf("sincos_2pi: max absolute error %.3g\n", worst);
+  check(worst < 3e-7, "sincos_2pi within 3e-7 absolute");
+}
+
+void test_normal_extremes() {
+  // Extreme words: radius uniform at its smallest gives the largest |n|, still finite.
+  float a, b;
+  gradext::box_muller(0u, 0u, &a, &b);
+  check(std::isfinite(a) && std::isfinite(b) && std::fabs(a) > 5.7f && std::fabs(a) < 5.8f,
+        "float Box-Muller at the smallest uniform is finite, about 5.77");
+  gradext::box_muller(0xffffffffu, 0xffffffffu, &a, &b);
+  check(std::isfinite(a) && std::isfinite(b) && std::fabs(a) < 1e-3f,
+        "float Box-Muller at the largest uniform is finite and near 0");
+  double da, db;
+  gradext::box_muller(0u, 0x40000000u, &da, &db);
+  check(std::isfinite(da) && std::isfinite(db) && std::fabs(std::hypot(da, db) - 6.7637) < 1e-3,
+        "double Box-Muller at the smallest uniform has radius 6.76");
+  // normal_at agrees with normal4 lane by lane.
+  const auto stream = gradext::PhiloxStream::make(42, 7);
+  bool same = true;
+  for (uint64_t block = 0; block < 64; ++block) {
+    float four[4];
+    gradext::normal4(stream, block, four);
+    for (int lane = 0; lane < 4; ++lane) {
+      same = same && gradext::normal_at<float>(stream, 4 * block + lane) == four[lane];
+    }
+  }
+  check(same, "normal_at equals the matching lane of normal4");
+}
+
+void test_normal_moments() {
+  // 4M normals: mean within 5 standard errors of 0, variance within 5 standard errors of 1.
+  const auto stream = gradext::PhiloxStream::make(2024, 0);
+  const int blocks = 1 << 20;
+  double sum = 0.0, sum_sq = 0.0;
+  bool finite = true;
+  for (int block = 0; block < blocks; ++block) {
+    float four[4];
+    gradext::normal4(stream, static_cast<uint64_t>(block), four);
+    for (float v : four) {
+      finite = finite && std::isfinite(v);
+      sum += v;
+      sum_sq += static_cast<double>(v) * v;
+    }
+  }
+  const double n = 4.0 * blocks;
+  const double mean = sum / n;
+  const double var = sum_sq / n - mean * mean;
+  std::printf("normal moments over %.0f draws: mean %.3g, variance %.6f\n", n, mean, var);
+  check(finite, "all normals finite");
+  check(std::fabs(mean) < 5.0 / std::sqrt(n), "normal mean within 5 standard errors of 0");
+  check(std::fabs(var - 1.0) < 5.0 * std::sqrt(2.0 / n), "normal variance within 5 s.e. of 1");
+}
+
+}  // namespace
+
+int main() {
+  test_philox_known_answers();
+  test_stream_layout();
+  test_uniform_edges();
+  test_log_accuracy();
+  test_exp_accuracy_and_edges();
+  test_sincos_accuracy();
+  test_normal_extremes();
+  test_normal_moments();
+  std::printf("%d passed, %d failed\n", g_passed, g_failed);
+  return g_failed == 0 ? 0 : 1;
+}

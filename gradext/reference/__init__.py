@@ -1,0 +1,10 @@
+"""Pure-PyTorch implementations of every gradext op.
+
+They are the fallback when the compiled extension is missing, the oracle the tests compare the
+kernels with, and the "eager" baseline of the benchmarks, so they are written the way a careful
+user would write each op in plain PyTorch.
+"""
+
+from gradext.reference.gaussian import gaussian_rsample, gaussian_rsample_from_noise
+
+__all__ = ["gaussian_rsample", "gaussian_rsample_from_noise"]
