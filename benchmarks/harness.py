@@ -19,6 +19,7 @@ import subprocess
 from typing import Callable
 
 import torch
+import torch.utils.benchmark
 
 import gradext
 

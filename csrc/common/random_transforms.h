@@ -13,7 +13,10 @@ namespace gradext {
 // Uniform on the odd multiples of 2^-24: 2^-24 <= u <= 1 - 2^-24, all exactly representable in
 // float, symmetric about 1/2 (23 random bits).
 GRADEXT_INLINE float uniform_open(uint32_t bits, float /*tag*/) {
-  return static_cast<float>((bits >> 8) | 1u) * 5.9604644775390625e-8f;  // 2^-24
+  // Through int32 (the value is below 2^24): x86 before AVX-512 has no vector unsigned->float
+  // conversion, and GCC's emulation of one costs more than the rest of the transform.
+  const int32_t odd = static_cast<int32_t>((bits >> 8) | 1u);
+  return static_cast<float>(odd) * 5.9604644775390625e-8f;  // 2^-24
 }
 
 // Uniform on (k + 1/2) * 2^-32, k = 0 .. 2^32 - 1: 2^-33 <= u <= 1 - 2^-33, exact in double.

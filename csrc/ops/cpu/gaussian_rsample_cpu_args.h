@@ -9,8 +9,7 @@
 
 namespace gradext::cpu {
 
-// Elements per noise tile: the unit of parallel work and of the stack buffers. A multiple of 4
-// so that forward tiles start on Philox block boundaries.
+// Elements of the sample shape S per tile: the unit of parallel work and of the stack buffers.
 constexpr int64_t kGaussianTile = 1024;
 
 struct GaussianForwardArgs {

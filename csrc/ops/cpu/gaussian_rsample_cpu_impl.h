@@ -1,45 +1,75 @@
 // The CPU Gaussian kernels, written once and compiled once per instruction set: this file is
 // included by gaussian_rsample_kernel.cpp inside a per-ISA namespace with `#pragma GCC target`
 // in effect (no include guard on purpose, and no includes of its own: everything it uses is
-// always_inline, so it is compiled for the enclosing target). The loops are written for GCC's
-// auto-vectorizer: branch-free bodies, unit-stride inner loops, no calls.
+// always_inline, so it is compiled for the enclosing target). Apart from Philox
+// (philox_lanes.h) the loops are written for GCC's auto-vectorizer: branch-free bodies,
+// unit-stride inner loops, no calls.
+//
+// Both directions tile the sample shape S and loop over the K samples inside a tile, so that
+// mu and exp(logvar / 2) are gathered once per element of S whatever K is, and the backward
+// reduces over the samples without atomics (its result is independent of the thread count).
 
+#include "ops/cpu/philox_lanes.h"
+
+// buffer[lead + j] = standard normal of element first + j, for j < count (count <= kGaussianTile);
+// returns buffer + lead. buffer holds kGaussianTile + kPhiloxChunk * 4 values.
 template <typename opmath_t>
 GRADEXT_CPU_INLINE const opmath_t* fill_normals(const PhiloxStream& stream, uint64_t first,
                                                 int64_t count, opmath_t* buffer) {
-  // buffer[lead + j] = normal of element first + j, for j < count; returns buffer + lead.
   const uint64_t first_block = first >> 2;
   const int64_t lead = static_cast<int64_t>(first & 3);
   const int64_t blocks = (lead + count + 3) >> 2;
-  for (int64_t b = 0; b < blocks; ++b) {
-    opmath_t four[4];
-    normal4(stream, first_block + static_cast<uint64_t>(b), four);
-    buffer[4 * b + 0] = four[0];
-    buffer[4 * b + 1] = four[1];
-    buffer[4 * b + 2] = four[2];
-    buffer[4 * b + 3] = four[3];
+  alignas(64) uint32_t X[kPhiloxChunk], Y[kPhiloxChunk], Z[kPhiloxChunk], W[kPhiloxChunk];
+  for (int64_t chunk = 0; chunk < blocks; chunk += kPhiloxChunk) {
+    philox_blocks(stream, first_block + static_cast<uint64_t>(chunk), X, Y, Z, W);
+    opmath_t* out = buffer + 4 * chunk;
+    for (int64_t b = 0; b < kPhiloxChunk; ++b) {
+      opmath_t n0, n1, n2, n3;
+      box_muller(X[b], Y[b], &n0, &n1);
+      box_muller(Z[b], W[b], &n2, &n3);
+      out[4 * b + 0] = n0;
+      out[4 * b + 1] = n1;
+      out[4 * b + 2] = n2;
+      out[4 * b + 3] = n3;
+    }
   }
   return buffer + lead;
 }
 
-// z[t] = mu[t] + exp(logvar[t] / 2) * eps[t] along one row segment.
-template <typename scalar_t, typename opmath_t>
-GRADEXT_CPU_INLINE void rsample_segment(const scalar_t* mu, int64_t mu_stride,
-                                        const scalar_t* logvar, int64_t logvar_stride,
-                                        const opmath_t* eps, scalar_t* z, int64_t n) {
-  if (mu_stride == 1 && logvar_stride == 1) {
-    for (int64_t t = 0; t < n; ++t) {
-      const opmath_t std = math::exp(opmath_t(0.5) * static_cast<opmath_t>(logvar[t]));
-      z[t] = static_cast<scalar_t>(static_cast<opmath_t>(mu[t]) + std * eps[t]);
+// Gathers values[j] = x[offset of S position s0 + j], j < count, through the [rows, cols] layout.
+template <typename scalar_t, typename opmath_t, typename Transform>
+GRADEXT_CPU_INLINE void gather_tile(const scalar_t* x, const Layout2D& L, int input,
+                                    int64_t s0, int64_t count, opmath_t* values,
+                                    Transform transform) {
+  for (int64_t j = 0; j < count;) {
+    const int64_t pos = s0 + j;
+    const int64_t row = pos / L.cols;
+    const int64_t col = pos - row * L.cols;
+    const int64_t n = std::min(count - j, L.cols - col);
+    const scalar_t* p = x + row * L.row_stride[input] + col * L.col_stride[input];
+    const int64_t stride = L.col_stride[input];
+    if (stride == 1) {
+      for (int64_t t = 0; t < n; ++t) values[j + t] = transform(static_cast<opmath_t>(p[t]));
+    } else {
+      for (int64_t t = 0; t < n; ++t) {
+        values[j + t] = transform(static_cast<opmath_t>(p[t * stride]));
+      }
     }
-  } else {
-    for (int64_t t = 0; t < n; ++t) {
-      const opmath_t std =
-          math::exp(opmath_t(0.5) * static_cast<opmath_t>(logvar[t * logvar_stride]));
-      z[t] = static_cast<scalar_t>(static_cast<opmath_t>(mu[t * mu_stride]) + std * eps[t]);
-    }
+    j += n;
   }
 }
+
+template <typename opmath_t>
+struct Identity {
+  GRADEXT_CPU_INLINE opmath_t operator()(opmath_t v) const { return v; }
+};
+
+template <typename opmath_t>
+struct HalfStd {  // exp(logvar / 2), the standard deviation
+  GRADEXT_CPU_INLINE opmath_t operator()(opmath_t logvar) const {
+    return math::exp(opmath_t(0.5) * logvar);
+  }
+};
 
 template <typename scalar_t>
 void gaussian_forward_tiles(const GaussianForwardArgs& a, int64_t tile_begin,
@@ -48,30 +78,28 @@ void gaussian_forward_tiles(const GaussianForwardArgs& a, int64_t tile_begin,
   const auto* mu = static_cast<const scalar_t*>(a.mu);
   const auto* logvar = static_cast<const scalar_t*>(a.logvar);
   auto* z = static_cast<scalar_t*>(a.z);
-  const Layout2D& L = a.layout;
-  alignas(64) opmath_t buffer[kGaussianTile + 4];
+  alignas(64) opmath_t noise[kGaussianTile + 4 * kPhiloxChunk];
+  alignas(64) opmath_t mean[kGaussianTile];
+  alignas(64) opmath_t std[kGaussianTile];
+  const int64_t num_samples = a.total / a.sample_numel;
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
-    const int64_t start = tile * kGaussianTile;
-    const int64_t count = std::min(kGaussianTile, a.total - start);
-    const opmath_t* eps = fill_normals(a.stream, static_cast<uint64_t>(start), count, buffer);
-    // Walk the tile as segments of rows of the [rows, cols] layout of S.
-    int64_t pos = start % a.sample_numel;
-    for (int64_t j = 0; j < count;) {
-      const int64_t row = pos / L.cols;
-      const int64_t col = pos - row * L.cols;
-      const int64_t n = std::min(count - j, L.cols - col);
-      rsample_segment(mu + row * L.row_stride[0] + col * L.col_stride[0], L.col_stride[0],
-                      logvar + row * L.row_stride[1] + col * L.col_stride[1], L.col_stride[1],
-                      eps + j, z + start + j, n);
-      j += n;
-      pos += n;
-      if (pos == a.sample_numel) pos = 0;  // next sample
+    const int64_t s0 = tile * kGaussianTile;
+    const int64_t count = std::min(kGaussianTile, a.sample_numel - s0);
+    gather_tile(mu, a.layout, 0, s0, count, mean, Identity<opmath_t>{});
+    gather_tile(logvar, a.layout, 1, s0, count, std, HalfStd<opmath_t>{});
+    for (int64_t k = 0; k < num_samples; ++k) {
+      const int64_t first = k * a.sample_numel + s0;
+      const opmath_t* eps = fill_normals(a.stream, static_cast<uint64_t>(first), count, noise);
+      scalar_t* out = z + first;
+      for (int64_t t = 0; t < count; ++t) {
+        out[t] = static_cast<scalar_t>(mean[t] + std[t] * eps[t]);
+      }
     }
   }
 }
 
-// Tiles over S: accumulate grad and grad * eps over the K samples, then scale by
-// d z / d logvar = eps * exp(logvar / 2) / 2.
+// Accumulates grad and grad * eps over the K samples, then scales the latter by
+// d z / d logvar / eps = exp(logvar / 2) / 2.
 template <typename scalar_t>
 void gaussian_backward_tiles(const GaussianBackwardArgs& a, int64_t tile_begin,
                              int64_t tile_end) {
@@ -80,8 +108,7 @@ void gaussian_backward_tiles(const GaussianBackwardArgs& a, int64_t tile_begin,
   const auto* logvar = static_cast<const scalar_t*>(a.logvar);
   auto* grad_mu = static_cast<scalar_t*>(a.grad_mu);
   auto* grad_logvar = static_cast<scalar_t*>(a.grad_logvar);
-  const Layout2D& L = a.layout;
-  alignas(64) opmath_t buffer[kGaussianTile + 4];
+  alignas(64) opmath_t noise[kGaussianTile + 4 * kPhiloxChunk];
   alignas(64) opmath_t sum_grad[kGaussianTile];
   alignas(64) opmath_t sum_grad_eps[kGaussianTile];
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
@@ -93,7 +120,7 @@ void gaussian_backward_tiles(const GaussianBackwardArgs& a, int64_t tile_begin,
     }
     for (int64_t k = 0; k < a.num_samples; ++k) {
       const int64_t first = k * a.sample_numel + s0;
-      const opmath_t* eps = fill_normals(a.stream, static_cast<uint64_t>(first), count, buffer);
+      const opmath_t* eps = fill_normals(a.stream, static_cast<uint64_t>(first), count, noise);
       const scalar_t* g = grad + first;
       for (int64_t t = 0; t < count; ++t) {
         const opmath_t gv = static_cast<opmath_t>(g[t]);
@@ -101,20 +128,12 @@ void gaussian_backward_tiles(const GaussianBackwardArgs& a, int64_t tile_begin,
         sum_grad_eps[t] += gv * eps[t];
       }
     }
-    for (int64_t j = 0; j < count;) {
-      const int64_t pos = s0 + j;
-      const int64_t row = pos / L.cols;
-      const int64_t col = pos - row * L.cols;
-      const int64_t n = std::min(count - j, L.cols - col);
-      const scalar_t* lv = logvar + row * L.row_stride[0] + col * L.col_stride[0];
-      const int64_t lv_stride = L.col_stride[0];
-      for (int64_t t = 0; t < n; ++t) {
-        const opmath_t half_std =
-            opmath_t(0.5) * math::exp(opmath_t(0.5) * static_cast<opmath_t>(lv[t * lv_stride]));
-        grad_mu[pos + t] = static_cast<scalar_t>(sum_grad[j + t]);
-        grad_logvar[pos + t] = static_cast<scalar_t>(sum_grad_eps[j + t] * half_std);
-      }
-      j += n;
+    // Reuse the noise buffer for exp(logvar / 2) of this tile.
+    opmath_t* std = noise;
+    gather_tile(logvar, a.layout, 0, s0, count, std, HalfStd<opmath_t>{});
+    for (int64_t t = 0; t < count; ++t) {
+      grad_mu[s0 + t] = static_cast<scalar_t>(sum_grad[t]);
+      grad_logvar[s0 + t] = static_cast<scalar_t>(sum_grad_eps[t] * (opmath_t(0.5) * std[t]));
     }
   }
 }

@@ -12,6 +12,10 @@
 #include <algorithm>
 #include <mutex>
 
+#if defined(__x86_64__)
+#include <immintrin.h>  // declares every ISA's intrinsics; each is usable under its target
+#endif
+
 #include "common/layout2d.h"
 #include "common/philox.h"
 #include "common/random_transforms.h"
@@ -26,23 +30,29 @@
 // themselves are compiled under each target; ATen and the standard library were included above
 // with the default target, so no AVX code can leak into functions shared with the rest of the
 // process.
+#define GRADEXT_CPU_ISA_LEVEL 0
 namespace gradext::cpu::isa_default {
 #include "ops/cpu/gaussian_rsample_cpu_impl.h"
 }  // namespace gradext::cpu::isa_default
+#undef GRADEXT_CPU_ISA_LEVEL
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
+#define GRADEXT_CPU_ISA_LEVEL 1
 namespace gradext::cpu::isa_avx2 {
 #include "ops/cpu/gaussian_rsample_cpu_impl.h"
 }  // namespace gradext::cpu::isa_avx2
+#undef GRADEXT_CPU_ISA_LEVEL
 #pragma GCC pop_options
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw")
+#define GRADEXT_CPU_ISA_LEVEL 2
 namespace gradext::cpu::isa_avx512 {
 #include "ops/cpu/gaussian_rsample_cpu_impl.h"
 }  // namespace gradext::cpu::isa_avx512
+#undef GRADEXT_CPU_ISA_LEVEL
 #pragma GCC pop_options
 #define GRADEXT_HAS_X86_VARIANTS 1
 #endif
@@ -68,10 +78,13 @@ GaussianBackwardTiles backward_tiles_for(Isa isa) {
   return &isa_default::gaussian_backward_tiles<scalar_t>;
 }
 
-// Tiles per parallel task: below ~32k elements one thread does all the work.
-constexpr int64_t kTilesPerGrain = 32;
-
 int64_t num_tiles(int64_t elements) { return (elements + kGaussianTile - 1) / kGaussianTile; }
+
+// Tiles of S per parallel task: each tile costs num_samples tiles of noise, and below ~32k
+// noise values one thread does all the work.
+int64_t grain_tiles(int64_t num_samples) {
+  return std::max<int64_t>(1, 32 * 1024 / (kGaussianTile * std::max<int64_t>(1, num_samples)));
+}
 
 at::Tensor gaussian_forward_cpu(const ops::GaussianForwardProblem& p, uint64_t seed,
                                 uint64_t offset) {
@@ -83,7 +96,7 @@ at::Tensor gaussian_forward_cpu(const ops::GaussianForwardProblem& p, uint64_t s
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(),
                                   "gaussian_rsample_forward_cpu", [&] {
     const GaussianForwardTiles tiles = forward_tiles_for<scalar_t>(active_isa());
-    at::parallel_for(0, num_tiles(args.total), kTilesPerGrain,
+    at::parallel_for(0, num_tiles(args.sample_numel), grain_tiles(p.num_samples),
                      [&](int64_t begin, int64_t end) { tiles(args, begin, end); });
   });
   return z;
@@ -138,7 +151,7 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_backward_cpu(const at::Tenso
       AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(),
                                       "gaussian_rsample_backward_cpu", [&] {
         const GaussianBackwardTiles tiles = backward_tiles_for<scalar_t>(active_isa());
-        at::parallel_for(0, num_tiles(args.sample_numel), kTilesPerGrain,
+        at::parallel_for(0, num_tiles(args.sample_numel), grain_tiles(args.num_samples),
                          [&](int64_t begin, int64_t end) { tiles(args, begin, end); });
       });
     }

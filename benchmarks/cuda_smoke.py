@@ -1,0 +1,30 @@
+"""A small run of every CUDA op and kernel path, for compute-sanitizer (memcheck, racecheck):
+dense and strided kernels, forward and backward, every dtype, ragged sizes."""
+
+from __future__ import annotations
+
+import torch
+
+import gradext
+
+
+def main() -> None:
+    assert gradext.has_cuda(), "needs a CUDA device and a CUDA build of gradext"
+    for dtype in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        for shape_mu, shape_logvar, k in [
+            ((64, 32), (64, 32), 3),   # dense kernels
+            ((7, 5), (5,), None),      # strided kernels, numel not a multiple of 4
+            ((33,), (33,), 2),         # dense shape, ragged total
+            ((0, 4), (0, 4), 2),       # empty
+        ]:
+            mu = torch.randn(shape_mu, device="cuda", dtype=dtype, requires_grad=True)
+            logvar = torch.randn(shape_logvar, device="cuda", dtype=dtype, requires_grad=True)
+            z = gradext.gaussian_rsample(mu, logvar, k)
+            z.backward(torch.randn_like(z))
+            torch.ops.gradext._gaussian_rsample_seeded(mu.detach(), logvar.detach(), k, 1, 4)
+    torch.cuda.synchronize()
+    print("cuda smoke: ok")
+
+
+if __name__ == "__main__":
+    main()

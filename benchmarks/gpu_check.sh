@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The whole GPU check for a lent GPU machine, in one run (target: under 6 minutes on 16 cores):
+# build the extension there, run the CUDA tests (and the rest of the suite), run
+# compute-sanitizer memcheck on a small run of every CUDA op, run the benchmarks on the GPU.
+# Logs and results go to $OUT (default: build/gpu_check); a summary is printed last.
+#
+#   bash benchmarks/gpu_check.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+OUT=${OUT:-build/gpu_check}
+mkdir -p "$OUT"
+PYTHON=${PYTHON:-python3}
+export MAX_JOBS=${MAX_JOBS:-16}
+export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+summary=()
+step() {  # step NAME LOGFILE COMMAND...: runs, records pass/fail and the time taken
+  local name=$1 log=$2
+  shift 2
+  local start=$SECONDS
+  if "$@" > "$OUT/$log" 2>&1; then
+    summary+=("PASS  $name ($((SECONDS - start)) s, $log)")
+  else
+    summary+=("FAIL  $name ($((SECONDS - start)) s, $log)")
+    tail -30 "$OUT/$log"
+  fi
+}
+
+{ nvidia-smi; "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"; } > "$OUT/device.txt" 2>&1
+step "build" build.log "$PYTHON" setup.py build_ext --inplace
+step "CUDA tests" pytest_cuda.log "$PYTHON" -m pytest -q -rs -m cuda tests
+step "full test suite" pytest_all.log "$PYTHON" -m pytest -q -rs tests
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+step "compute-sanitizer memcheck" memcheck.log \
+  "$sanitizer" --tool memcheck --error-exitcode 1 "$PYTHON" benchmarks/cuda_smoke.py
+step "compute-sanitizer racecheck" racecheck.log \
+  "$sanitizer" --tool racecheck --error-exitcode 1 "$PYTHON" benchmarks/cuda_smoke.py
+step "benchmarks" bench_gaussian.log "$PYTHON" benchmarks/bench_gaussian.py --device cuda
+cp benchmarks/results/*_cuda.* "$OUT/" 2>/dev/null
+
+echo
+cat "$OUT/device.txt" | tail -1
+printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
+grep -E "^(PASS|MISS) " "$OUT/bench_gaussian.log"
+! grep -q "^FAIL" "$OUT/summary.txt"

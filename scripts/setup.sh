@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs gradext's dependencies and builds the extension in place (editable install).
+# Safe to re-run: pip skips what is already there and the build is incremental.
+#
+#   TORCH_SPEC            torch requirement (default torch==2.14.1: a CUDA 13.0 build, so the
+#                         CUDA kernels compile even on a machine without a GPU)
+#   GRADEXT_DISABLE_CUDA  1 builds the CPU kernels only (see setup.py for the other switches)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.14.1}
+
+echo "[setup] installing $TORCH_SPEC and the build/test dependencies"
+"$PYTHON" -m pip install --quiet --disable-pip-version-check \
+  "$TORCH_SPEC" pybind11 ninja numpy pytest scipy "setuptools>=64" wheel
+
+echo "[setup] building gradext (compile output in build/setup.log)"
+mkdir -p build
+if ! "$PYTHON" -m pip install --disable-pip-version-check --no-build-isolation -v -e . \
+    > build/setup.log 2>&1; then
+  tail -60 build/setup.log
+  echo "[setup] build failed; full log in build/setup.log" >&2
+  exit 1
+fi
+grep -h "\[gradext build\]" build/setup.log | sort -u || true
+"$PYTHON" -c "import gradext; print('[setup] extension loaded:', gradext.has_extension(), '| CPU kernels:', gradext.cpu_isa(), '| CUDA kernels built:', gradext._extension._C.built_with_cuda() if gradext.has_extension() else False)"
