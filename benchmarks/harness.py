@@ -92,7 +92,9 @@ def time_call(fn: Callable[[], object], device: torch.device, min_run_time: floa
             end.synchronize()
             times.append(start.elapsed_time(end))
         return statistics.median(times), peak
-    timer = torch.utils.benchmark.Timer(stmt="fn()", globals={"fn": fn})
+    # Timer defaults to one thread; measure with the threads torch would use.
+    timer = torch.utils.benchmark.Timer(stmt="fn()", globals={"fn": fn},
+                                        num_threads=torch.get_num_threads())
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3, None
 
 
