@@ -58,3 +58,29 @@ GRADEXT_INLINE T normal_at(const PhiloxStream& stream, uint64_t index) {
 }
 
 }  // namespace gradext
+
+namespace gradext {
+
+// Standard Gumbel: g = -log(-log u). With u in [2^-24, 1 - 2^-24], g lies in [-2.81, 16.6] in
+// float (and [-3.1, 23.1] in double): finite, never NaN.
+template <typename T>
+GRADEXT_INLINE T gumbel(uint32_t bits) {
+  const T u = uniform_open(bits, T(0));
+  return -math::log_positive(-math::log_positive(u));
+}
+
+// Standard logistic: log u - log(1 - u) (1 - u is exact on both uniform grids).
+template <typename T>
+GRADEXT_INLINE T logistic(uint32_t bits) {
+  const T u = uniform_open(bits, T(0));
+  return math::log_positive(u) - math::log_positive(T(1) - u);
+}
+
+// The noise of one element index for an elementwise transform of one 32-bit word.
+GRADEXT_INLINE uint32_t philox_word_at(const PhiloxStream& stream, uint64_t index) {
+  const Philox4x32 r = stream.block(index >> 2);
+  const uint32_t lane = static_cast<uint32_t>(index & 3);
+  return lane == 0 ? r.x : lane == 1 ? r.y : lane == 2 ? r.z : r.w;
+}
+
+}  // namespace gradext

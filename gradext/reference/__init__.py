@@ -6,5 +6,22 @@ user would write each op in plain PyTorch.
 """
 
 from gradext.reference.gaussian import gaussian_rsample, gaussian_rsample_from_noise
+from gradext.reference.relaxed import (
+    gumbel_noise,
+    gumbel_sigmoid,
+    gumbel_sigmoid_from_noise,
+    gumbel_softmax,
+    gumbel_softmax_from_noise,
+    logistic_noise,
+)
 
-__all__ = ["gaussian_rsample", "gaussian_rsample_from_noise"]
+__all__ = [
+    "gaussian_rsample",
+    "gaussian_rsample_from_noise",
+    "gumbel_noise",
+    "gumbel_sigmoid",
+    "gumbel_sigmoid_from_noise",
+    "gumbel_softmax",
+    "gumbel_softmax_from_noise",
+    "logistic_noise",
+]

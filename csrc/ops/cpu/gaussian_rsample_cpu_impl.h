@@ -1,40 +1,11 @@
 // The CPU Gaussian kernels, written once and compiled once per instruction set: this file is
-// included by gaussian_rsample_kernel.cpp inside a per-ISA namespace with `#pragma GCC target`
-// in effect (no include guard on purpose, and no includes of its own: everything it uses is
-// always_inline, so it is compiled for the enclosing target). Apart from Philox
-// (philox_lanes.h) the loops are written for GCC's auto-vectorizer: branch-free bodies,
-// unit-stride inner loops, no calls.
+// included through per_isa.h by gaussian_rsample_kernel.cpp (no include guard on purpose, no
+// includes of its own). Apart from Philox (philox_lanes.h) the loops are written for GCC's
+// auto-vectorizer: branch-free bodies, unit-stride inner loops, no calls.
 //
 // Both directions tile the sample shape S and loop over the K samples inside a tile, so that
 // mu and exp(logvar / 2) are gathered once per element of S whatever K is, and the backward
 // reduces over the samples without atomics (its result is independent of the thread count).
-
-#include "ops/cpu/philox_lanes.h"
-
-// buffer[lead + j] = standard normal of element first + j, for j < count (count <= kGaussianTile);
-// returns buffer + lead. buffer holds kGaussianTile + kPhiloxChunk * 4 values.
-template <typename opmath_t>
-GRADEXT_CPU_INLINE const opmath_t* fill_normals(const PhiloxStream& stream, uint64_t first,
-                                                int64_t count, opmath_t* buffer) {
-  const uint64_t first_block = first >> 2;
-  const int64_t lead = static_cast<int64_t>(first & 3);
-  const int64_t blocks = (lead + count + 3) >> 2;
-  alignas(64) uint32_t X[kPhiloxChunk], Y[kPhiloxChunk], Z[kPhiloxChunk], W[kPhiloxChunk];
-  for (int64_t chunk = 0; chunk < blocks; chunk += kPhiloxChunk) {
-    philox_blocks(stream, first_block + static_cast<uint64_t>(chunk), X, Y, Z, W);
-    opmath_t* out = buffer + 4 * chunk;
-    for (int64_t b = 0; b < kPhiloxChunk; ++b) {
-      opmath_t n0, n1, n2, n3;
-      box_muller(X[b], Y[b], &n0, &n1);
-      box_muller(Z[b], W[b], &n2, &n3);
-      out[4 * b + 0] = n0;
-      out[4 * b + 1] = n1;
-      out[4 * b + 2] = n2;
-      out[4 * b + 3] = n3;
-    }
-  }
-  return buffer + lead;
-}
 
 // Gathers values[j] = x[offset of S position s0 + j], j < count, through the [rows, cols] layout.
 template <typename scalar_t, typename opmath_t, typename Transform>
@@ -89,7 +60,8 @@ void gaussian_forward_tiles(const GaussianForwardArgs& a, int64_t tile_begin,
     gather_tile(logvar, a.layout, 1, s0, count, std, HalfStd<opmath_t>{});
     for (int64_t k = 0; k < num_samples; ++k) {
       const int64_t first = k * a.sample_numel + s0;
-      const opmath_t* eps = fill_normals(a.stream, static_cast<uint64_t>(first), count, noise);
+      const opmath_t* eps =
+          fill_noise(a.stream, static_cast<uint64_t>(first), count, noise, NormalBlock<opmath_t>{});
       scalar_t* out = z + first;
       for (int64_t t = 0; t < count; ++t) {
         out[t] = static_cast<scalar_t>(mean[t] + std[t] * eps[t]);
@@ -120,7 +92,8 @@ void gaussian_backward_tiles(const GaussianBackwardArgs& a, int64_t tile_begin,
     }
     for (int64_t k = 0; k < a.num_samples; ++k) {
       const int64_t first = k * a.sample_numel + s0;
-      const opmath_t* eps = fill_normals(a.stream, static_cast<uint64_t>(first), count, noise);
+      const opmath_t* eps =
+          fill_noise(a.stream, static_cast<uint64_t>(first), count, noise, NormalBlock<opmath_t>{});
       const scalar_t* g = grad + first;
       for (int64_t t = 0; t < count; ++t) {
         const opmath_t gv = static_cast<opmath_t>(g[t]);

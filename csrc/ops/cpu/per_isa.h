@@ -1,0 +1,63 @@
+// Compiles one kernel body once per CPU instruction set, each copy in its own namespace
+// (gradext::cpu::isa_default / isa_avx2 / isa_avx512) under `#pragma GCC target`.
+//
+//   #define GRADEXT_PER_ISA_BODY "ops/cpu/<op>_cpu_impl.h"
+//   #include "ops/cpu/per_isa.h"
+//
+// Include it after every other header: ATen and the standard library must be compiled for the
+// default target, so that no AVX code can leak into functions shared with the rest of the
+// process. The bodies use only always_inline helpers, which take the enclosing target.
+// GRADEXT_CPU_ISA_LEVEL (0 portable, 1 AVX2, 2 AVX-512) tells the bodies which one they are in:
+// GCC's target pragma does not define __AVX2__ and friends in C++.
+#if defined(__x86_64__)
+#include <immintrin.h>  // declares every ISA's intrinsics; each is usable under its target
+#endif
+
+#include "common/philox.h"
+#include "common/random_transforms.h"
+#include "common/scalar_math.h"
+
+#define GRADEXT_CPU_INLINE GRADEXT_INLINE
+
+#define GRADEXT_CPU_ISA_LEVEL 0
+namespace gradext::cpu::isa_default {
+#include "ops/cpu/philox_lanes.h"
+#include "ops/cpu/noise_fill.h"
+#include GRADEXT_PER_ISA_BODY
+}  // namespace gradext::cpu::isa_default
+#undef GRADEXT_CPU_ISA_LEVEL
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define GRADEXT_CPU_ISA_LEVEL 1
+namespace gradext::cpu::isa_avx2 {
+#include "ops/cpu/philox_lanes.h"
+#include "ops/cpu/noise_fill.h"
+#include GRADEXT_PER_ISA_BODY
+}  // namespace gradext::cpu::isa_avx2
+#undef GRADEXT_CPU_ISA_LEVEL
+#pragma GCC pop_options
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw")
+#define GRADEXT_CPU_ISA_LEVEL 2
+namespace gradext::cpu::isa_avx512 {
+#include "ops/cpu/philox_lanes.h"
+#include "ops/cpu/noise_fill.h"
+#include GRADEXT_PER_ISA_BODY
+}  // namespace gradext::cpu::isa_avx512
+#undef GRADEXT_CPU_ISA_LEVEL
+#pragma GCC pop_options
+#define GRADEXT_HAS_X86_VARIANTS 1
+#endif
+
+// The variant of `fn` (a kernel template instantiated for scalar_t) for an ISA.
+#if defined(GRADEXT_HAS_X86_VARIANTS)
+#define GRADEXT_SELECT_ISA(isa, fn, scalar_t)                         \
+  ((isa) == ::gradext::cpu::Isa::kAvx512 ? &isa_avx512::fn<scalar_t> \
+   : (isa) == ::gradext::cpu::Isa::kAvx2 ? &isa_avx2::fn<scalar_t>   \
+                                         : &isa_default::fn<scalar_t>)
+#else
+#define GRADEXT_SELECT_ISA(isa, fn, scalar_t) (&isa_default::fn<scalar_t>)
+#endif

@@ -1,0 +1,134 @@
+// The CPU kernels of gumbel_softmax and gumbel_sigmoid, compiled once per ISA through
+// per_isa.h (no include guard on purpose). Rows are independent and each row is handled by one
+// thread in a fixed order, so results do not depend on the thread count.
+
+// Sum in a fixed order with 8 partial sums: vectorizable without reassociating across calls.
+template <typename opmath_t>
+GRADEXT_CPU_INLINE opmath_t sum_fixed_order(const opmath_t* x, int64_t n) {
+  opmath_t partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t t = 0;
+  for (; t + 8 <= n; t += 8) {
+    for (int j = 0; j < 8; ++j) partial[j] += x[t + j];
+  }
+  opmath_t total = 0;
+  for (; t < n; ++t) total += x[t];
+  for (int j = 0; j < 8; ++j) total += partial[j];
+  return total;
+}
+
+// Rows [row_begin, row_end): s = logits + g; y_soft = softmax(s / tau); hard: one-hot(argmax s).
+template <typename scalar_t>
+void gumbel_softmax_rows(const RelaxedForwardArgs& a, int64_t row_begin, int64_t row_end,
+                         void* scratch_ptr) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const auto* logits = static_cast<const scalar_t*>(a.logits);
+  auto* y = static_cast<scalar_t*>(a.y);
+  auto* y_soft = static_cast<scalar_t*>(a.y_soft);
+  auto* s = static_cast<opmath_t*>(scratch_ptr);
+  const int64_t C = a.categories;
+  const opmath_t inv_tau = static_cast<opmath_t>(a.inv_tau);
+  alignas(64) opmath_t noise[kRelaxedTile + 4 * kPhiloxChunk];
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const scalar_t* x = logits + row * C;
+    for (int64_t c0 = 0; c0 < C; c0 += kRelaxedTile) {
+      const int64_t n = std::min(kRelaxedTile, C - c0);
+      const opmath_t* g = fill_noise(a.stream, static_cast<uint64_t>(row * C + c0), n, noise,
+                                     GumbelBlock<opmath_t>{});
+      for (int64_t t = 0; t < n; ++t) s[c0 + t] = static_cast<opmath_t>(x[c0 + t]) + g[t];
+    }
+    // Maximum and its first index (ties go to the lowest index, as torch.argmax). tau > 0, so
+    // the argmax of s is the argmax of s / tau.
+    opmath_t best = s[0];
+    int64_t best_index = 0;
+    for (int64_t c = 1; c < C; ++c) {
+      if (s[c] > best) {
+        best = s[c];
+        best_index = c;
+      }
+    }
+    for (int64_t c = 0; c < C; ++c) s[c] = math::exp((s[c] - best) * inv_tau);
+    const opmath_t inv_total = opmath_t(1) / sum_fixed_order(s, C);
+    scalar_t* soft = (y_soft != nullptr ? y_soft : y) + row * C;
+    for (int64_t c = 0; c < C; ++c) soft[c] = static_cast<scalar_t>(s[c] * inv_total);
+    if (y_soft != nullptr) {
+      scalar_t* one_hot = y + row * C;
+      for (int64_t c = 0; c < C; ++c) one_hot[c] = static_cast<scalar_t>(0);
+      one_hot[best_index] = static_cast<scalar_t>(1);
+    }
+  }
+}
+
+// d logits = y * (grad - sum(grad * y)) / tau per row.
+template <typename scalar_t>
+void gumbel_softmax_backward_rows(const RelaxedBackwardArgs& a, int64_t row_begin,
+                                  int64_t row_end, void* scratch_ptr) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  auto* products = static_cast<opmath_t*>(scratch_ptr);
+  const int64_t C = a.categories;
+  const opmath_t inv_tau = static_cast<opmath_t>(a.inv_tau);
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const scalar_t* g = static_cast<const scalar_t*>(a.grad) + row * C;
+    const scalar_t* y = static_cast<const scalar_t*>(a.y_soft) + row * C;
+    scalar_t* out = static_cast<scalar_t*>(a.grad_logits) + row * C;
+    for (int64_t c = 0; c < C; ++c) {
+      products[c] = static_cast<opmath_t>(g[c]) * static_cast<opmath_t>(y[c]);
+    }
+    const opmath_t dot = sum_fixed_order(products, C);
+    for (int64_t c = 0; c < C; ++c) {
+      const opmath_t yc = static_cast<opmath_t>(y[c]);
+      out[c] = static_cast<scalar_t>(yc * (static_cast<opmath_t>(g[c]) - dot) * inv_tau);
+    }
+  }
+}
+
+// Elementwise over tiles of the flat tensor: y_soft = sigmoid((logits + L) / tau);
+// hard: 1 where logits + L > 0, else 0.
+template <typename scalar_t>
+void gumbel_sigmoid_tiles(const RelaxedForwardArgs& a, int64_t tile_begin, int64_t tile_end,
+                          void* /*scratch*/) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const auto* logits = static_cast<const scalar_t*>(a.logits);
+  auto* y = static_cast<scalar_t*>(a.y);
+  auto* y_soft = static_cast<scalar_t*>(a.y_soft);
+  const int64_t numel = a.rows * a.categories;
+  const opmath_t inv_tau = static_cast<opmath_t>(a.inv_tau);
+  alignas(64) opmath_t noise[kRelaxedTile + 4 * kPhiloxChunk];
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const int64_t start = tile * kRelaxedTile;
+    const int64_t n = std::min(kRelaxedTile, numel - start);
+    const opmath_t* L = fill_noise(a.stream, static_cast<uint64_t>(start), n, noise,
+                                   LogisticBlock<opmath_t>{});
+    const scalar_t* x = logits + start;
+    scalar_t* soft = (y_soft != nullptr ? y_soft : y) + start;
+    for (int64_t t = 0; t < n; ++t) {
+      const opmath_t v = (static_cast<opmath_t>(x[t]) + L[t]) * inv_tau;
+      soft[t] = static_cast<scalar_t>(opmath_t(1) / (opmath_t(1) + math::exp(-v)));
+    }
+    if (y_soft != nullptr) {
+      scalar_t* hard = y + start;
+      for (int64_t t = 0; t < n; ++t) {
+        hard[t] = static_cast<scalar_t>(static_cast<opmath_t>(x[t]) + L[t] > 0 ? 1 : 0);
+      }
+    }
+  }
+}
+
+template <typename scalar_t>
+void gumbel_sigmoid_backward_tiles(const RelaxedBackwardArgs& a, int64_t tile_begin,
+                                   int64_t tile_end, void* /*scratch*/) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t numel = a.rows * a.categories;
+  const opmath_t inv_tau = static_cast<opmath_t>(a.inv_tau);
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const int64_t start = tile * kRelaxedTile;
+    const int64_t n = std::min(kRelaxedTile, numel - start);
+    const scalar_t* g = static_cast<const scalar_t*>(a.grad) + start;
+    const scalar_t* y = static_cast<const scalar_t*>(a.y_soft) + start;
+    scalar_t* out = static_cast<scalar_t*>(a.grad_logits) + start;
+    for (int64_t t = 0; t < n; ++t) {
+      const opmath_t yt = static_cast<opmath_t>(y[t]);
+      out[t] = static_cast<scalar_t>(static_cast<opmath_t>(g[t]) * yt * (opmath_t(1) - yt) *
+                                     inv_tau);
+    }
+  }
+}

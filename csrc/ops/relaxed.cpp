@@ -1,0 +1,68 @@
+#include "ops/relaxed.h"
+
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <cmath>
+
+namespace gradext::ops {
+namespace {
+
+void check_tau(const char* op, double tau) {
+  TORCH_CHECK_VALUE(std::isfinite(tau) && tau > 0, op, ": tau must be a finite number > 0, got ",
+                    tau);
+}
+
+}  // namespace
+
+RelaxedProblem make_relaxed_problem(const char* op, const at::Tensor& logits, double tau) {
+  TORCH_CHECK_TYPE(at::isFloatingType(logits.scalar_type()), op,
+                   ": logits must be a floating-point tensor, got dtype ", logits.scalar_type());
+  check_tau(op, tau);
+  RelaxedProblem p;
+  p.logits = logits.contiguous();
+  p.categories = logits.dim() == 0 ? 1 : logits.size(-1);
+  p.rows = p.categories == 0 ? 0 : logits.numel() / p.categories;
+  p.inv_tau = 1.0 / tau;
+  return p;
+}
+
+void check_relaxed_backward(const char* op, const at::Tensor& grad, const at::Tensor& y_soft,
+                            double tau) {
+  check_tau(op, tau);
+  TORCH_CHECK(grad.sizes().equals(y_soft.sizes()), op, ": grad of shape ", grad.sizes(),
+              " does not match the soft sample of shape ", y_soft.sizes());
+  TORCH_CHECK(grad.device() == y_soft.device(), op, ": grad is on ", grad.device(),
+              " but the soft sample is on ", y_soft.device());
+  TORCH_CHECK_TYPE(at::isFloatingType(grad.scalar_type()) && grad.scalar_type() == y_soft.scalar_type(),
+                   op, ": grad (", grad.scalar_type(), ") and the soft sample (",
+                   y_soft.scalar_type(), ") must share one floating dtype");
+}
+
+}  // namespace gradext::ops
+
+TORCH_LIBRARY_FRAGMENT(gradext, m) {
+  // y = softmax((logits + g) / tau) along the last dim, g ~ Gumbel(0, 1). Returns (y, y_soft):
+  // with hard=True, y is the exact one-hot of argmax(logits + g) and y_soft the soft sample
+  // (kept for the straight-through backward); with hard=False, y is the soft sample and y_soft
+  // is empty.
+  m.def(
+      "gumbel_softmax(Tensor logits, float tau, bool hard, *, Generator? generator=None) "
+      "-> (Tensor, Tensor)",
+      {at::Tag::nondeterministic_seeded});
+  m.def(
+      "_gumbel_softmax_seeded(Tensor logits, float tau, bool hard, int seed, int offset) "
+      "-> (Tensor, Tensor)");
+  // d logits = y_soft * (grad - sum(grad * y_soft, -1)) / tau, one row pass.
+  m.def("_gumbel_softmax_backward(Tensor grad, Tensor y_soft, float tau) -> Tensor");
+  // y = sigmoid((logits + L) / tau), L ~ Logistic(0, 1), elementwise; same outputs as above.
+  m.def(
+      "gumbel_sigmoid(Tensor logits, float tau, bool hard, *, Generator? generator=None) "
+      "-> (Tensor, Tensor)",
+      {at::Tag::nondeterministic_seeded});
+  m.def(
+      "_gumbel_sigmoid_seeded(Tensor logits, float tau, bool hard, int seed, int offset) "
+      "-> (Tensor, Tensor)");
+  // d logits = grad * y_soft * (1 - y_soft) / tau.
+  m.def("_gumbel_sigmoid_backward(Tensor grad, Tensor y_soft, float tau) -> Tensor");
+}

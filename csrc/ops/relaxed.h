@@ -1,0 +1,26 @@
+// Host-side pieces of the relaxation ops, gumbel_softmax and gumbel_sigmoid: argument checks
+// and the problem description shared by the CPU and CUDA launchers.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace gradext::ops {
+
+// logits viewed as contiguous rows: rows x categories (categories = size of the last dim;
+// gumbel_sigmoid treats every element independently, as one row of numel elements).
+struct RelaxedProblem {
+  at::Tensor logits;  // contiguous
+  int64_t rows = 0;
+  int64_t categories = 0;
+  double inv_tau = 1.0;
+};
+
+RelaxedProblem make_relaxed_problem(const char* op, const at::Tensor& logits, double tau);
+
+// Checks for the fused backward: grad and the saved soft sample, same shape, float, one device.
+void check_relaxed_backward(const char* op, const at::Tensor& grad, const at::Tensor& y_soft,
+                            double tau);
+
+}  // namespace gradext::ops

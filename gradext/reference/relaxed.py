@@ -1,0 +1,75 @@
+"""Gumbel-Softmax and Gumbel-sigmoid (binary Concrete) in plain PyTorch.
+
+Unlike torch.nn.functional.gumbel_softmax, the hard sample is an exact one-hot (the
+straight-through gradient is attached by a small autograd Function instead of
+``y_hard - y_soft.detach() + y_soft``, whose values are not exactly 0 and 1), the uniforms stay
+strictly inside (0, 1) so no noise value is ever inf or NaN, and ``generator=`` is honoured.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+class _StraightThrough(torch.autograd.Function):
+    """Forward: the hard value. Backward: the gradient goes to the soft value unchanged."""
+
+    @staticmethod
+    def forward(ctx, y_soft, y_hard):
+        return y_hard
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def _open_uniform(shape, dtype, device, generator):
+    """Uniforms strictly inside (0, 1), in float32 for the half types (their math type)."""
+    math_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    u = torch.rand(shape, dtype=math_dtype, device=device, generator=generator)
+    tiny = 2.0**-33 if math_dtype == torch.float64 else 2.0**-24
+    return u.clamp_(tiny, 1.0 - tiny)
+
+
+def gumbel_noise(shape, dtype, device, generator=None) -> torch.Tensor:
+    u = _open_uniform(shape, dtype, device, generator)
+    return -torch.log(-torch.log(u))
+
+
+def logistic_noise(shape, dtype, device, generator=None) -> torch.Tensor:
+    u = _open_uniform(shape, dtype, device, generator)
+    return torch.log(u) - torch.log1p(-u)
+
+
+def gumbel_softmax_from_noise(logits, gumbels, tau=1.0, hard=False, dim=-1):
+    """softmax((logits + gumbels) / tau) along dim; hard: exact one-hot of the argmax with the
+    soft sample's gradient. Math in float32 (float64 for float64 logits)."""
+    math_dtype = torch.promote_types(logits.dtype, torch.float32)
+    scores = logits.to(math_dtype) + gumbels.to(math_dtype)
+    y_soft = torch.softmax(scores / tau, dim=dim).to(logits.dtype)
+    if not hard:
+        return y_soft
+    index = scores.argmax(dim=dim, keepdim=True)
+    y_hard = torch.zeros_like(y_soft).scatter_(dim, index, 1.0)
+    return _StraightThrough.apply(y_soft, y_hard)
+
+
+def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1, *, generator=None):
+    """Same contract as gradext.gumbel_softmax (eps is accepted and ignored, as in PyTorch)."""
+    gumbels = gumbel_noise(logits.shape, logits.dtype, logits.device, generator)
+    return gumbel_softmax_from_noise(logits, gumbels, tau, hard, dim)
+
+
+def gumbel_sigmoid_from_noise(logits, noise, tau=1.0, hard=False):
+    math_dtype = torch.promote_types(logits.dtype, torch.float32)
+    scores = logits.to(math_dtype) + noise.to(math_dtype)
+    y_soft = torch.sigmoid(scores / tau).to(logits.dtype)
+    if not hard:
+        return y_soft
+    return _StraightThrough.apply(y_soft, (scores > 0).to(logits.dtype))
+
+
+def gumbel_sigmoid(logits, tau=1.0, hard=False, *, generator=None):
+    """Same contract as gradext.gumbel_sigmoid."""
+    noise = logistic_noise(logits.shape, logits.dtype, logits.device, generator)
+    return gumbel_sigmoid_from_noise(logits, noise, tau, hard)
