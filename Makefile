@@ -10,6 +10,7 @@ setup:
 # The main job: the benchmark tables (CPU, and CUDA when a GPU is present).
 bench: setup
 	$(PYTHON) benchmarks/bench_gaussian.py
+	$(PYTHON) benchmarks/bench_gumbel.py
 
 # The whole test suite: C++ tests (CTest) and the Python tests (pytest).
 test: setup test-cpp test-python

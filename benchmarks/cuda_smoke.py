@@ -1,5 +1,6 @@
-"""A small run of every CUDA op and kernel path, for compute-sanitizer (memcheck, racecheck):
-dense and strided kernels, forward and backward, every dtype, ragged sizes."""
+"""A small run of every CUDA op and kernel path, for compute-sanitizer memcheck: Gaussian dense
+and strided kernels, Gumbel-Softmax warp-per-row and block-per-row kernels, Gumbel-sigmoid,
+forward and backward, every dtype, ragged and empty sizes."""
 
 from __future__ import annotations
 
@@ -22,6 +23,14 @@ def main() -> None:
             z = gradext.gaussian_rsample(mu, logvar, k)
             z.backward(torch.randn_like(z))
             torch.ops.gradext._gaussian_rsample_seeded(mu.detach(), logvar.detach(), k, 1, 4)
+        for rows, categories in [(33, 2), (9, 10), (5, 1024), (3, 1500), (2, 40_000), (0, 7)]:
+            logits = torch.randn(rows, categories, device="cuda", dtype=dtype, requires_grad=True)
+            for hard in (False, True):
+                y = gradext.gumbel_softmax(logits, tau=0.5, hard=hard)
+                y.backward(torch.randn_like(y))
+                b = gradext.gumbel_sigmoid(logits, tau=0.5, hard=hard)
+                b.backward(torch.randn_like(b))
+            torch.ops.gradext._philox_uniform(logits, 3, 4)
     torch.cuda.synchronize()
     print("cuda smoke: ok")
 

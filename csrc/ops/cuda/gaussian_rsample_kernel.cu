@@ -11,25 +11,23 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/cuda/CUDAContext.h>
-#include <ATen/cuda/CUDAGeneratorImpl.h>
 #include <ATen/cuda/PhiloxUtils.cuh>
 #include <ATen/ops/empty.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <torch/library.h>
 
 #include <algorithm>
-#include <mutex>
 
 #include "common/layout2d.h"
 #include "common/philox.h"
 #include "common/random_transforms.h"
 #include "common/scalar_math.h"
+#include "ops/cuda/cuda_generator.h"
+#include "ops/cuda/launch.cuh"
 #include "ops/gaussian_rsample.h"
 
 namespace gradext::cuda {
 namespace {
-
-constexpr int kThreads = 256;
 
 template <typename scalar_t>
 struct alignas(4 * sizeof(scalar_t)) Vec4 {
@@ -185,13 +183,6 @@ __global__ void gaussian_backward_strided_impl(const scalar_t* __restrict__ grad
   }
 }
 
-// Grid-stride launches: enough blocks to fill every SM several times over, no more.
-int64_t grid_for(int64_t work_items) {
-  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const int64_t needed = (work_items + kThreads - 1) / kThreads;
-  return std::max<int64_t>(1, std::min<int64_t>(needed, sms * 16));
-}
-
 template <typename scalar_t>
 bool aligned4(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % (4 * sizeof(scalar_t)) == 0;
@@ -249,13 +240,7 @@ std::tuple<at::Tensor, at::Tensor> run_forward(const at::Tensor& mu, const at::T
   if (seeded.has_value()) {
     philox = *seeded;
   } else {
-    auto* gen = at::get_generator_or_default<at::CUDAGeneratorImpl>(
-        generator, at::cuda::detail::getDefaultCUDAGenerator(mu.device().index()));
-    // Our counter puts the offset in its high 64 bits and the element index in the low ones,
-    // so one call needs one offset value whatever its size; 4 is the generator's granularity.
-    // Under CUDA graph capture this returns device pointers that each replay advances.
-    std::lock_guard<std::mutex> lock(gen->mutex_);
-    philox = gen->philox_cuda_state(4);
+    philox = next_philox_state(generator, mu.device().index());
   }
   gaussian_forward_cuda(p, z, philox, rng_state);
   return {z, rng_state};

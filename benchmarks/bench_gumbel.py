@@ -1,0 +1,126 @@
+"""Gumbel-Softmax: eager F.gumbel_softmax vs its torch.compile vs gradext.gumbel_softmax, soft
+and hard, forward and forward+backward, rows of 2 to 32k+ categories, CPU and CUDA.
+
+    python benchmarks/bench_gumbel.py [--device cpu|cuda|all] [--quick]
+
+Prints a markdown table and the issue's speed targets; writes
+benchmarks/results/gumbel_<device>.{csv,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import gradext  # noqa: E402
+from benchmarks import harness  # noqa: E402
+
+torch._dynamo.config.cache_size_limit = 64
+
+
+def eager(logits, hard):
+    return F.gumbel_softmax(logits, tau=0.5, hard=hard)
+
+
+def fused(logits, hard):
+    return gradext.gumbel_softmax(logits, tau=0.5, hard=hard)
+
+
+def cases(device: torch.device, quick: bool):
+    """(rows, categories)."""
+    if device.type == "cuda":
+        full = [(1 << 20, 2), (1 << 20, 10), (1 << 20, 32), (1 << 15, 1024), (64, 151_936)]
+        return full[2:3] if quick else full
+    full = [(32768, 2), (32768, 10), (32768, 32), (1024, 1024), (8, 32768)]
+    return full[2:3] if quick else full
+
+
+def bytes_moved(rows, categories, hard, mode):
+    n = rows * categories * 4
+    forward = n * (3 if hard else 2)     # read logits; write y (and y_soft)
+    backward = 3 * n                     # read grad, y_soft; write grad_logits
+    return forward if mode == "forward" else forward + backward
+
+
+def measure(device: torch.device, quick: bool) -> list[harness.Measurement]:
+    compiled = torch.compile(eager)
+    impls = {"eager": eager, "compile": compiled, "gradext": fused}
+    rows_out = []
+    for rows, categories in cases(device, quick):
+        logits = torch.randn(rows, categories, device=device, requires_grad=True)
+        grad_out = torch.randn(rows, categories, device=device)
+        for hard in (False, True):
+            case = f"[{rows}, {categories}] {'hard' if hard else 'soft'}"
+            for mode in ("forward", "forward+backward"):
+                for name, fn in impls.items():
+                    if mode == "forward":
+                        def call(fn=fn):
+                            with torch.no_grad():
+                                return fn(logits, hard)
+                    else:
+                        def call(fn=fn):
+                            return torch.autograd.grad(fn(logits, hard), logits, grad_out)
+                    ms, peak = harness.time_call(call, device)
+                    rows_out.append(harness.Measurement(
+                        "gumbel_softmax", case, mode, name, ms, peak,
+                        bytes_moved(rows, categories, hard, mode) if name == "gradext" else None))
+                    print(f"  {case:>26} {mode:>16} {name:>8}: {ms:8.3f} ms", flush=True)
+    return rows_out
+
+
+def report_targets(rows, device: torch.device) -> list[str]:
+    ratio = harness.speedups(rows)
+    lines = []
+    if device.type == "cpu":
+        key = ("gumbel_softmax", "[32768, 32] hard", "forward+backward")
+        if key + ("gradext",) in ratio:
+            r = ratio[key + ("gradext",)]
+            lines.append(f"{'PASS' if r >= 8 else 'MISS'}  CPU hard fwd+bwd [32768, 32]: "
+                         f"{r:.2f}x eager (target >= 8x)")
+    else:
+        for case in ("[1048576, 32] hard", "[1048576, 32] soft"):
+            key = ("gumbel_softmax", case, "forward+backward")
+            if key + ("gradext",) not in ratio:
+                continue
+            r = ratio[key + ("gradext",)]
+            vs_compile = r / ratio[key + ("compile",)]
+            lines.append(f"{'PASS' if r >= 4 else 'MISS'}  CUDA fwd+bwd {case}: {r:.2f}x eager "
+                         "(target >= 4x)")
+            lines.append(f"{'PASS' if vs_compile >= 1.3 else 'MISS'}  CUDA fwd+bwd {case}: "
+                         f"{vs_compile:.2f}x torch.compile (target >= 1.3x)")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    parser.add_argument("--quick", action="store_true", help="one size per device")
+    args = parser.parse_args(argv)
+    devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
+    if args.device in ("cuda", "all"):
+        if torch.cuda.is_available():
+            devices.append(torch.device("cuda"))
+        elif args.device == "cuda":
+            parser.error("--device cuda: no CUDA device is available")
+    for device in devices:
+        print(f"gumbel_softmax on {harness.device_name(device)}", flush=True)
+        rows = measure(device, args.quick)
+        targets = report_targets(rows, device)
+        csv_path, md_path = harness.write_results("gumbel", rows, device)
+        with open(md_path, "a") as f:
+            f.write("\nTargets (issue 3):\n\n" + "\n".join(f"- {t}" for t in targets) + "\n")
+        print()
+        print(harness.markdown_table(rows, device))
+        print("\n".join(targets))
+        print(f"wrote {csv_path} and {md_path}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

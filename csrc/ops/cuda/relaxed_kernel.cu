@@ -1,0 +1,376 @@
+// CUDA implementation of gumbel_softmax, gumbel_sigmoid and _philox_uniform.
+//
+// Gumbel-Softmax is row-wise (DESIGN.md, "Kernel shapes"): a group of kGroup threads reduces
+// one row, a warp for rows of up to 1024 categories (several rows per block) and a whole block
+// of 512 threads beyond. Each thread walks its row in runs of 4 columns. Pass 1 keeps an online
+// (max, argmax, sum of exp) triple, combined across the group; pass 2 recomputes the noise
+// (cheaper than a round trip through memory) and writes the soft sample and, when hard, the
+// one-hot. Rows of any length, 2 categories to LLM vocabularies, take one launch.
+#include <ATen/core/Tensor.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/PhiloxUtils.cuh>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/empty_like.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <cmath>
+
+#include "common/philox.h"
+#include "common/random_transforms.h"
+#include "common/scalar_math.h"
+#include "ops/cuda/cuda_generator.h"
+#include "ops/cuda/launch.cuh"
+#include "ops/relaxed.h"
+
+namespace gradext::cuda {
+namespace {
+
+constexpr int kWarp = 32;
+constexpr int64_t kWarpRowLimit = 1024;  // categories handled by one warp
+constexpr int kRowBlockThreads = 512;    // threads per row beyond that
+
+// The 32-bit words of the 4 consecutive elements base .. base + 3 (any alignment).
+__device__ __forceinline__ void philox_words4(const PhiloxStream& s, uint64_t base,
+                                              uint32_t out[4]) {
+  const Philox4x32 a = s.block(base >> 2);
+  const int lead = static_cast<int>(base & 3);
+  if (lead == 0) {
+    out[0] = a.x, out[1] = a.y, out[2] = a.z, out[3] = a.w;
+    return;
+  }
+  const Philox4x32 b = s.block((base >> 2) + 1);
+  const uint32_t w[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const int k = lead + j;  // 1 .. 6: a select chain keeps w in registers
+    out[j] = k == 1 ? w[1] : k == 2 ? w[2] : k == 3 ? w[3] : k == 4 ? w[4] : k == 5 ? w[5] : w[6];
+  }
+}
+
+template <typename T>
+struct RowStat {  // running maximum of s = logits + g, its first index, sum of exp((s - max) / tau)
+  T max;
+  int64_t index;
+  T sum;
+};
+
+template <typename T>
+__device__ __forceinline__ RowStat<T> combine(RowStat<T> a, RowStat<T> b, T inv_tau) {
+  const bool b_wins = b.max > a.max || (b.max == a.max && b.index < a.index);
+  const RowStat<T>& w = b_wins ? b : a;
+  const T ta = a.sum == T(0) ? T(0) : a.sum * math::exp((a.max - w.max) * inv_tau);
+  const T tb = b.sum == T(0) ? T(0) : b.sum * math::exp((b.max - w.max) * inv_tau);
+  return RowStat<T>{w.max, w.index, ta + tb};
+}
+
+template <typename T>
+__device__ __forceinline__ void accumulate(RowStat<T>& st, T s, int64_t index, T inv_tau) {
+  if (s == -INFINITY) return;  // masked category: probability 0, never the argmax
+  if (s > st.max) {
+    st.sum = st.sum == T(0) ? T(0) : st.sum * math::exp((st.max - s) * inv_tau);
+    st.max = s;
+    st.index = index;
+  }
+  st.sum += math::exp((s - st.max) * inv_tau);
+}
+
+template <typename T>
+__device__ __forceinline__ T shfl_xor(T v, int mask) {
+  return __shfl_xor_sync(0xffffffffu, v, mask);
+}
+
+// Reduces within the group of kGroup threads (a warp, or a block through shared memory).
+template <int kGroup, typename T, typename Combine>
+__device__ __forceinline__ T group_reduce(T v, Combine op, T* shared) {
+#pragma unroll
+  for (int mask = kWarp / 2; mask > 0; mask /= 2) v = op(v, shfl_xor(v, mask));
+  if constexpr (kGroup > kWarp) {
+    const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
+    __syncthreads();  // shared may still be read from a previous reduction
+    if (lane == 0) shared[warp] = v;
+    __syncthreads();
+    v = shared[0];
+    for (int k = 1; k < kGroup / kWarp; ++k) v = op(v, shared[k]);
+  }
+  return v;
+}
+
+template <typename T>
+__device__ __forceinline__ RowStat<T> shfl_xor(RowStat<T> v, int mask) {
+  return RowStat<T>{shfl_xor(v.max, mask), shfl_xor(v.index, mask), shfl_xor(v.sum, mask)};
+}
+
+template <typename scalar_t, int kGroup>
+__global__ void gumbel_softmax_forward_impl(const scalar_t* __restrict__ logits,
+                                            scalar_t* __restrict__ y,
+                                            scalar_t* __restrict__ y_soft, int64_t rows,
+                                            int64_t categories, double inv_tau_d,
+                                            at::PhiloxCudaState philox) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  __shared__ RowStat<opmath_t> shared[kGroup > kWarp ? kGroup / kWarp : 1];
+  const auto [seed, offset] = at::cuda::philox::unpack(philox);
+  const PhiloxStream stream = PhiloxStream::make(seed, offset);
+  const opmath_t inv_tau = static_cast<opmath_t>(inv_tau_d);
+  const int rows_per_block = blockDim.x / kGroup;
+  const int t = threadIdx.x % kGroup;
+  const int64_t C = categories;
+  const int64_t runs = (C + 3) / 4;
+  auto op = [inv_tau](RowStat<opmath_t> a, RowStat<opmath_t> b) { return combine(a, b, inv_tau); };
+  for (int64_t row = static_cast<int64_t>(blockIdx.x) * rows_per_block + threadIdx.x / kGroup;
+       row < rows; row += static_cast<int64_t>(gridDim.x) * rows_per_block) {
+    const scalar_t* x = logits + row * C;
+    RowStat<opmath_t> st{-INFINITY, C, opmath_t(0)};
+    for (int64_t run = t; run < runs; run += kGroup) {
+      uint32_t words[4];
+      philox_words4(stream, static_cast<uint64_t>(row * C + 4 * run), words);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int64_t c = 4 * run + j;
+        if (c < C) accumulate(st, static_cast<opmath_t>(x[c]) + gumbel<opmath_t>(words[j]), c, inv_tau);
+      }
+    }
+    st = group_reduce<kGroup>(st, op, shared);
+    const int64_t best = st.index < C ? st.index : 0;  // every category masked: like torch.argmax
+    const opmath_t inv_sum = opmath_t(1) / st.sum;
+    scalar_t* soft = (y_soft != nullptr ? y_soft : y) + row * C;
+    for (int64_t run = t; run < runs; run += kGroup) {
+      uint32_t words[4];
+      philox_words4(stream, static_cast<uint64_t>(row * C + 4 * run), words);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const int64_t c = 4 * run + j;
+        if (c >= C) break;
+        const opmath_t s = static_cast<opmath_t>(x[c]) + gumbel<opmath_t>(words[j]);
+        soft[c] = static_cast<scalar_t>(math::exp((s - st.max) * inv_tau) * inv_sum);
+        if (y_soft != nullptr) y[row * C + c] = static_cast<scalar_t>(c == best ? 1 : 0);
+      }
+    }
+  }
+}
+
+template <typename scalar_t, int kGroup>
+__global__ void gumbel_softmax_backward_impl(const scalar_t* __restrict__ grad,
+                                             const scalar_t* __restrict__ y_soft,
+                                             scalar_t* __restrict__ grad_logits, int64_t rows,
+                                             int64_t categories, double inv_tau_d) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  __shared__ opmath_t shared[kGroup > kWarp ? kGroup / kWarp : 1];
+  const opmath_t inv_tau = static_cast<opmath_t>(inv_tau_d);
+  const int rows_per_block = blockDim.x / kGroup;
+  const int t = threadIdx.x % kGroup;
+  const int64_t C = categories;
+  auto add = [](opmath_t a, opmath_t b) { return a + b; };
+  for (int64_t row = static_cast<int64_t>(blockIdx.x) * rows_per_block + threadIdx.x / kGroup;
+       row < rows; row += static_cast<int64_t>(gridDim.x) * rows_per_block) {
+    const scalar_t* g = grad + row * C;
+    const scalar_t* ys = y_soft + row * C;
+    opmath_t dot = 0;
+    for (int64_t c = t; c < C; c += kGroup) {
+      dot += static_cast<opmath_t>(g[c]) * static_cast<opmath_t>(ys[c]);
+    }
+    dot = group_reduce<kGroup>(dot, add, shared);
+    for (int64_t c = t; c < C; c += kGroup) {
+      const opmath_t yc = static_cast<opmath_t>(ys[c]);
+      grad_logits[row * C + c] =
+          static_cast<scalar_t>(yc * (static_cast<opmath_t>(g[c]) - dot) * inv_tau);
+    }
+  }
+}
+
+// Gumbel-sigmoid: one thread per Philox block of 4 elements of the flat tensor.
+template <typename scalar_t>
+__global__ void gumbel_sigmoid_forward_impl(const scalar_t* __restrict__ logits,
+                                            scalar_t* __restrict__ y,
+                                            scalar_t* __restrict__ y_soft, int64_t numel,
+                                            double inv_tau_d, at::PhiloxCudaState philox) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const auto [seed, offset] = at::cuda::philox::unpack(philox);
+  const PhiloxStream stream = PhiloxStream::make(seed, offset);
+  const opmath_t inv_tau = static_cast<opmath_t>(inv_tau_d);
+  scalar_t* soft = y_soft != nullptr ? y_soft : y;
+  for (int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; 4 * b < numel;
+       b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const Philox4x32 r = stream.block(static_cast<uint64_t>(b));
+    const uint32_t words[4] = {r.x, r.y, r.z, r.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int64_t i = 4 * b + j;
+      if (i >= numel) break;
+      const opmath_t s = static_cast<opmath_t>(logits[i]) + logistic<opmath_t>(words[j]);
+      soft[i] = static_cast<scalar_t>(opmath_t(1) / (opmath_t(1) + math::exp(-s * inv_tau)));
+      if (y_soft != nullptr) y[i] = static_cast<scalar_t>(s > 0 ? 1 : 0);
+    }
+  }
+}
+
+template <typename scalar_t>
+__global__ void gumbel_sigmoid_backward_impl(const scalar_t* __restrict__ grad,
+                                             const scalar_t* __restrict__ y_soft,
+                                             scalar_t* __restrict__ grad_logits, int64_t numel,
+                                             double inv_tau_d) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const opmath_t inv_tau = static_cast<opmath_t>(inv_tau_d);
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const opmath_t yi = static_cast<opmath_t>(y_soft[i]);
+    grad_logits[i] =
+        static_cast<scalar_t>(static_cast<opmath_t>(grad[i]) * yi * (opmath_t(1) - yi) * inv_tau);
+  }
+}
+
+__global__ void philox_uniform_impl(double* __restrict__ out, int64_t numel, uint64_t seed,
+                                    uint64_t offset, bool double_grid) {
+  const PhiloxStream stream = PhiloxStream::make(seed, offset);
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const uint32_t bits = philox_word_at(stream, static_cast<uint64_t>(i));
+    out[i] = double_grid ? uniform_open(bits, 0.0) : static_cast<double>(uniform_open(bits, 0.0f));
+  }
+}
+
+enum class Relaxation { kSoftmax, kSigmoid };
+
+std::tuple<at::Tensor, at::Tensor> relaxed_forward(Relaxation r, const at::Tensor& logits,
+                                                   double tau, bool hard,
+                                                   const std::optional<at::Generator>& generator,
+                                                   std::optional<at::PhiloxCudaState> seeded) {
+  c10::cuda::CUDAGuard guard(logits.device());
+  const ops::RelaxedProblem p = ops::make_relaxed_problem(
+      r == Relaxation::kSoftmax ? "gumbel_softmax" : "gumbel_sigmoid", logits, tau);
+  at::Tensor y = at::empty_like(p.logits);
+  at::Tensor y_soft = hard ? at::empty_like(p.logits) : at::empty({0}, p.logits.options());
+  const int64_t numel = p.logits.numel();
+  if (numel == 0) return {y, y_soft};
+  const at::PhiloxCudaState philox =
+      seeded ? *seeded : next_philox_state(generator, logits.device().index());
+  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, y.scalar_type(),
+                                  "gradext_relaxed_forward_cuda", [&] {
+    const auto* x = p.logits.const_data_ptr<scalar_t>();
+    auto* out = y.mutable_data_ptr<scalar_t>();
+    auto* soft = hard ? y_soft.mutable_data_ptr<scalar_t>() : nullptr;
+    if (r == Relaxation::kSigmoid) {
+      gumbel_sigmoid_forward_impl<scalar_t><<<grid_for((numel + 3) / 4), kThreads, 0, stream>>>(
+          x, out, soft, numel, p.inv_tau, philox);
+    } else if (p.categories <= kWarpRowLimit) {
+      constexpr int rows_per_block = kThreads / kWarp;
+      const int64_t blocks = std::min<int64_t>((p.rows + rows_per_block - 1) / rows_per_block,
+                                               grid_for(p.rows * kWarp));
+      gumbel_softmax_forward_impl<scalar_t, kWarp><<<blocks, kThreads, 0, stream>>>(
+          x, out, soft, p.rows, p.categories, p.inv_tau, philox);
+    } else {
+      const int64_t blocks = std::min<int64_t>(p.rows, grid_for(p.rows * kRowBlockThreads,
+                                                                kRowBlockThreads));
+      gumbel_softmax_forward_impl<scalar_t, kRowBlockThreads>
+          <<<blocks, kRowBlockThreads, 0, stream>>>(x, out, soft, p.rows, p.categories,
+                                                    p.inv_tau, philox);
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {y, y_soft};
+}
+
+at::Tensor relaxed_backward(Relaxation r, const at::Tensor& grad, const at::Tensor& y_soft,
+                            double tau) {
+  c10::cuda::CUDAGuard guard(grad.device());
+  ops::check_relaxed_backward(r == Relaxation::kSoftmax ? "gumbel_softmax" : "gumbel_sigmoid",
+                              grad, y_soft, tau);
+  const at::Tensor g = grad.contiguous();
+  const at::Tensor ys = y_soft.contiguous();
+  at::Tensor out = at::empty_like(ys);
+  const int64_t numel = ys.numel();
+  if (numel == 0) return out;
+  const int64_t C = ys.dim() == 0 ? 1 : ys.size(-1);
+  const int64_t rows = numel / C;
+  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, ys.scalar_type(),
+                                  "gradext_relaxed_backward_cuda", [&] {
+    const auto* gp = g.const_data_ptr<scalar_t>();
+    const auto* yp = ys.const_data_ptr<scalar_t>();
+    auto* op = out.mutable_data_ptr<scalar_t>();
+    if (r == Relaxation::kSigmoid) {
+      gumbel_sigmoid_backward_impl<scalar_t><<<grid_for(numel), kThreads, 0, stream>>>(
+          gp, yp, op, numel, 1.0 / tau);
+    } else if (C <= kWarpRowLimit) {
+      constexpr int rows_per_block = kThreads / kWarp;
+      const int64_t blocks = std::min<int64_t>((rows + rows_per_block - 1) / rows_per_block,
+                                               grid_for(rows * kWarp));
+      gumbel_softmax_backward_impl<scalar_t, kWarp><<<blocks, kThreads, 0, stream>>>(
+          gp, yp, op, rows, C, 1.0 / tau);
+    } else {
+      const int64_t blocks =
+          std::min<int64_t>(rows, grid_for(rows * kRowBlockThreads, kRowBlockThreads));
+      gumbel_softmax_backward_impl<scalar_t, kRowBlockThreads>
+          <<<blocks, kRowBlockThreads, 0, stream>>>(gp, yp, op, rows, C, 1.0 / tau);
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return out;
+}
+
+at::PhiloxCudaState seeded_state(int64_t seed, int64_t offset) {
+  return at::PhiloxCudaState(static_cast<uint64_t>(seed), static_cast<uint64_t>(offset));
+}
+
+std::tuple<at::Tensor, at::Tensor> gumbel_softmax_cuda(const at::Tensor& logits, double tau,
+                                                       bool hard,
+                                                       std::optional<at::Generator> generator) {
+  return relaxed_forward(Relaxation::kSoftmax, logits, tau, hard, generator, std::nullopt);
+}
+
+std::tuple<at::Tensor, at::Tensor> gumbel_softmax_seeded_cuda(const at::Tensor& logits,
+                                                              double tau, bool hard, int64_t seed,
+                                                              int64_t offset) {
+  return relaxed_forward(Relaxation::kSoftmax, logits, tau, hard, std::nullopt,
+                         seeded_state(seed, offset));
+}
+
+at::Tensor gumbel_softmax_backward_cuda(const at::Tensor& grad, const at::Tensor& y_soft,
+                                        double tau) {
+  return relaxed_backward(Relaxation::kSoftmax, grad, y_soft, tau);
+}
+
+std::tuple<at::Tensor, at::Tensor> gumbel_sigmoid_cuda(const at::Tensor& logits, double tau,
+                                                       bool hard,
+                                                       std::optional<at::Generator> generator) {
+  return relaxed_forward(Relaxation::kSigmoid, logits, tau, hard, generator, std::nullopt);
+}
+
+std::tuple<at::Tensor, at::Tensor> gumbel_sigmoid_seeded_cuda(const at::Tensor& logits,
+                                                              double tau, bool hard, int64_t seed,
+                                                              int64_t offset) {
+  return relaxed_forward(Relaxation::kSigmoid, logits, tau, hard, std::nullopt,
+                         seeded_state(seed, offset));
+}
+
+at::Tensor gumbel_sigmoid_backward_cuda(const at::Tensor& grad, const at::Tensor& y_soft,
+                                        double tau) {
+  return relaxed_backward(Relaxation::kSigmoid, grad, y_soft, tau);
+}
+
+at::Tensor philox_uniform_cuda(const at::Tensor& like, int64_t seed, int64_t offset) {
+  c10::cuda::CUDAGuard guard(like.device());
+  at::Tensor out = at::empty(like.sizes(), like.options().dtype(at::kDouble));
+  if (out.numel() == 0) return out;
+  philox_uniform_impl<<<grid_for(out.numel()), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
+      out.mutable_data_ptr<double>(), out.numel(), static_cast<uint64_t>(seed),
+      static_cast<uint64_t>(offset), like.scalar_type() == at::kDouble);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+  return out;
+}
+
+}  // namespace
+}  // namespace gradext::cuda
+
+TORCH_LIBRARY_IMPL(gradext, CUDA, m) {
+  m.impl("gumbel_softmax", &gradext::cuda::gumbel_softmax_cuda);
+  m.impl("_gumbel_softmax_seeded", &gradext::cuda::gumbel_softmax_seeded_cuda);
+  m.impl("_gumbel_softmax_backward", &gradext::cuda::gumbel_softmax_backward_cuda);
+  m.impl("gumbel_sigmoid", &gradext::cuda::gumbel_sigmoid_cuda);
+  m.impl("_gumbel_sigmoid_seeded", &gradext::cuda::gumbel_sigmoid_seeded_cuda);
+  m.impl("_gumbel_sigmoid_backward", &gradext::cuda::gumbel_sigmoid_backward_cuda);
+  m.impl("_philox_uniform", &gradext::cuda::philox_uniform_cuda);
+}
