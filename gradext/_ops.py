@@ -108,12 +108,14 @@ if _C is not None:
         # The one tensor kept for backward: the soft sample (the output itself when soft).
         ctx.save_for_backward(y_soft if hard else y)
         ctx.tau = tau
+        # The second output (y_soft) never receives a gradient; skip autograd's zero-filling.
+        ctx.set_materialize_grads(False)
 
     def _make_relaxed_backward(backward_op, extra_nones):
         def backward(ctx, grad_y, _grad_y_soft):
             (y_soft,) = ctx.saved_tensors
             grad_logits = None
-            if ctx.needs_input_grad[0]:
+            if ctx.needs_input_grad[0] and grad_y is not None:
                 grad_logits = backward_op(grad_y.contiguous(), y_soft, ctx.tau)
             return (grad_logits, None, None, *([None] * extra_nones))
 

@@ -49,7 +49,7 @@ void gaussian_forward_tiles(const GaussianForwardArgs& a, int64_t tile_begin,
   const auto* mu = static_cast<const scalar_t*>(a.mu);
   const auto* logvar = static_cast<const scalar_t*>(a.logvar);
   auto* z = static_cast<scalar_t*>(a.z);
-  alignas(64) opmath_t noise[kGaussianTile + 4 * kPhiloxChunk];
+  alignas(64) opmath_t noise[kGaussianTile + 8];
   alignas(64) opmath_t mean[kGaussianTile];
   alignas(64) opmath_t std[kGaussianTile];
   const int64_t num_samples = a.total / a.sample_numel;
@@ -80,7 +80,7 @@ void gaussian_backward_tiles(const GaussianBackwardArgs& a, int64_t tile_begin,
   const auto* logvar = static_cast<const scalar_t*>(a.logvar);
   auto* grad_mu = static_cast<scalar_t*>(a.grad_mu);
   auto* grad_logvar = static_cast<scalar_t*>(a.grad_logvar);
-  alignas(64) opmath_t noise[kGaussianTile + 4 * kPhiloxChunk];
+  alignas(64) opmath_t noise[kGaussianTile + 8];
   alignas(64) opmath_t sum_grad[kGaussianTile];
   alignas(64) opmath_t sum_grad_eps[kGaussianTile];
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {

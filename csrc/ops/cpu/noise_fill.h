@@ -3,7 +3,7 @@
 // that the auto-vectorizer turns into straight vector code.
 
 // buffer[lead + j] = noise of element first + j, j < count; returns buffer + lead. The buffer
-// holds count + 4 * kPhiloxChunk values (whole chunks of blocks are generated).
+// holds count + 8 values (the partial blocks at both ends are generated whole).
 template <typename opmath_t, typename BlockTransform>
 GRADEXT_CPU_INLINE const opmath_t* fill_noise(const PhiloxStream& stream, uint64_t first,
                                               int64_t count, opmath_t* buffer,
@@ -13,9 +13,10 @@ GRADEXT_CPU_INLINE const opmath_t* fill_noise(const PhiloxStream& stream, uint64
   const int64_t blocks = (lead + count + 3) >> 2;
   alignas(64) uint32_t X[kPhiloxChunk], Y[kPhiloxChunk], Z[kPhiloxChunk], W[kPhiloxChunk];
   for (int64_t chunk = 0; chunk < blocks; chunk += kPhiloxChunk) {
-    philox_blocks(stream, first_block + static_cast<uint64_t>(chunk), X, Y, Z, W);
+    const int64_t n = std::min(kPhiloxChunk, blocks - chunk);
+    philox_blocks(stream, first_block + static_cast<uint64_t>(chunk), n, X, Y, Z, W);
     opmath_t* out = buffer + 4 * chunk;
-    for (int64_t b = 0; b < kPhiloxChunk; ++b) transform(X[b], Y[b], Z[b], W[b], out + 4 * b);
+    for (int64_t b = 0; b < n; ++b) transform(X[b], Y[b], Z[b], W[b], out + 4 * b);
   }
   return buffer + lead;
 }

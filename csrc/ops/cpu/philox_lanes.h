@@ -7,12 +7,14 @@
 // multiplies. Multiplying even and odd lanes separately (vpmuludq) and blending the halves keeps
 // every operation inside its 128-bit lane.
 //
-// philox_blocks(stream, first_block, X, Y, Z, W): words of blocks first_block .. + kPhiloxChunk.
+// philox_blocks(stream, first_block, blocks, X, Y, Z, W): the words of blocks first_block ..
+// first_block + blocks - 1 (blocks <= kPhiloxChunk; whole vectors are computed, so up to one
+// vector width beyond `blocks` is written too).
 // The results equal PhiloxStream::block() exactly (checked by csrc/tests/test_gaussian_ops.cpp).
 // GRADEXT_CPU_ISA_LEVEL (0 portable, 1 AVX2, 2 AVX-512) names the enclosing target: GCC's
 // target pragma does not define __AVX2__ and friends in C++.
 
-constexpr int64_t kPhiloxChunk = 64;  // blocks per call; a multiple of every vector width
+constexpr int64_t kPhiloxChunk = 64;  // most blocks per call; a multiple of every vector width
 
 #if GRADEXT_CPU_ISA_LEVEL == 2  // AVX-512 (F, DQ, VL, BW)
 GRADEXT_CPU_INLINE void mulhilo_lanes(__m512i a, __m512i m, __m512i* hi, __m512i* lo) {
@@ -22,13 +24,13 @@ GRADEXT_CPU_INLINE void mulhilo_lanes(__m512i a, __m512i m, __m512i* hi, __m512i
   *lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
 }
 
-GRADEXT_CPU_INLINE void philox_blocks(const PhiloxStream& s, uint64_t first_block, uint32_t* X,
-                                      uint32_t* Y, uint32_t* Z, uint32_t* W) {
+GRADEXT_CPU_INLINE void philox_blocks(const PhiloxStream& s, uint64_t first_block, int64_t blocks,
+                                      uint32_t* X, uint32_t* Y, uint32_t* Z, uint32_t* W) {
   constexpr int kLanes = 16;
   const __m512i m0 = _mm512_set1_epi32(static_cast<int>(detail::kPhiloxM0));
   const __m512i m1 = _mm512_set1_epi32(static_cast<int>(detail::kPhiloxM1));
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  for (int64_t b = 0; b < kPhiloxChunk; b += kLanes) {
+  for (int64_t b = 0; b < blocks; b += kLanes) {
     const uint64_t base = first_block + static_cast<uint64_t>(b);
     const __m512i base_lo = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base)));
     __m512i x = _mm512_add_epi32(base_lo, lane);
@@ -67,14 +69,14 @@ GRADEXT_CPU_INLINE void mulhilo_lanes(__m256i a, __m256i m, __m256i* hi, __m256i
   *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
 }
 
-GRADEXT_CPU_INLINE void philox_blocks(const PhiloxStream& s, uint64_t first_block, uint32_t* X,
-                                      uint32_t* Y, uint32_t* Z, uint32_t* W) {
+GRADEXT_CPU_INLINE void philox_blocks(const PhiloxStream& s, uint64_t first_block, int64_t blocks,
+                                      uint32_t* X, uint32_t* Y, uint32_t* Z, uint32_t* W) {
   constexpr int kLanes = 8;
   const __m256i m0 = _mm256_set1_epi32(static_cast<int>(detail::kPhiloxM0));
   const __m256i m1 = _mm256_set1_epi32(static_cast<int>(detail::kPhiloxM1));
   const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
   const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
-  for (int64_t b = 0; b < kPhiloxChunk; b += kLanes) {
+  for (int64_t b = 0; b < blocks; b += kLanes) {
     const uint64_t base = first_block + static_cast<uint64_t>(b);
     const __m256i base_lo = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(base)));
     __m256i x = _mm256_add_epi32(base_lo, lane);
@@ -106,9 +108,9 @@ GRADEXT_CPU_INLINE void philox_blocks(const PhiloxStream& s, uint64_t first_bloc
   }
 }
 #else
-GRADEXT_CPU_INLINE void philox_blocks(const PhiloxStream& s, uint64_t first_block, uint32_t* X,
-                                      uint32_t* Y, uint32_t* Z, uint32_t* W) {
-  for (int64_t b = 0; b < kPhiloxChunk; ++b) {
+GRADEXT_CPU_INLINE void philox_blocks(const PhiloxStream& s, uint64_t first_block, int64_t blocks,
+                                      uint32_t* X, uint32_t* Y, uint32_t* Z, uint32_t* W) {
+  for (int64_t b = 0; b < blocks; ++b) {
     const Philox4x32 r = s.block(first_block + static_cast<uint64_t>(b));
     X[b] = r.x;
     Y[b] = r.y;

@@ -16,7 +16,33 @@ GRADEXT_CPU_INLINE opmath_t sum_fixed_order(const opmath_t* x, int64_t n) {
   return total;
 }
 
+// Given s = logits + g of one row in `s`: writes the soft sample softmax(s / tau) to `soft` and,
+// when one_hot is not null, the one-hot of argmax(s) there.
+template <typename scalar_t, typename opmath_t>
+GRADEXT_CPU_INLINE void softmax_row(opmath_t* s, int64_t C, opmath_t inv_tau, scalar_t* soft,
+                                    scalar_t* one_hot) {
+  // Maximum and its first index (ties go to the lowest index, as torch.argmax). tau > 0, so the
+  // argmax of s is the argmax of s / tau.
+  opmath_t best = s[0];
+  int64_t best_index = 0;
+  for (int64_t c = 1; c < C; ++c) {
+    if (s[c] > best) {
+      best = s[c];
+      best_index = c;
+    }
+  }
+  for (int64_t c = 0; c < C; ++c) s[c] = math::exp((s[c] - best) * inv_tau);
+  const opmath_t inv_total = opmath_t(1) / sum_fixed_order(s, C);
+  for (int64_t c = 0; c < C; ++c) soft[c] = static_cast<scalar_t>(s[c] * inv_total);
+  if (one_hot != nullptr) {
+    for (int64_t c = 0; c < C; ++c) one_hot[c] = static_cast<scalar_t>(0);
+    one_hot[best_index] = static_cast<scalar_t>(1);
+  }
+}
+
 // Rows [row_begin, row_end): s = logits + g; y_soft = softmax(s / tau); hard: one-hot(argmax s).
+// Rows up to a tile long share one noise fill (a fill has a fixed cost, which rows of a few
+// categories would otherwise pay each); longer rows are filled tile by tile.
 template <typename scalar_t>
 void gumbel_softmax_rows(const RelaxedForwardArgs& a, int64_t row_begin, int64_t row_end,
                          void* scratch_ptr) {
@@ -27,34 +53,30 @@ void gumbel_softmax_rows(const RelaxedForwardArgs& a, int64_t row_begin, int64_t
   auto* s = static_cast<opmath_t*>(scratch_ptr);
   const int64_t C = a.categories;
   const opmath_t inv_tau = static_cast<opmath_t>(a.inv_tau);
-  alignas(64) opmath_t noise[kRelaxedTile + 4 * kPhiloxChunk];
-  for (int64_t row = row_begin; row < row_end; ++row) {
-    const scalar_t* x = logits + row * C;
-    for (int64_t c0 = 0; c0 < C; c0 += kRelaxedTile) {
-      const int64_t n = std::min(kRelaxedTile, C - c0);
-      const opmath_t* g = fill_noise(a.stream, static_cast<uint64_t>(row * C + c0), n, noise,
+  alignas(64) opmath_t noise[kRelaxedTile + 8];
+  for (int64_t row = row_begin; row < row_end;) {
+    const int64_t batch = C >= kRelaxedTile ? 1 : std::min(row_end - row, kRelaxedTile / C);
+    if (C <= kRelaxedTile) {
+      const opmath_t* g = fill_noise(a.stream, static_cast<uint64_t>(row * C), batch * C, noise,
                                      GumbelBlock<opmath_t>{});
-      for (int64_t t = 0; t < n; ++t) s[c0 + t] = static_cast<opmath_t>(x[c0 + t]) + g[t];
-    }
-    // Maximum and its first index (ties go to the lowest index, as torch.argmax). tau > 0, so
-    // the argmax of s is the argmax of s / tau.
-    opmath_t best = s[0];
-    int64_t best_index = 0;
-    for (int64_t c = 1; c < C; ++c) {
-      if (s[c] > best) {
-        best = s[c];
-        best_index = c;
+      for (int64_t r = 0; r < batch; ++r) {
+        const int64_t at = (row + r) * C;
+        for (int64_t c = 0; c < C; ++c) s[c] = static_cast<opmath_t>(logits[at + c]) + g[r * C + c];
+        softmax_row(s, C, inv_tau, (y_soft != nullptr ? y_soft : y) + at,
+                    y_soft != nullptr ? y + at : nullptr);
       }
+    } else {
+      const int64_t at = row * C;
+      for (int64_t c0 = 0; c0 < C; c0 += kRelaxedTile) {
+        const int64_t n = std::min(kRelaxedTile, C - c0);
+        const opmath_t* g = fill_noise(a.stream, static_cast<uint64_t>(at + c0), n, noise,
+                                       GumbelBlock<opmath_t>{});
+        for (int64_t t = 0; t < n; ++t) s[c0 + t] = static_cast<opmath_t>(logits[at + c0 + t]) + g[t];
+      }
+      softmax_row(s, C, inv_tau, (y_soft != nullptr ? y_soft : y) + at,
+                  y_soft != nullptr ? y + at : nullptr);
     }
-    for (int64_t c = 0; c < C; ++c) s[c] = math::exp((s[c] - best) * inv_tau);
-    const opmath_t inv_total = opmath_t(1) / sum_fixed_order(s, C);
-    scalar_t* soft = (y_soft != nullptr ? y_soft : y) + row * C;
-    for (int64_t c = 0; c < C; ++c) soft[c] = static_cast<scalar_t>(s[c] * inv_total);
-    if (y_soft != nullptr) {
-      scalar_t* one_hot = y + row * C;
-      for (int64_t c = 0; c < C; ++c) one_hot[c] = static_cast<scalar_t>(0);
-      one_hot[best_index] = static_cast<scalar_t>(1);
-    }
+    row += batch;
   }
 }
 
@@ -92,7 +114,7 @@ void gumbel_sigmoid_tiles(const RelaxedForwardArgs& a, int64_t tile_begin, int64
   auto* y_soft = static_cast<scalar_t*>(a.y_soft);
   const int64_t numel = a.rows * a.categories;
   const opmath_t inv_tau = static_cast<opmath_t>(a.inv_tau);
-  alignas(64) opmath_t noise[kRelaxedTile + 4 * kPhiloxChunk];
+  alignas(64) opmath_t noise[kRelaxedTile + 8];
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int64_t start = tile * kRelaxedTile;
     const int64_t n = std::min(kRelaxedTile, numel - start);
