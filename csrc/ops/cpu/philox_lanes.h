@@ -16,95 +16,93 @@
 
 constexpr int64_t kPhiloxChunk = 64;  // most blocks per call; a multiple of every vector width
 
+#if GRADEXT_CPU_ISA_LEVEL >= 1
+// The few vector operations Philox needs, for one register width.
 #if GRADEXT_CPU_ISA_LEVEL == 2  // AVX-512 (F, DQ, VL, BW)
-GRADEXT_CPU_INLINE void mulhilo_lanes(__m512i a, __m512i m, __m512i* hi, __m512i* lo) {
-  const __m512i even = _mm512_mul_epu32(a, m);
-  const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
-  *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
-  *lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
-}
-
-GRADEXT_CPU_INLINE void philox_blocks(const PhiloxStream& s, uint64_t first_block, int64_t blocks,
-                                      uint32_t* X, uint32_t* Y, uint32_t* Z, uint32_t* W) {
-  constexpr int kLanes = 16;
-  const __m512i m0 = _mm512_set1_epi32(static_cast<int>(detail::kPhiloxM0));
-  const __m512i m1 = _mm512_set1_epi32(static_cast<int>(detail::kPhiloxM1));
-  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  for (int64_t b = 0; b < blocks; b += kLanes) {
-    const uint64_t base = first_block + static_cast<uint64_t>(b);
-    const __m512i base_lo = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base)));
-    __m512i x = _mm512_add_epi32(base_lo, lane);
-    // Carry into the high word for lanes whose low word wrapped past 2^32.
-    const __mmask16 wrapped = _mm512_cmplt_epu32_mask(x, base_lo);
-    __m512i y = _mm512_mask_add_epi32(
-        _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base >> 32))), wrapped,
-        _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base >> 32))),
-        _mm512_set1_epi32(1));
-    __m512i z = _mm512_set1_epi32(static_cast<int>(s.offset_lo));
-    __m512i w = _mm512_set1_epi32(static_cast<int>(s.offset_hi));
-    uint32_t k0 = s.key0, k1 = s.key1;
-#pragma GCC unroll 10
-    for (int round = 0; round < 10; ++round) {
-      __m512i hi0, lo0, hi1, lo1;
-      mulhilo_lanes(x, m0, &hi0, &lo0);
-      mulhilo_lanes(z, m1, &hi1, &lo1);
-      x = _mm512_xor_si512(_mm512_xor_si512(hi1, y), _mm512_set1_epi32(static_cast<int>(k0)));
-      y = lo1;
-      z = _mm512_xor_si512(_mm512_xor_si512(hi0, w), _mm512_set1_epi32(static_cast<int>(k1)));
-      w = lo0;
-      k0 += detail::kPhiloxW0;
-      k1 += detail::kPhiloxW1;
-    }
-    _mm512_storeu_si512(X + b, x);
-    _mm512_storeu_si512(Y + b, y);
-    _mm512_storeu_si512(Z + b, z);
-    _mm512_storeu_si512(W + b, w);
+struct PhiloxLanes {
+  using V = __m512i;
+  static constexpr int kLanes = 16;
+  static GRADEXT_CPU_INLINE V set1(uint32_t x) { return _mm512_set1_epi32(static_cast<int>(x)); }
+  static GRADEXT_CPU_INLINE V lane_index() {
+    return _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   }
-}
-#elif GRADEXT_CPU_ISA_LEVEL == 1  // AVX2
-GRADEXT_CPU_INLINE void mulhilo_lanes(__m256i a, __m256i m, __m256i* hi, __m256i* lo) {
-  const __m256i even = _mm256_mul_epu32(a, m);
-  const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(a, 32), m);
-  *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
-  *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+  static GRADEXT_CPU_INLINE V add(V a, V b) { return _mm512_add_epi32(a, b); }
+  static GRADEXT_CPU_INLINE V sub(V a, V b) { return _mm512_sub_epi32(a, b); }
+  static GRADEXT_CPU_INLINE V bxor(V a, V b) { return _mm512_xor_si512(a, b); }
+  // -1 where a > b as signed 32-bit integers, else 0.
+  static GRADEXT_CPU_INLINE V greater(V a, V b) {
+    return _mm512_movm_epi32(_mm512_cmpgt_epi32_mask(a, b));
+  }
+  static GRADEXT_CPU_INLINE V mul_even(V a, V b) { return _mm512_mul_epu32(a, b); }
+  static GRADEXT_CPU_INLINE V srli64(V a) { return _mm512_srli_epi64(a, 32); }
+  static GRADEXT_CPU_INLINE V slli64(V a) { return _mm512_slli_epi64(a, 32); }
+  // Even 32-bit lanes from a, odd ones from b.
+  static GRADEXT_CPU_INLINE V blend_odd(V a, V b) { return _mm512_mask_blend_epi32(0xAAAA, a, b); }
+  static GRADEXT_CPU_INLINE void store(uint32_t* p, V v) { _mm512_storeu_si512(p, v); }
+};
+#else  // AVX2
+struct PhiloxLanes {
+  using V = __m256i;
+  static constexpr int kLanes = 8;
+  static GRADEXT_CPU_INLINE V set1(uint32_t x) { return _mm256_set1_epi32(static_cast<int>(x)); }
+  static GRADEXT_CPU_INLINE V lane_index() { return _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7); }
+  static GRADEXT_CPU_INLINE V add(V a, V b) { return _mm256_add_epi32(a, b); }
+  static GRADEXT_CPU_INLINE V sub(V a, V b) { return _mm256_sub_epi32(a, b); }
+  static GRADEXT_CPU_INLINE V bxor(V a, V b) { return _mm256_xor_si256(a, b); }
+  static GRADEXT_CPU_INLINE V greater(V a, V b) { return _mm256_cmpgt_epi32(a, b); }
+  static GRADEXT_CPU_INLINE V mul_even(V a, V b) { return _mm256_mul_epu32(a, b); }
+  static GRADEXT_CPU_INLINE V srli64(V a) { return _mm256_srli_epi64(a, 32); }
+  static GRADEXT_CPU_INLINE V slli64(V a) { return _mm256_slli_epi64(a, 32); }
+  static GRADEXT_CPU_INLINE V blend_odd(V a, V b) { return _mm256_blend_epi32(a, b, 0xAA); }
+  static GRADEXT_CPU_INLINE void store(uint32_t* p, V v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
+  }
+};
+#endif
+
+// 32x32 -> 64-bit products of every lane against a broadcast multiplier, as (hi, lo) halves.
+GRADEXT_CPU_INLINE void mulhilo_lanes(PhiloxLanes::V a, PhiloxLanes::V m, PhiloxLanes::V* hi,
+                                      PhiloxLanes::V* lo) {
+  using L = PhiloxLanes;
+  const L::V even = L::mul_even(a, m);            // lanes 0, 2, ...: full 64-bit products
+  const L::V odd = L::mul_even(L::srli64(a), m);  // lanes 1, 3, ...
+  *hi = L::blend_odd(L::srli64(even), odd);
+  *lo = L::blend_odd(even, L::slli64(odd));
 }
 
 GRADEXT_CPU_INLINE void philox_blocks(const PhiloxStream& s, uint64_t first_block, int64_t blocks,
                                       uint32_t* X, uint32_t* Y, uint32_t* Z, uint32_t* W) {
-  constexpr int kLanes = 8;
-  const __m256i m0 = _mm256_set1_epi32(static_cast<int>(detail::kPhiloxM0));
-  const __m256i m1 = _mm256_set1_epi32(static_cast<int>(detail::kPhiloxM1));
-  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-  const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
-  for (int64_t b = 0; b < blocks; b += kLanes) {
+  using L = PhiloxLanes;
+  const L::V m0 = L::set1(detail::kPhiloxM0);
+  const L::V m1 = L::set1(detail::kPhiloxM1);
+  const L::V sign = L::set1(0x80000000u);
+  for (int64_t b = 0; b < blocks; b += L::kLanes) {
     const uint64_t base = first_block + static_cast<uint64_t>(b);
-    const __m256i base_lo = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(base)));
-    __m256i x = _mm256_add_epi32(base_lo, lane);
-    // Lanes whose low word wrapped (x < base_lo unsigned) carry 1 into the high word; AVX2 has
-    // only signed compares, hence the sign flip. The mask is -1 there, so subtract it.
-    const __m256i wrapped =
-        _mm256_cmpgt_epi32(_mm256_xor_si256(base_lo, sign), _mm256_xor_si256(x, sign));
-    __m256i y = _mm256_sub_epi32(
-        _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(base >> 32))), wrapped);
-    __m256i z = _mm256_set1_epi32(static_cast<int>(s.offset_lo));
-    __m256i w = _mm256_set1_epi32(static_cast<int>(s.offset_hi));
+    const L::V base_lo = L::set1(static_cast<uint32_t>(base));
+    L::V x = L::add(base_lo, L::lane_index());
+    // Lanes whose low word wrapped (x < base_lo, unsigned) carry 1 into the high word. The
+    // compare is signed, hence the sign flips; the mask is -1 there, so subtract it.
+    const L::V wrapped = L::greater(L::bxor(base_lo, sign), L::bxor(x, sign));
+    L::V y = L::sub(L::set1(static_cast<uint32_t>(base >> 32)), wrapped);
+    L::V z = L::set1(s.offset_lo);
+    L::V w = L::set1(s.offset_hi);
     uint32_t k0 = s.key0, k1 = s.key1;
 #pragma GCC unroll 10
     for (int round = 0; round < 10; ++round) {
-      __m256i hi0, lo0, hi1, lo1;
+      L::V hi0, lo0, hi1, lo1;
       mulhilo_lanes(x, m0, &hi0, &lo0);
       mulhilo_lanes(z, m1, &hi1, &lo1);
-      x = _mm256_xor_si256(_mm256_xor_si256(hi1, y), _mm256_set1_epi32(static_cast<int>(k0)));
+      x = L::bxor(L::bxor(hi1, y), L::set1(k0));
       y = lo1;
-      z = _mm256_xor_si256(_mm256_xor_si256(hi0, w), _mm256_set1_epi32(static_cast<int>(k1)));
+      z = L::bxor(L::bxor(hi0, w), L::set1(k1));
       w = lo0;
       k0 += detail::kPhiloxW0;
       k1 += detail::kPhiloxW1;
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(X + b), x);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(Y + b), y);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(Z + b), z);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(W + b), w);
+    L::store(X + b, x);
+    L::store(Y + b, y);
+    L::store(Z + b, z);
+    L::store(W + b, w);
   }
 }
 #else
