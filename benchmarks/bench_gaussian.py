@@ -9,7 +9,6 @@ benchmarks/results/gaussian_<device>.{csv,md}.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -61,21 +60,11 @@ def measure(device: torch.device, quick: bool) -> list[harness.Measurement]:
         out_shape = (batch, dim) if k is None else (k, batch, dim)
         grad_out = torch.randn(out_shape, device=device)
         case = f"[{batch}, {dim}] K={k or 1}"
-        for mode in ("forward", "forward+backward"):
-            for name, fn in impls.items():
-                if mode == "forward":
-                    def call(fn=fn):
-                        with torch.no_grad():
-                            return fn(mu, logvar, k)
-                else:
-                    def call(fn=fn):
-                        z = fn(mu, logvar, k)
-                        return torch.autograd.grad(z, (mu, logvar), grad_out)
-                ms, peak = harness.time_call(call, device)
-                rows.append(harness.Measurement(
-                    "gaussian_rsample", case, mode, name, ms, peak,
-                    bytes_moved(batch, dim, k, 4, mode) if name == "gradext" else None))
-                print(f"  {case:>22} {mode:>16} {name:>8}: {ms:8.3f} ms", flush=True)
+        rows += harness.time_modes(
+            "gaussian_rsample", case,
+            {name: (lambda fn=fn: fn(mu, logvar, k)) for name, fn in impls.items()},
+            (mu, logvar), grad_out, device,
+            lambda mode, b=batch, d=dim, k=k: bytes_moved(b, d, k, 4, mode))
     return rows
 
 
@@ -122,30 +111,5 @@ def report_targets(rows, device: torch.device) -> list[str]:
     return lines
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
-    parser.add_argument("--quick", action="store_true", help="one size per device")
-    args = parser.parse_args(argv)
-    devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
-    if args.device in ("cuda", "all"):
-        if torch.cuda.is_available():
-            devices.append(torch.device("cuda"))
-        elif args.device == "cuda":
-            parser.error("--device cuda: no CUDA device is available")
-    for device in devices:
-        print(f"gaussian_rsample on {harness.device_name(device)}", flush=True)
-        rows = measure(device, args.quick)
-        targets = report_targets(rows, device)
-        csv_path, md_path = harness.write_results("gaussian", rows, device)
-        with open(md_path, "a") as f:
-            f.write("\nTargets (issue 2):\n\n" + "\n".join(f"- {t}" for t in targets) + "\n")
-        print()
-        print(harness.markdown_table(rows, device))
-        print("\n".join(targets))
-        print(f"wrote {csv_path} and {md_path}\n")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.main("gaussian", __doc__.splitlines()[0], measure, report_targets, "issue 2"))

@@ -9,7 +9,6 @@ benchmarks/results/gumbel_<device>.{csv,md}.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
@@ -57,20 +56,11 @@ def measure(device: torch.device, quick: bool) -> list[harness.Measurement]:
         grad_out = torch.randn(rows, categories, device=device)
         for hard in (False, True):
             case = f"[{rows}, {categories}] {'hard' if hard else 'soft'}"
-            for mode in ("forward", "forward+backward"):
-                for name, fn in impls.items():
-                    if mode == "forward":
-                        def call(fn=fn):
-                            with torch.no_grad():
-                                return fn(logits, hard)
-                    else:
-                        def call(fn=fn):
-                            return torch.autograd.grad(fn(logits, hard), logits, grad_out)
-                    ms, peak = harness.time_call(call, device)
-                    rows_out.append(harness.Measurement(
-                        "gumbel_softmax", case, mode, name, ms, peak,
-                        bytes_moved(rows, categories, hard, mode) if name == "gradext" else None))
-                    print(f"  {case:>26} {mode:>16} {name:>8}: {ms:8.3f} ms", flush=True)
+            rows_out += harness.time_modes(
+                "gumbel_softmax", case,
+                {name: (lambda fn=fn, hard=hard: fn(logits, hard)) for name, fn in impls.items()},
+                (logits,), grad_out, device,
+                lambda mode, r=rows, c=categories, h=hard: bytes_moved(r, c, h, mode))
     return rows_out
 
 
@@ -97,30 +87,5 @@ def report_targets(rows, device: torch.device) -> list[str]:
     return lines
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
-    parser.add_argument("--quick", action="store_true", help="one size per device")
-    args = parser.parse_args(argv)
-    devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
-    if args.device in ("cuda", "all"):
-        if torch.cuda.is_available():
-            devices.append(torch.device("cuda"))
-        elif args.device == "cuda":
-            parser.error("--device cuda: no CUDA device is available")
-    for device in devices:
-        print(f"gumbel_softmax on {harness.device_name(device)}", flush=True)
-        rows = measure(device, args.quick)
-        targets = report_targets(rows, device)
-        csv_path, md_path = harness.write_results("gumbel", rows, device)
-        with open(md_path, "a") as f:
-            f.write("\nTargets (issue 3):\n\n" + "\n".join(f"- {t}" for t in targets) + "\n")
-        print()
-        print(harness.markdown_table(rows, device))
-        print("\n".join(targets))
-        print(f"wrote {csv_path} and {md_path}\n")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(harness.main("gumbel", __doc__.splitlines()[0], measure, report_targets, "issue 3"))

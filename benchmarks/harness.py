@@ -150,3 +150,53 @@ def write_results(name: str, rows: list[Measurement], device: torch.device) -> t
     with open(stem + ".md", "w") as f:
         f.write(f"# {name} benchmark\n\n" + markdown_table(rows, device))
     return stem + ".csv", stem + ".md"
+
+
+def time_modes(op: str, case: str, impls: dict, inputs: tuple, grad_out: torch.Tensor,
+               device: torch.device, bytes_for_mode=None) -> list[Measurement]:
+    """Times each implementation (a no-argument callable returning the op's output) forward
+    (under no_grad) and forward+backward (autograd.grad of the output into `inputs` with
+    `grad_out`). bytes_for_mode(mode) gives gradext's ideal traffic, for GB/s."""
+    rows = []
+    for mode in ("forward", "forward+backward"):
+        for name, fn in impls.items():
+            if mode == "forward":
+                def call(fn=fn):
+                    with torch.no_grad():
+                        return fn()
+            else:
+                def call(fn=fn):
+                    return torch.autograd.grad(fn(), inputs, grad_out)
+            ms, peak = time_call(call, device)
+            moved = bytes_for_mode(mode) if (bytes_for_mode and name == "gradext") else None
+            rows.append(Measurement(op, case, mode, name, ms, peak, moved))
+            print(f"  {case:>26} {mode:>16} {name:>8}: {ms:8.3f} ms", flush=True)
+    return rows
+
+
+def main(name: str, description: str, measure, report_targets, issue: str, argv=None) -> int:
+    """The shared command line of the bench_*.py scripts: --device cpu|cuda|all, --quick."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    parser.add_argument("--quick", action="store_true", help="the target sizes only")
+    args = parser.parse_args(argv)
+    devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
+    if args.device in ("cuda", "all"):
+        if torch.cuda.is_available():
+            devices.append(torch.device("cuda"))
+        elif args.device == "cuda":
+            parser.error("--device cuda: no CUDA device is available")
+    for device in devices:
+        print(f"{name} on {device_name(device)}", flush=True)
+        rows = measure(device, args.quick)
+        targets = report_targets(rows, device)
+        csv_path, md_path = write_results(name, rows, device)
+        with open(md_path, "a") as f:
+            f.write(f"\nTargets ({issue}):\n\n" + "\n".join(f"- {t}" for t in targets) + "\n")
+        print()
+        print(markdown_table(rows, device))
+        print("\n".join(targets))
+        print(f"wrote {csv_path} and {md_path}\n")
+    return 0
