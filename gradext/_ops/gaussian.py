@@ -1,0 +1,70 @@
+"""Fake kernels and autograd for gaussian_rsample and its seeded/backward ops."""
+
+import torch
+
+
+def _gaussian_output(mu, logvar, num_samples):
+    shape = torch.broadcast_shapes(mu.shape, logvar.shape)
+    if num_samples is not None:
+        shape = (num_samples, *shape)
+    dtype = torch.promote_types(mu.dtype, logvar.dtype)
+    z = mu.new_empty(shape, dtype=dtype)
+    rng_state = mu.new_empty((2,), dtype=torch.int64)
+    return z, rng_state
+
+@torch.library.register_fake("gradext::gaussian_rsample")
+def _gaussian_rsample_fake(mu, logvar, num_samples=None, *, generator=None):
+    return _gaussian_output(mu, logvar, num_samples)
+
+@torch.library.register_fake("gradext::_gaussian_rsample_seeded")
+def _gaussian_rsample_seeded_fake(mu, logvar, num_samples, seed, offset):
+    return _gaussian_output(mu, logvar, num_samples)
+
+@torch.library.register_fake("gradext::_gaussian_rsample_backward")
+def _gaussian_rsample_backward_fake(grad, logvar, rng_state, mu_size, has_sample_dim):
+    return grad.new_empty(mu_size), grad.new_empty(logvar.shape)
+
+def _gaussian_setup_context(ctx, inputs, output, keyword_only_inputs=None):
+    mu, logvar, num_samples = inputs[0], inputs[1], inputs[2]
+    _, rng_state = output
+    # All that backward keeps: logvar and the 2-element (seed, offset); never the noise.
+    ctx.save_for_backward(logvar, rng_state)
+    ctx.mu_shape = list(mu.shape)
+    ctx.mu_dtype = mu.dtype
+    ctx.has_sample_dim = num_samples is not None
+
+def _gaussian_backward(ctx, grad_z, _grad_rng_state):
+    logvar, rng_state = ctx.saved_tensors
+    need_mu, need_logvar = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    grad_mu = grad_logvar = None
+    if need_logvar:
+        grad_mu, grad_logvar = torch.ops.gradext._gaussian_rsample_backward(
+            grad_z, logvar, rng_state, ctx.mu_shape, ctx.has_sample_dim
+        )
+        grad_logvar = grad_logvar.to(logvar.dtype)
+    elif need_mu:  # d z / d mu = 1: no noise needed, a plain reduction does it
+        summed = grad_z.sum(0) if ctx.has_sample_dim else grad_z
+        grad_mu = summed.sum_to_size(ctx.mu_shape)
+    if need_mu:
+        grad_mu = grad_mu.to(ctx.mu_dtype)
+    else:
+        grad_mu = None
+    return grad_mu, grad_logvar
+
+def _gaussian_rsample_backward_formula(ctx, grad_z, grad_rng_state):
+    return (*_gaussian_backward(ctx, grad_z, grad_rng_state), None)
+
+def _gaussian_rsample_seeded_backward_formula(ctx, grad_z, grad_rng_state):
+    return (*_gaussian_backward(ctx, grad_z, grad_rng_state), None, None, None)
+
+torch.library.register_autograd(
+    "gradext::gaussian_rsample",
+    _gaussian_rsample_backward_formula,
+    setup_context=_gaussian_setup_context,
+)
+torch.library.register_autograd(
+    "gradext::_gaussian_rsample_seeded",
+    _gaussian_rsample_seeded_backward_formula,
+    setup_context=_gaussian_setup_context,
+)
+
