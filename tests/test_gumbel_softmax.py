@@ -198,3 +198,17 @@ def test_hard_must_be_bool(implementation):
 def test_op_checks_tau_too():
     with pytest.raises(ValueError, match=r"tau must be a finite number > 0, got 0"):
         torch.ops.gradext.gumbel_softmax(torch.zeros(2, 3), 0.0, False)
+
+
+@requires_extension
+@pytest.mark.parametrize("categories", [3, 32, 3000])
+def test_independent_of_thread_count(categories):
+    from conftest import num_threads
+
+    logits = torch.randn(40_000 // categories + 7, categories)
+    results = []
+    for threads in (1, 2, 3):
+        with num_threads(threads):
+            results.append(torch.ops.gradext._gumbel_softmax_seeded(logits, 0.7, True, 5, 0))
+    for y, soft in results[1:]:
+        assert torch.equal(y, results[0][0]) and torch.equal(soft, results[0][1])
