@@ -93,50 +93,33 @@ at::Tensor relaxed_backward(Relaxation r, const at::Tensor& grad, const at::Tens
   return out;
 }
 
-std::tuple<at::Tensor, at::Tensor> gumbel_softmax_cpu(const at::Tensor& logits, double tau,
-                                                      bool hard,
-                                                      std::optional<at::Generator> generator) {
-  return relaxed_forward(Relaxation::kSoftmax, logits, tau, hard, generator, std::nullopt);
+// The three ops of each relaxation, as registered with the dispatcher.
+template <Relaxation R>
+std::tuple<at::Tensor, at::Tensor> sample_op(const at::Tensor& logits, double tau, bool hard,
+                                             std::optional<at::Generator> generator) {
+  return relaxed_forward(R, logits, tau, hard, generator, std::nullopt);
 }
 
-std::tuple<at::Tensor, at::Tensor> gumbel_softmax_seeded_cpu(const at::Tensor& logits, double tau,
-                                                             bool hard, int64_t seed,
-                                                             int64_t offset) {
-  return relaxed_forward(Relaxation::kSoftmax, logits, tau, hard, std::nullopt,
-                         std::make_pair(seed, offset));
+template <Relaxation R>
+std::tuple<at::Tensor, at::Tensor> seeded_op(const at::Tensor& logits, double tau, bool hard,
+                                             int64_t seed, int64_t offset) {
+  return relaxed_forward(R, logits, tau, hard, std::nullopt, std::make_pair(seed, offset));
 }
 
-at::Tensor gumbel_softmax_backward_cpu(const at::Tensor& grad, const at::Tensor& y_soft,
-                                       double tau) {
-  return relaxed_backward(Relaxation::kSoftmax, grad, y_soft, tau);
-}
-
-std::tuple<at::Tensor, at::Tensor> gumbel_sigmoid_cpu(const at::Tensor& logits, double tau,
-                                                      bool hard,
-                                                      std::optional<at::Generator> generator) {
-  return relaxed_forward(Relaxation::kSigmoid, logits, tau, hard, generator, std::nullopt);
-}
-
-std::tuple<at::Tensor, at::Tensor> gumbel_sigmoid_seeded_cpu(const at::Tensor& logits, double tau,
-                                                             bool hard, int64_t seed,
-                                                             int64_t offset) {
-  return relaxed_forward(Relaxation::kSigmoid, logits, tau, hard, std::nullopt,
-                         std::make_pair(seed, offset));
-}
-
-at::Tensor gumbel_sigmoid_backward_cpu(const at::Tensor& grad, const at::Tensor& y_soft,
-                                       double tau) {
-  return relaxed_backward(Relaxation::kSigmoid, grad, y_soft, tau);
+template <Relaxation R>
+at::Tensor backward_op(const at::Tensor& grad, const at::Tensor& y_soft, double tau) {
+  return relaxed_backward(R, grad, y_soft, tau);
 }
 
 }  // namespace
 }  // namespace gradext::cpu
 
 TORCH_LIBRARY_IMPL(gradext, CPU, m) {
-  m.impl("gumbel_softmax", &gradext::cpu::gumbel_softmax_cpu);
-  m.impl("_gumbel_softmax_seeded", &gradext::cpu::gumbel_softmax_seeded_cpu);
-  m.impl("_gumbel_softmax_backward", &gradext::cpu::gumbel_softmax_backward_cpu);
-  m.impl("gumbel_sigmoid", &gradext::cpu::gumbel_sigmoid_cpu);
-  m.impl("_gumbel_sigmoid_seeded", &gradext::cpu::gumbel_sigmoid_seeded_cpu);
-  m.impl("_gumbel_sigmoid_backward", &gradext::cpu::gumbel_sigmoid_backward_cpu);
+  using namespace gradext::cpu;
+  m.impl("gumbel_softmax", &sample_op<Relaxation::kSoftmax>);
+  m.impl("_gumbel_softmax_seeded", &seeded_op<Relaxation::kSoftmax>);
+  m.impl("_gumbel_softmax_backward", &backward_op<Relaxation::kSoftmax>);
+  m.impl("gumbel_sigmoid", &sample_op<Relaxation::kSigmoid>);
+  m.impl("_gumbel_sigmoid_seeded", &seeded_op<Relaxation::kSigmoid>);
+  m.impl("_gumbel_sigmoid_backward", &backward_op<Relaxation::kSigmoid>);
 }

@@ -315,40 +315,22 @@ at::PhiloxCudaState seeded_state(int64_t seed, int64_t offset) {
   return at::PhiloxCudaState(static_cast<uint64_t>(seed), static_cast<uint64_t>(offset));
 }
 
-std::tuple<at::Tensor, at::Tensor> gumbel_softmax_cuda(const at::Tensor& logits, double tau,
-                                                       bool hard,
-                                                       std::optional<at::Generator> generator) {
-  return relaxed_forward(Relaxation::kSoftmax, logits, tau, hard, generator, std::nullopt);
+// The three ops of each relaxation, as registered with the dispatcher.
+template <Relaxation R>
+std::tuple<at::Tensor, at::Tensor> sample_op(const at::Tensor& logits, double tau, bool hard,
+                                             std::optional<at::Generator> generator) {
+  return relaxed_forward(R, logits, tau, hard, generator, std::nullopt);
 }
 
-std::tuple<at::Tensor, at::Tensor> gumbel_softmax_seeded_cuda(const at::Tensor& logits,
-                                                              double tau, bool hard, int64_t seed,
-                                                              int64_t offset) {
-  return relaxed_forward(Relaxation::kSoftmax, logits, tau, hard, std::nullopt,
-                         seeded_state(seed, offset));
+template <Relaxation R>
+std::tuple<at::Tensor, at::Tensor> seeded_op(const at::Tensor& logits, double tau, bool hard,
+                                             int64_t seed, int64_t offset) {
+  return relaxed_forward(R, logits, tau, hard, std::nullopt, seeded_state(seed, offset));
 }
 
-at::Tensor gumbel_softmax_backward_cuda(const at::Tensor& grad, const at::Tensor& y_soft,
-                                        double tau) {
-  return relaxed_backward(Relaxation::kSoftmax, grad, y_soft, tau);
-}
-
-std::tuple<at::Tensor, at::Tensor> gumbel_sigmoid_cuda(const at::Tensor& logits, double tau,
-                                                       bool hard,
-                                                       std::optional<at::Generator> generator) {
-  return relaxed_forward(Relaxation::kSigmoid, logits, tau, hard, generator, std::nullopt);
-}
-
-std::tuple<at::Tensor, at::Tensor> gumbel_sigmoid_seeded_cuda(const at::Tensor& logits,
-                                                              double tau, bool hard, int64_t seed,
-                                                              int64_t offset) {
-  return relaxed_forward(Relaxation::kSigmoid, logits, tau, hard, std::nullopt,
-                         seeded_state(seed, offset));
-}
-
-at::Tensor gumbel_sigmoid_backward_cuda(const at::Tensor& grad, const at::Tensor& y_soft,
-                                        double tau) {
-  return relaxed_backward(Relaxation::kSigmoid, grad, y_soft, tau);
+template <Relaxation R>
+at::Tensor backward_op(const at::Tensor& grad, const at::Tensor& y_soft, double tau) {
+  return relaxed_backward(R, grad, y_soft, tau);
 }
 
 at::Tensor philox_uniform_cuda(const at::Tensor& like, int64_t seed, int64_t offset) {
@@ -366,11 +348,12 @@ at::Tensor philox_uniform_cuda(const at::Tensor& like, int64_t seed, int64_t off
 }  // namespace gradext::cuda
 
 TORCH_LIBRARY_IMPL(gradext, CUDA, m) {
-  m.impl("gumbel_softmax", &gradext::cuda::gumbel_softmax_cuda);
-  m.impl("_gumbel_softmax_seeded", &gradext::cuda::gumbel_softmax_seeded_cuda);
-  m.impl("_gumbel_softmax_backward", &gradext::cuda::gumbel_softmax_backward_cuda);
-  m.impl("gumbel_sigmoid", &gradext::cuda::gumbel_sigmoid_cuda);
-  m.impl("_gumbel_sigmoid_seeded", &gradext::cuda::gumbel_sigmoid_seeded_cuda);
-  m.impl("_gumbel_sigmoid_backward", &gradext::cuda::gumbel_sigmoid_backward_cuda);
-  m.impl("_philox_uniform", &gradext::cuda::philox_uniform_cuda);
+  using namespace gradext::cuda;
+  m.impl("gumbel_softmax", &sample_op<Relaxation::kSoftmax>);
+  m.impl("_gumbel_softmax_seeded", &seeded_op<Relaxation::kSoftmax>);
+  m.impl("_gumbel_softmax_backward", &backward_op<Relaxation::kSoftmax>);
+  m.impl("gumbel_sigmoid", &sample_op<Relaxation::kSigmoid>);
+  m.impl("_gumbel_sigmoid_seeded", &seeded_op<Relaxation::kSigmoid>);
+  m.impl("_gumbel_sigmoid_backward", &backward_op<Relaxation::kSigmoid>);
+  m.impl("_philox_uniform", &philox_uniform_cuda);
 }
