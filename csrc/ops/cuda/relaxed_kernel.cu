@@ -50,6 +50,21 @@ __device__ __forceinline__ void philox_words4(const PhiloxStream& s, uint64_t ba
   }
 }
 
+// s = logits + g for the 4 columns c0 .. c0 + 3 of a row starting at flat index row_start;
+// columns past the row's end (C) are left unset. Both passes of the forward call it, so the
+// noise of pass 2 is exactly that of pass 1.
+template <typename scalar_t, typename opmath_t>
+__device__ __forceinline__ void row_scores(const PhiloxStream& stream, const scalar_t* x,
+                                           int64_t row_start, int64_t c0, int64_t C,
+                                           opmath_t s[4]) {
+  uint32_t words[4];
+  philox_words4(stream, static_cast<uint64_t>(row_start + c0), words);
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    if (c0 + j < C) s[j] = static_cast<opmath_t>(x[c0 + j]) + gumbel<opmath_t>(words[j]);
+  }
+}
+
 template <typename T>
 struct RowStat {  // running maximum of s = logits + g, its first index, sum of exp((s - max) / tau)
   T max;
@@ -124,12 +139,11 @@ __global__ void gumbel_softmax_forward_impl(const scalar_t* __restrict__ logits,
     const scalar_t* x = logits + row * C;
     RowStat<opmath_t> st{-INFINITY, C, opmath_t(0)};
     for (int64_t run = t; run < runs; run += kGroup) {
-      uint32_t words[4];
-      philox_words4(stream, static_cast<uint64_t>(row * C + 4 * run), words);
+      opmath_t s[4];
+      row_scores(stream, x, row * C, 4 * run, C, s);
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const int64_t c = 4 * run + j;
-        if (c < C) accumulate(st, static_cast<opmath_t>(x[c]) + gumbel<opmath_t>(words[j]), c, inv_tau);
+        if (4 * run + j < C) accumulate(st, s[j], 4 * run + j, inv_tau);
       }
     }
     st = group_reduce<kGroup>(st, op, shared);
@@ -137,14 +151,13 @@ __global__ void gumbel_softmax_forward_impl(const scalar_t* __restrict__ logits,
     const opmath_t inv_sum = opmath_t(1) / st.sum;
     scalar_t* soft = (y_soft != nullptr ? y_soft : y) + row * C;
     for (int64_t run = t; run < runs; run += kGroup) {
-      uint32_t words[4];
-      philox_words4(stream, static_cast<uint64_t>(row * C + 4 * run), words);
+      opmath_t s[4];
+      row_scores(stream, x, row * C, 4 * run, C, s);
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
         const int64_t c = 4 * run + j;
         if (c >= C) break;
-        const opmath_t s = static_cast<opmath_t>(x[c]) + gumbel<opmath_t>(words[j]);
-        soft[c] = static_cast<scalar_t>(math::exp((s - st.max) * inv_tau) * inv_sum);
+        soft[c] = static_cast<scalar_t>(math::exp((s[j] - st.max) * inv_tau) * inv_sum);
         if (y_soft != nullptr) y[row * C + c] = static_cast<scalar_t>(c == best ? 1 : 0);
       }
     }
