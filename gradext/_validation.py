@@ -43,6 +43,21 @@ def check_optional_count(op: str, name: str, value, minimum: int = 1) -> None:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
 
 
+def check_count(op: str, name: str, value, minimum: int = 1) -> None:
+    if value is None:
+        raise TypeError(f"{op}: {name} must be an int, got None")
+    check_optional_count(op, name, value, minimum)
+
+
+def check_dim(op: str, dim, name: str, tensor: torch.Tensor) -> None:
+    if isinstance(dim, bool) or not isinstance(dim, int):
+        raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
+    if not -tensor.dim() <= dim < tensor.dim():
+        raise IndexError(
+            f"{op}: dim {dim} is out of range for {name} with {tensor.dim()} dimensions"
+        )
+
+
 def check_generator(op: str, generator, device: torch.device) -> None:
     if generator is None:
         return

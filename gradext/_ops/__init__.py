@@ -11,4 +11,4 @@ when the extension is not loaded (the ops do not exist then).
 from gradext._extension import _C
 
 if _C is not None:
-    from gradext._ops import gaussian, random, relaxed  # noqa: F401
+    from gradext._ops import gaussian, random, relaxed, score_function  # noqa: F401

@@ -14,8 +14,17 @@ from gradext.reference.relaxed import (
     gumbel_softmax_from_noise,
     logistic_noise,
 )
+from gradext.reference.score_function import (
+    categorical_sample,
+    categorical_sample_from_noise,
+    score_function_loo,
+    vimco,
+    vimco_signal,
+)
 
 __all__ = [
+    "categorical_sample",
+    "categorical_sample_from_noise",
     "gaussian_rsample",
     "gaussian_rsample_from_noise",
     "gumbel_noise",
@@ -24,4 +33,7 @@ __all__ = [
     "gumbel_softmax",
     "gumbel_softmax_from_noise",
     "logistic_noise",
+    "score_function_loo",
+    "vimco",
+    "vimco_signal",
 ]

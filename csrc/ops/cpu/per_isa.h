@@ -23,6 +23,7 @@
 namespace gradext::cpu::isa_default {
 #include "ops/cpu/philox_lanes.h"
 #include "ops/cpu/noise_fill.h"
+#include "ops/cpu/row_math.h"
 #include GRADEXT_PER_ISA_BODY
 }  // namespace gradext::cpu::isa_default
 #undef GRADEXT_CPU_ISA_LEVEL
@@ -34,6 +35,7 @@ namespace gradext::cpu::isa_default {
 namespace gradext::cpu::isa_avx2 {
 #include "ops/cpu/philox_lanes.h"
 #include "ops/cpu/noise_fill.h"
+#include "ops/cpu/row_math.h"
 #include GRADEXT_PER_ISA_BODY
 }  // namespace gradext::cpu::isa_avx2
 #undef GRADEXT_CPU_ISA_LEVEL
@@ -45,6 +47,7 @@ namespace gradext::cpu::isa_avx2 {
 namespace gradext::cpu::isa_avx512 {
 #include "ops/cpu/philox_lanes.h"
 #include "ops/cpu/noise_fill.h"
+#include "ops/cpu/row_math.h"
 #include GRADEXT_PER_ISA_BODY
 }  // namespace gradext::cpu::isa_avx512
 #undef GRADEXT_CPU_ISA_LEVEL

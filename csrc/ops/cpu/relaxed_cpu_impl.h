@@ -2,20 +2,6 @@
 // per_isa.h (no include guard on purpose). Rows are independent and each row is handled by one
 // thread in a fixed order, so results do not depend on the thread count.
 
-// Sum in a fixed order with 8 partial sums: vectorizable without reassociating across calls.
-template <typename opmath_t>
-GRADEXT_CPU_INLINE opmath_t sum_fixed_order(const opmath_t* x, int64_t n) {
-  opmath_t partial[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t t = 0;
-  for (; t + 8 <= n; t += 8) {
-    for (int j = 0; j < 8; ++j) partial[j] += x[t + j];
-  }
-  opmath_t total = 0;
-  for (; t < n; ++t) total += x[t];
-  for (int j = 0; j < 8; ++j) total += partial[j];
-  return total;
-}
-
 // Given s = logits + g of one row in `s`: writes the soft sample softmax(s / tau) to `soft` and,
 // when one_hot is not null, the one-hot of argmax(s) there.
 template <typename scalar_t, typename opmath_t>

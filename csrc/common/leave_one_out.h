@@ -1,0 +1,121 @@
+// Per-datapoint math of the leave-one-out score-function estimators (RLOO and VIMCO), written
+// once for the CPU and CUDA kernels. Each datapoint has K >= 2 samples; the kernels stream the
+// samples in order k = 0 .. K-1 through an accumulator, then make a second pass that writes one
+// gradient per sample. Everything is O(K) per datapoint and needs no scratch memory.
+//
+// VIMCO (Mnih and Rezende 2016) with log weights x_k:
+//   L      = logsumexp(x) - log K
+//   L_{-k} = L with x_k replaced by mean_{-k} = (sum_j x_j - x_k) / (K - 1)
+//   signal_k = L - L_{-k}  (the learning signal of log q(z_k))
+// Relative to the maximum m1, with w_k = exp(x_k - m1) and S1 = sum_k w_k in [1, K]:
+//   signal_k = log(S1) - log(S1 - w_k + exp(mean_{-k} - m1))      (k not the argmax)
+// For k not the argmax, S1 - w_k >= 1 (the argmax term stays), so the subtraction cannot cancel.
+// For the argmax i1, S1 - w_{i1} can cancel completely (its weight may dwarf all others, e.g. at
+// log weights of +-1e4), so its L_{-k} is computed relative to the second largest x, m2, from
+// S2 = sum_{j != i1} exp(x_j - m2) >= 1, which the accumulator keeps directly:
+//   signal_{i1} = (m1 - m2) + log(S1) - log(S2 + exp(mean_{-i1} - m2))
+// mean_{-k} <= m1 always and mean_{-i1} <= m2, so no exp here can overflow.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "macros.h"
+#include "scalar_math.h"
+
+namespace gradext {
+
+// Running top-2 statistics of a stream of log weights.
+template <typename T>
+struct TopTwoLogSumExp {
+  T m1;       // largest value so far
+  int32_t i1;  // its first index (K < 2^31 is checked on the host)
+  T m2;       // largest of the others (-inf while there are none)
+  T s2;       // sum over the others of exp(x - m2)
+  T sum;      // sum of all values (for the leave-one-out means)
+
+  GRADEXT_INLINE static TopTwoLogSumExp start(T x0) {
+    return TopTwoLogSumExp{x0, 0, -static_cast<T>(INFINITY), T(0), x0};
+  }
+
+  // Adds x_k for k >= 1. The value joining "the others" is min(x, m1): x itself, or the previous
+  // maximum when x takes its place. One exp per value: exp(-|d|) rescales whichever side is
+  // smaller. Values of -inf join with weight 0.
+  GRADEXT_INLINE void push(T x, int32_t k) {
+    const T joining = x < m1 ? x : m1;
+    const bool new_max = x > m1;
+    i1 = new_max ? k : i1;
+    m1 = new_max ? x : m1;
+    const T d = joining - m2;
+    const T ad = d < T(0) ? -d : d;
+    const T e = joining == -static_cast<T>(INFINITY) ? T(0) : math::exp(-ad);
+    s2 = d > T(0) ? s2 * e + T(1) : s2 + e;
+    m2 = d > T(0) ? joining : m2;
+    sum += x;
+  }
+
+  // S1 = sum_k exp(x_k - m1), in [1, K].
+  GRADEXT_INLINE T s1() const { return T(1) + s2 * math::exp(m2 - m1); }
+};
+
+// Running logsumexp (max and rescaled sum) for the forward pass, which needs only L.
+template <typename T>
+struct RunningLogSumExp {
+  T m;
+  T s;
+
+  GRADEXT_INLINE static RunningLogSumExp start(T x0) { return RunningLogSumExp{x0, T(1)}; }
+
+  GRADEXT_INLINE void push(T x) {
+    const T d = x - m;
+    const T ad = d < T(0) ? -d : d;
+    const T e = x == -static_cast<T>(INFINITY) ? T(0) : math::exp(-ad);
+    s = d > T(0) ? s * e + T(1) : s + e;
+    m = d > T(0) ? x : m;
+  }
+
+  // log(sum_k exp(x_k)) - log K.
+  GRADEXT_INLINE T bound(T log_k) const { return m + math::log_positive(s) - log_k; }
+};
+
+// The per-datapoint constants of VIMCO's backward pass.
+template <typename T>
+struct VimcoRow {
+  T m1, m2, s1, s2, sum, log_s1, inv_s1, inv_k_minus_1;
+  int32_t i1;
+
+  GRADEXT_INLINE static VimcoRow from(const TopTwoLogSumExp<T>& st, int64_t K) {
+    VimcoRow r;
+    r.m1 = st.m1;
+    r.m2 = st.m2;
+    r.s2 = st.s2;
+    r.sum = st.sum;
+    r.i1 = st.i1;
+    r.s1 = st.s1();
+    r.log_s1 = math::log_positive(r.s1);
+    r.inv_s1 = T(1) / r.s1;
+    r.inv_k_minus_1 = T(1) / static_cast<T>(K - 1);
+    return r;
+  }
+
+  // exp(x_k - m1): the sample's relative weight; softmax(x)_k = weight * inv_s1.
+  GRADEXT_INLINE T weight(T x) const { return math::exp(x - m1); }
+
+  GRADEXT_INLINE T mean_others(T x) const { return (sum - x) * inv_k_minus_1; }
+
+  // signal_k for k != i1, given w_k = weight(x_k). Written as log1p((w - w~) / D) with
+  // D = S1 - w + w~, which keeps small signals accurate; 1 + that argument = S1 / D >= 1/2.
+  GRADEXT_INLINE T signal_not_argmax(T x, T w) const {
+    const T w_tilde = math::exp(mean_others(x) - m1);
+    const T denominator = (s1 - w) + w_tilde;
+    return math::log1p_moderate((w - w_tilde) / denominator);
+  }
+
+  // signal_{i1}, for the sample with the largest log weight (x = m1).
+  GRADEXT_INLINE T signal_argmax() const {
+    const T rest = s2 + math::exp(mean_others(m1) - m2);
+    return (m1 - m2) + log_s1 - math::log_positive(rest);
+  }
+};
+
+}  // namespace gradext

@@ -1,0 +1,90 @@
+// The CPU kernels of categorical_sample, compiled once per ISA through per_isa.h (no include
+// guard on purpose). Each row or draw is handled by one thread in a fixed order, so results do
+// not depend on the thread count.
+
+constexpr int64_t kCategoricalTile = 1024;  // noise values per fill
+
+// log_normalizer[b] = logsumexp(logits[b]) for rows [row_begin, row_end).
+template <typename scalar_t>
+void categorical_normalizer_rows(const CategoricalForwardArgs& a, int64_t row_begin,
+                                 int64_t row_end, void* scratch_ptr) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  auto* scratch = static_cast<opmath_t*>(scratch_ptr);
+  auto* log_normalizer = static_cast<opmath_t*>(a.log_normalizer);
+  const int64_t C = a.categories;
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const scalar_t* x = static_cast<const scalar_t*>(a.logits) + row * C;
+    const opmath_t best = row_exp_shifted(x, C, scratch);
+    log_normalizer[row] = best + math::log_positive(sum_fixed_order(scratch, C));
+  }
+}
+
+// Draws d = s * rows + b in [draw_begin, draw_end): index = argmax_c(logits[b, c] + g), the
+// first index on ties, as torch.argmax; log_prob = logits[b, index] - logsumexp(logits[b]).
+// Draws of short rows share one noise fill (as in gumbel_softmax_rows); long rows are filled
+// tile by tile under a running argmax.
+template <typename scalar_t>
+void categorical_draw_rows(const CategoricalForwardArgs& a, int64_t draw_begin, int64_t draw_end,
+                           void* /*scratch*/) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const auto* logits = static_cast<const scalar_t*>(a.logits);
+  const auto* log_normalizer = static_cast<const opmath_t*>(a.log_normalizer);
+  auto* log_prob = static_cast<scalar_t*>(a.log_prob);
+  const int64_t C = a.categories;
+  alignas(64) opmath_t noise[kCategoricalTile + 8];
+  for (int64_t draw = draw_begin; draw < draw_end;) {
+    const int64_t batch = C >= kCategoricalTile ? 1 : std::min(draw_end - draw, kCategoricalTile / C);
+    const opmath_t* g = nullptr;
+    if (C < kCategoricalTile) {
+      g = fill_noise(a.stream, static_cast<uint64_t>(draw * C), batch * C, noise,
+                     GumbelBlock<opmath_t>{});
+    }
+    for (int64_t r = 0; r < batch; ++r) {
+      const int64_t d = draw + r;
+      const int64_t row = d % a.rows;
+      const scalar_t* x = logits + row * C;
+      opmath_t best = -static_cast<opmath_t>(INFINITY);
+      int64_t best_index = 0;
+      for (int64_t c0 = 0; c0 < C; c0 += kCategoricalTile) {
+        const int64_t n = std::min(kCategoricalTile, C - c0);
+        const opmath_t* gt = g != nullptr ? g + r * C
+                                          : fill_noise(a.stream, static_cast<uint64_t>(d * C + c0),
+                                                       n, noise, GumbelBlock<opmath_t>{});
+        for (int64_t t = 0; t < n; ++t) {
+          const opmath_t s = static_cast<opmath_t>(x[c0 + t]) + gt[t];
+          if (s > best) {
+            best = s;
+            best_index = c0 + t;
+          }
+        }
+      }
+      a.index[d] = best_index;
+      log_prob[d] = static_cast<scalar_t>(static_cast<opmath_t>(x[best_index]) - log_normalizer[row]);
+    }
+    draw += batch;
+  }
+}
+
+// d logits[b] = sum_s grad[s, b] * (one_hot(index[s, b]) - softmax(logits[b])) for rows
+// [row_begin, row_end), accumulated in opmath before one rounding.
+template <typename scalar_t>
+void categorical_backward_rows(const CategoricalBackwardArgs& a, int64_t row_begin,
+                               int64_t row_end, void* scratch_ptr) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  auto* p = static_cast<opmath_t*>(scratch_ptr);
+  const auto* grad = static_cast<const scalar_t*>(a.grad);
+  const int64_t C = a.categories;
+  for (int64_t row = row_begin; row < row_end; ++row) {
+    const scalar_t* x = static_cast<const scalar_t*>(a.logits) + row * C;
+    scalar_t* out = static_cast<scalar_t*>(a.grad_logits) + row * C;
+    row_exp_shifted(x, C, p);
+    opmath_t grad_total = 0;
+    for (int64_t s = 0; s < a.samples; ++s) grad_total += static_cast<opmath_t>(grad[s * a.rows + row]);
+    const opmath_t factor = -grad_total / sum_fixed_order(p, C);
+    for (int64_t c = 0; c < C; ++c) p[c] *= factor;
+    for (int64_t s = 0; s < a.samples; ++s) {
+      p[a.index[s * a.rows + row]] += static_cast<opmath_t>(grad[s * a.rows + row]);
+    }
+    for (int64_t c = 0; c < C; ++c) out[c] = static_cast<scalar_t>(p[c]);
+  }
+}

@@ -1,0 +1,129 @@
+"""Fake kernels and autograd for score_function_loo, vimco and categorical_sample."""
+
+import torch
+
+
+def _reduced(values, dim):
+    shape = list(values.shape)
+    del shape[dim]
+    return values.new_empty(shape)
+
+
+# --- score_function_loo -------------------------------------------------------------------
+
+@torch.library.register_fake("gradext::score_function_loo")
+def _score_function_loo_fake(f, log_prob, dim):
+    return _reduced(f, dim)
+
+@torch.library.register_fake("gradext::_score_function_loo_backward")
+def _score_function_loo_backward_fake(grad, f, dim):
+    return torch.empty_like(f, memory_format=torch.contiguous_format)
+
+def _loo_setup_context(ctx, inputs, output):
+    f, log_prob, dim = inputs
+    ctx.save_for_backward(f)  # the only tensor kept: the values (the baseline needs them all)
+    ctx.dim = dim
+    ctx.log_prob_dtype = log_prob.dtype
+
+def _loo_backward(ctx, grad):
+    (f,) = ctx.saved_tensors
+    grad_f = grad_log_prob = None
+    if ctx.needs_input_grad[0]:
+        # d mean / d f_k = 1 / K for every k: a broadcast view, nothing of size K is written.
+        grad_f = (grad / f.shape[ctx.dim]).unsqueeze(ctx.dim).expand(f.shape)
+    if ctx.needs_input_grad[1]:
+        grad_log_prob = torch.ops.gradext._score_function_loo_backward(
+            grad.contiguous(), f.detach(), ctx.dim
+        ).to(ctx.log_prob_dtype)
+    return grad_f, grad_log_prob, None
+
+torch.library.register_autograd(
+    "gradext::score_function_loo", _loo_backward, setup_context=_loo_setup_context
+)
+
+
+# --- vimco -----------------------------------------------------------------------------------
+
+@torch.library.register_fake("gradext::vimco")
+def _vimco_fake(log_weights, log_prob, dim):
+    return _reduced(log_weights, dim)
+
+@torch.library.register_fake("gradext::_vimco_backward")
+def _vimco_backward_fake(grad, log_weights, dim, output_mask):
+    def out(wanted):
+        if wanted:
+            return torch.empty_like(log_weights, memory_format=torch.contiguous_format)
+        return log_weights.new_empty((0,))
+    return out(output_mask[0]), out(output_mask[1])
+
+def _vimco_setup_context(ctx, inputs, output):
+    log_weights, log_prob, dim = inputs
+    ctx.save_for_backward(log_weights)
+    ctx.dim = dim
+    ctx.log_prob_dtype = log_prob.dtype
+
+def _vimco_backward(ctx, grad):
+    (log_weights,) = ctx.saved_tensors
+    need_weights, need_log_prob = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    if not (need_weights or need_log_prob):
+        return None, None, None
+    grad_weights, grad_log_prob = torch.ops.gradext._vimco_backward(
+        grad.contiguous(), log_weights.detach(), ctx.dim, [need_weights, need_log_prob]
+    )
+    return (
+        grad_weights if need_weights else None,
+        grad_log_prob.to(ctx.log_prob_dtype) if need_log_prob else None,
+        None,
+    )
+
+torch.library.register_autograd("gradext::vimco", _vimco_backward, setup_context=_vimco_setup_context)
+
+
+# --- categorical_sample ----------------------------------------------------------------------
+
+def _categorical_output(logits, num_samples):
+    shape = (num_samples, *logits.shape[:-1])
+    return logits.new_empty(shape, dtype=torch.int64), logits.new_empty(shape)
+
+@torch.library.register_fake("gradext::categorical_sample")
+def _categorical_sample_fake(logits, num_samples, *, generator=None):
+    return _categorical_output(logits, num_samples)
+
+@torch.library.register_fake("gradext::_categorical_sample_seeded")
+def _categorical_sample_seeded_fake(logits, num_samples, seed, offset):
+    return _categorical_output(logits, num_samples)
+
+@torch.library.register_fake("gradext::_categorical_sample_backward")
+def _categorical_sample_backward_fake(grad, logits, index):
+    return torch.empty_like(logits, memory_format=torch.contiguous_format)
+
+def _categorical_setup_context(ctx, inputs, output, keyword_only_inputs=None):
+    logits = inputs[0]
+    index, _ = output
+    ctx.mark_non_differentiable(index)
+    # Kept for backward: the logits (an input) and the drawn indices; the softmax is recomputed.
+    ctx.save_for_backward(logits, index)
+    ctx.set_materialize_grads(False)
+
+def _make_categorical_backward(extra_nones):
+    def backward(ctx, _grad_index, grad_log_prob):
+        logits, index = ctx.saved_tensors
+        grad_logits = None
+        if ctx.needs_input_grad[0] and grad_log_prob is not None:
+            grad_logits = torch.ops.gradext._categorical_sample_backward(
+                grad_log_prob.contiguous(), logits.detach(), index
+            )
+        return (grad_logits, None, *([None] * extra_nones))
+
+    return backward
+
+torch.library.register_autograd(
+    "gradext::categorical_sample",
+    _make_categorical_backward(0),
+    setup_context=_categorical_setup_context,
+)
+torch.library.register_autograd(
+    "gradext::_categorical_sample_seeded",
+    _make_categorical_backward(2),
+    setup_context=_categorical_setup_context,
+)
