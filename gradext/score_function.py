@@ -115,4 +115,5 @@ def categorical_sample(
     _validation.check_generator(op, generator, logits.device)
     if not _extension.uses_kernels(logits.device):
         return reference.categorical_sample(logits, num_samples, generator=generator)
-    return torch.ops.gradext.categorical_sample(logits, num_samples, generator=generator)
+    log_prob, index = torch.ops.gradext.categorical_sample(logits, num_samples, generator=generator)
+    return index, log_prob

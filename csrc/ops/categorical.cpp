@@ -46,13 +46,15 @@ void check_categorical_backward(const at::Tensor& grad, const at::Tensor& logits
 TORCH_LIBRARY_FRAGMENT(gradext, m) {
   // index = argmax(logits + g) along the last dim for num_samples independent Gumbel draws g
   // (exact Categorical(softmax(logits)) samples), log_prob = log_softmax(logits) at index.
+  // Values before indices, as torch.max and torch.topk return them (and as opcheck's autograd
+  // test needs: it sums the outputs in order).
   m.def(
       "categorical_sample(Tensor logits, int num_samples, *, Generator? generator=None) "
-      "-> (Tensor index, Tensor log_prob)",
+      "-> (Tensor log_prob, Tensor index)",
       {at::Tag::nondeterministic_seeded});
   m.def(
       "_categorical_sample_seeded(Tensor logits, int num_samples, int seed, int offset) "
-      "-> (Tensor index, Tensor log_prob)");
+      "-> (Tensor log_prob, Tensor index)");
   // d logits[b, c] = sum_s grad[s, b] * ([c == index[s, b]] - softmax(logits[b])[c]).
   m.def("_categorical_sample_backward(Tensor grad, Tensor logits, Tensor index) -> Tensor");
 }

@@ -83,7 +83,7 @@ torch.library.register_autograd("gradext::vimco", _vimco_backward, setup_context
 
 def _categorical_output(logits, num_samples):
     shape = (num_samples, *logits.shape[:-1])
-    return logits.new_empty(shape, dtype=torch.int64), logits.new_empty(shape)
+    return logits.new_empty(shape), logits.new_empty(shape, dtype=torch.int64)
 
 @torch.library.register_fake("gradext::categorical_sample")
 def _categorical_sample_fake(logits, num_samples, *, generator=None):
@@ -99,14 +99,14 @@ def _categorical_sample_backward_fake(grad, logits, index):
 
 def _categorical_setup_context(ctx, inputs, output, keyword_only_inputs=None):
     logits = inputs[0]
-    index, _ = output
+    _, index = output
     ctx.mark_non_differentiable(index)
     # Kept for backward: the logits (an input) and the drawn indices; the softmax is recomputed.
     ctx.save_for_backward(logits, index)
     ctx.set_materialize_grads(False)
 
 def _make_categorical_backward(extra_nones):
-    def backward(ctx, _grad_index, grad_log_prob):
+    def backward(ctx, grad_log_prob, _grad_index):
         logits, index = ctx.saved_tensors
         grad_logits = None
         if ctx.needs_input_grad[0] and grad_log_prob is not None:

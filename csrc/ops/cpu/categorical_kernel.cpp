@@ -43,7 +43,7 @@ std::tuple<at::Tensor, at::Tensor> categorical_forward(
   const ops::CategoricalProblem p = ops::make_categorical_problem(logits, num_samples);
   at::Tensor index = at::empty(p.out_shape, p.logits.options().dtype(at::kLong));
   at::Tensor log_prob = at::empty(p.out_shape, p.logits.options());
-  if (index.numel() == 0) return {index, log_prob};
+  if (index.numel() == 0) return {log_prob, index};
   const uint64_t seed = seeded ? static_cast<uint64_t>(seeded->first) : draw_seed(generator);
   const uint64_t offset = seeded ? static_cast<uint64_t>(seeded->second) : 0;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.logits.scalar_type(), "gradext_categorical_cpu", [&] {
@@ -59,7 +59,7 @@ std::tuple<at::Tensor, at::Tensor> categorical_forward(
     parallel_rows(p.rows * p.samples, p.categories, false, args,
                   GRADEXT_SELECT_ISA(isa, categorical_draw_rows, scalar_t), sizeof(opmath_t));
   });
-  return {index, log_prob};
+  return {log_prob, index};
 }
 
 std::tuple<at::Tensor, at::Tensor> sample_op(const at::Tensor& logits, int64_t num_samples,
