@@ -78,44 +78,41 @@ struct RunningLogSumExp {
   GRADEXT_INLINE T bound(T log_k) const { return m + math::log_positive(s) - log_k; }
 };
 
-// The per-datapoint constants of VIMCO's backward pass.
+// What VIMCO's second pass needs per datapoint for the samples other than the argmax: a few
+// scalars, so that CPU kernels can keep them in one array per field.
 template <typename T>
-struct VimcoRow {
-  T m1, m2, s1, s2, sum, log_s1, inv_s1, inv_k_minus_1;
-  int32_t i1;
+struct VimcoSignals {
+  T m1;      // the largest log weight
+  T s1;      // sum_k exp(x_k - m1), in [1, K]
+  T inv_s1;
+  T sum;     // sum_k x_k
+  T inv_k_minus_1;
 
-  GRADEXT_INLINE static VimcoRow from(const TopTwoLogSumExp<T>& st, int64_t K) {
-    VimcoRow r;
-    r.m1 = st.m1;
-    r.m2 = st.m2;
-    r.s2 = st.s2;
-    r.sum = st.sum;
-    r.i1 = st.i1;
-    r.s1 = st.s1();
-    r.log_s1 = math::log_positive(r.s1);
-    r.inv_s1 = T(1) / r.s1;
-    r.inv_k_minus_1 = T(1) / static_cast<T>(K - 1);
-    return r;
+  GRADEXT_INLINE static VimcoSignals from(const TopTwoLogSumExp<T>& st, int64_t K) {
+    const T s1 = st.s1();
+    return VimcoSignals{st.m1, s1, T(1) / s1, st.sum, T(1) / static_cast<T>(K - 1)};
   }
 
   // exp(x_k - m1): the sample's relative weight; softmax(x)_k = weight * inv_s1.
   GRADEXT_INLINE T weight(T x) const { return math::exp(x - m1); }
 
-  GRADEXT_INLINE T mean_others(T x) const { return (sum - x) * inv_k_minus_1; }
-
-  // signal_k for k != i1, given w_k = weight(x_k). Written as log1p((w - w~) / D) with
-  // D = S1 - w + w~, which keeps small signals accurate; 1 + that argument = S1 / D >= 1/2.
+  // signal_k for k != i1, given w = weight(x_k). Written as log1p((w - w~) / D) with
+  // D = S1 - w + w~ and w~ = exp(mean_{-k} - m1), which keeps small signals accurate;
+  // 1 + that argument = S1 / D >= 1/2.
   GRADEXT_INLINE T signal_not_argmax(T x, T w) const {
-    const T w_tilde = math::exp(mean_others(x) - m1);
+    const T mean_others = (sum - x) * inv_k_minus_1;
+    const T w_tilde = math::exp(mean_others - m1);
     const T denominator = (s1 - w) + w_tilde;
     return math::log1p_moderate((w - w_tilde) / denominator);
   }
-
-  // signal_{i1}, for the sample with the largest log weight (x = m1).
-  GRADEXT_INLINE T signal_argmax() const {
-    const T rest = s2 + math::exp(mean_others(m1) - m2);
-    return (m1 - m2) + log_s1 - math::log_positive(rest);
-  }
 };
+
+// signal_{i1}, for the sample with the largest log weight (x_{i1} = m1), relative to m2.
+template <typename T>
+GRADEXT_INLINE T vimco_signal_argmax(const TopTwoLogSumExp<T>& st, const VimcoSignals<T>& r) {
+  const T mean_others = (st.sum - st.m1) * r.inv_k_minus_1;
+  const T rest = st.s2 + math::exp(mean_others - st.m2);
+  return (st.m1 - st.m2) + math::log_positive(r.s1) - math::log_positive(rest);
+}
 
 }  // namespace gradext

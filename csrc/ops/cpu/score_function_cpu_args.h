@@ -10,7 +10,7 @@ namespace gradext::cpu {
 // Datapoints per block: the unit of parallel work. A block's samples are streamed k by k, each
 // step touching kSampleLanes datapoints, so the per-datapoint state lives in short arrays that
 // the loops over lanes vectorize.
-constexpr int64_t kSampleLanes = 128;
+constexpr int64_t kSampleLanes = 1024;
 
 // The samples viewed as [outer, K, inner] (ops/score_function.h).
 struct SampleBlockArgs {
@@ -51,7 +51,14 @@ inline LaneBlock lane_block(const SampleBlockArgs& a, int64_t block) {
                    std::min(kSampleLanes, a.inner - i0)};
 }
 
-// (args, first block, end block)
-using SampleBlockRange = void (*)(const SampleBlockArgs&, int64_t, int64_t);
+// Opmath values of the per-task sample cache of the two-pass kernels (score_function_cpu_impl.h),
+// or 0 when K is too large for it to stay in L2.
+inline int64_t sample_cache_size(int64_t samples, int64_t opmath_bytes) {
+  const int64_t size = samples * kSampleLanes;
+  return size * opmath_bytes <= (256 << 10) ? size : 0;
+}
+
+// (args, first block, end block, sample cache or nullptr)
+using SampleBlockRange = void (*)(const SampleBlockArgs&, int64_t, int64_t, void*);
 
 }  // namespace gradext::cpu

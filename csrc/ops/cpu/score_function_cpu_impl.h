@@ -1,61 +1,103 @@
 // The CPU kernels of score_function_loo and vimco, compiled once per ISA through per_isa.h (no
 // include guard on purpose). Each block streams its datapoints' samples k = 0 .. K-1 (the order
-// the CUDA kernels use too), keeping per-datapoint state in arrays over the block's lanes;
-// results do not depend on the thread count.
+// the CUDA kernels use too), keeping per-datapoint state in one array per field over the block's
+// lanes. Every loop over lanes is a plain loop over such arrays (no gathers from structs, no
+// calls), which is what lets GCC vectorize the polynomial exp/log inside. Results do not depend
+// on the thread count.
 
-// fn(lane, value) for the block's lanes of sample k, with the unit-stride case split out so
-// that it vectorizes.
-template <typename scalar_t, typename Fn>
-GRADEXT_CPU_INLINE void read_lanes(const scalar_t* values, const LaneBlock& b, int64_t k,
-                                   Fn fn) {
-  using opmath_t = at::opmath_type<scalar_t>;
+// row[l] = sample k of lane l, in opmath.
+template <typename scalar_t, typename opmath_t>
+GRADEXT_CPU_INLINE void load_lanes(const scalar_t* values, const LaneBlock& b, int64_t k,
+                                   opmath_t* __restrict__ row) {
   const scalar_t* p = values + b.first_value + k * b.sample_stride;
   if (b.lane_stride == 1) {
-    for (int64_t l = 0; l < b.lanes; ++l) fn(l, static_cast<opmath_t>(p[l]));
+    for (int64_t l = 0; l < b.lanes; ++l) row[l] = static_cast<opmath_t>(p[l]);
   } else {
-    for (int64_t l = 0; l < b.lanes; ++l) fn(l, static_cast<opmath_t>(p[l * b.lane_stride]));
+    for (int64_t l = 0; l < b.lanes; ++l) row[l] = static_cast<opmath_t>(p[l * b.lane_stride]);
   }
 }
 
-// out[lane] = fn(lane, value) for sample k: the per-sample outputs share the values' layout.
-template <typename scalar_t, typename Fn>
-GRADEXT_CPU_INLINE void map_lanes(const scalar_t* values, scalar_t* out, const LaneBlock& b,
-                                  int64_t k, Fn fn) {
-  using opmath_t = at::opmath_type<scalar_t>;
-  const int64_t at = b.first_value + k * b.sample_stride;
-  const scalar_t* p = values + at;
-  scalar_t* q = out + at;
+// Sample k of lane l of `out` (laid out like the values) = row[l].
+template <typename scalar_t, typename opmath_t>
+GRADEXT_CPU_INLINE void store_lanes(scalar_t* out, const LaneBlock& b, int64_t k,
+                                    const opmath_t* __restrict__ row) {
+  scalar_t* q = out + b.first_value + k * b.sample_stride;
   if (b.lane_stride == 1) {
-    for (int64_t l = 0; l < b.lanes; ++l) q[l] = static_cast<scalar_t>(fn(l, static_cast<opmath_t>(p[l])));
+    for (int64_t l = 0; l < b.lanes; ++l) q[l] = static_cast<scalar_t>(row[l]);
   } else {
-    for (int64_t l = 0; l < b.lanes; ++l) {
-      const int64_t j = l * b.lane_stride;
-      q[j] = static_cast<scalar_t>(fn(l, static_cast<opmath_t>(p[j])));
-    }
+    for (int64_t l = 0; l < b.lanes; ++l) q[l * b.lane_stride] = static_cast<scalar_t>(row[l]);
   }
 }
 
-// Sums over k in order, per lane.
-template <typename scalar_t>
-GRADEXT_CPU_INLINE void sum_samples(const SampleBlockArgs& a, const LaneBlock& b,
-                                    at::opmath_type<scalar_t>* total) {
-  const auto* f = static_cast<const scalar_t*>(a.values);
+// Sample k of every lane as opmath values. Where the values already are that (float32/float64
+// samples at unit lane stride) this is a pointer into the input: no copy (a copy loop would
+// also be turned into a memcpy call per row). Otherwise the row is converted or gathered, and
+// two-pass kernels keep it in `cache` (K x kSampleLanes opmath values, see sample_cache_size)
+// for their second pass; without a cache (very large K) the second pass converts again.
+template <typename scalar_t, typename opmath_t>
+GRADEXT_CPU_INLINE bool reads_in_place(const LaneBlock& b) {
+  return std::is_same_v<scalar_t, opmath_t> && b.lane_stride == 1;
+}
+
+template <typename scalar_t, typename opmath_t>
+GRADEXT_CPU_INLINE const opmath_t* first_read(const scalar_t* values, const LaneBlock& b,
+                                              int64_t k, opmath_t* cache, opmath_t* row) {
+  if (reads_in_place<scalar_t, opmath_t>(b)) {
+    return reinterpret_cast<const opmath_t*>(values + b.first_value + k * b.sample_stride);
+  }
+  opmath_t* dst = cache != nullptr ? cache + k * kSampleLanes : row;
+  load_lanes(values, b, k, dst);
+  return dst;
+}
+
+template <typename scalar_t, typename opmath_t>
+GRADEXT_CPU_INLINE const opmath_t* second_read(const scalar_t* values, const LaneBlock& b,
+                                               int64_t k, opmath_t* cache, opmath_t* row) {
+  if (cache != nullptr && !reads_in_place<scalar_t, opmath_t>(b)) return cache + k * kSampleLanes;
+  return first_read(values, b, k, static_cast<opmath_t*>(nullptr), row);
+}
+
+// Where pass 2 writes sample k's results: straight into `out` when it is laid out in opmath at
+// unit lane stride, else into `buffer`, which commit_row then converts or scatters.
+template <typename scalar_t, typename opmath_t>
+GRADEXT_CPU_INLINE opmath_t* output_row(scalar_t* out, const LaneBlock& b, int64_t k,
+                                        opmath_t* buffer) {
+  if (reads_in_place<scalar_t, opmath_t>(b)) {
+    return reinterpret_cast<opmath_t*>(out + b.first_value + k * b.sample_stride);
+  }
+  return buffer;
+}
+
+template <typename scalar_t, typename opmath_t>
+GRADEXT_CPU_INLINE void commit_row(scalar_t* out, const LaneBlock& b, int64_t k,
+                                   const opmath_t* buffer) {
+  if (!reads_in_place<scalar_t, opmath_t>(b)) store_lanes(out, b, k, buffer);
+}
+
+// total[l] = sum over k, in order, of lane l's samples.
+template <typename scalar_t, typename opmath_t>
+GRADEXT_CPU_INLINE void sum_samples(const scalar_t* values, const SampleBlockArgs& a,
+                                    const LaneBlock& b, opmath_t* __restrict__ total,
+                                    opmath_t* cache, opmath_t* row) {
   for (int64_t l = 0; l < b.lanes; ++l) total[l] = 0;
   for (int64_t k = 0; k < a.samples; ++k) {
-    read_lanes(f, b, k, [&](int64_t l, auto x) { total[l] += x; });
+    const opmath_t* r = first_read(values, b, k, cache, row);
+    for (int64_t l = 0; l < b.lanes; ++l) total[l] += r[l];
   }
 }
 
 // score_function_loo forward: the mean of f over the K samples.
 template <typename scalar_t>
-void loo_mean_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t block_end) {
+void loo_mean_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t block_end,
+                     void* /*cache*/) {
   using opmath_t = at::opmath_type<scalar_t>;
+  const auto* f = static_cast<const scalar_t*>(a.values);
   auto* out = static_cast<scalar_t*>(a.out);
   const opmath_t K = static_cast<opmath_t>(a.samples);
-  alignas(64) opmath_t total[kSampleLanes];
+  alignas(64) opmath_t total[kSampleLanes], row[kSampleLanes];
   for (int64_t block = block_begin; block < block_end; ++block) {
     const LaneBlock b = lane_block(a, block);
-    sum_samples<scalar_t>(a, b, total);
+    sum_samples(f, a, b, total, static_cast<opmath_t*>(nullptr), row);
     for (int64_t l = 0; l < b.lanes; ++l) out[b.first_result + l] = static_cast<scalar_t>(total[l] / K);
   }
 }
@@ -64,52 +106,62 @@ void loo_mean_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t bloc
 // grad * (f_k - b_k) / K with the leave-one-out baseline b_k, without the cancellation of
 // sum - f_k.
 template <typename scalar_t>
-void loo_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t block_end) {
+void loo_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t block_end,
+                         void* cache_ptr) {
   using opmath_t = at::opmath_type<scalar_t>;
   const auto* f = static_cast<const scalar_t*>(a.values);
   const auto* grad = static_cast<const scalar_t*>(a.grad);
   auto* out = static_cast<scalar_t*>(a.out);
   const opmath_t K = static_cast<opmath_t>(a.samples);
   const opmath_t K_minus_1 = static_cast<opmath_t>(a.samples - 1);
-  alignas(64) opmath_t mean[kSampleLanes];
-  alignas(64) opmath_t scale[kSampleLanes];
+  auto* cache = static_cast<opmath_t*>(cache_ptr);
+  alignas(64) opmath_t mean[kSampleLanes], scale[kSampleLanes], row[kSampleLanes];
+  alignas(64) opmath_t out_row[kSampleLanes];
   for (int64_t block = block_begin; block < block_end; ++block) {
     const LaneBlock b = lane_block(a, block);
-    sum_samples<scalar_t>(a, b, mean);
+    sum_samples(f, a, b, mean, cache, row);
     for (int64_t l = 0; l < b.lanes; ++l) {
       mean[l] = mean[l] / K;
       scale[l] = static_cast<opmath_t>(grad[b.first_result + l]) / K_minus_1;
     }
     for (int64_t k = 0; k < a.samples; ++k) {
-      map_lanes(f, out, b, k, [&](int64_t l, opmath_t x) { return (x - mean[l]) * scale[l]; });
+      const opmath_t* r = second_read(f, b, k, cache, row);
+      opmath_t* o = output_row(out, b, k, out_row);
+      for (int64_t l = 0; l < b.lanes; ++l) o[l] = (r[l] - mean[l]) * scale[l];
+      commit_row(out, b, k, o);
     }
   }
 }
 
 // vimco forward: L = logsumexp(x) - log K per datapoint.
 template <typename scalar_t>
-void vimco_forward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t block_end) {
+void vimco_forward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t block_end,
+                          void* /*cache*/) {
   using opmath_t = at::opmath_type<scalar_t>;
+  using Stats = RunningLogSumExp<opmath_t>;
   const auto* x = static_cast<const scalar_t*>(a.values);
   auto* out = static_cast<scalar_t*>(a.out);
   const opmath_t log_k = static_cast<opmath_t>(std::log(static_cast<double>(a.samples)));
-  alignas(64) opmath_t m[kSampleLanes];
-  alignas(64) opmath_t s[kSampleLanes];
+  alignas(64) opmath_t m[kSampleLanes], s[kSampleLanes], row[kSampleLanes];
   for (int64_t block = block_begin; block < block_end; ++block) {
     const LaneBlock b = lane_block(a, block);
-    read_lanes(x, b, 0, [&](int64_t l, opmath_t v) {
-      const auto st = RunningLogSumExp<opmath_t>::start(v);
-      m[l] = st.m, s[l] = st.s;
-    });
+    const opmath_t* r0 = first_read(x, b, 0, static_cast<opmath_t*>(nullptr), row);
+    for (int64_t l = 0; l < b.lanes; ++l) {
+      const Stats st = Stats::start(r0[l]);
+      m[l] = st.m;
+      s[l] = st.s;
+    }
     for (int64_t k = 1; k < a.samples; ++k) {
-      read_lanes(x, b, k, [&](int64_t l, opmath_t v) {
-        RunningLogSumExp<opmath_t> st{m[l], s[l]};
-        st.push(v);
-        m[l] = st.m, s[l] = st.s;
-      });
+      const opmath_t* r = first_read(x, b, k, static_cast<opmath_t*>(nullptr), row);
+      for (int64_t l = 0; l < b.lanes; ++l) {
+        Stats st{m[l], s[l]};
+        st.push(r[l]);
+        m[l] = st.m;
+        s[l] = st.s;
+      }
     }
     for (int64_t l = 0; l < b.lanes; ++l) {
-      out[b.first_result + l] = static_cast<scalar_t>(RunningLogSumExp<opmath_t>{m[l], s[l]}.bound(log_k));
+      out[b.first_result + l] = static_cast<scalar_t>(Stats{m[l], s[l]}.bound(log_k));
     }
   }
 }
@@ -118,50 +170,67 @@ void vimco_forward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t
 // d log_weights = grad * softmax and d log_prob = grad * signal with the non-argmax formula for
 // every sample; a last step rewrites the argmax sample's signal (leave_one_out.h).
 template <typename scalar_t>
-void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t block_end) {
+void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t block_end,
+                           void* cache_ptr) {
   using opmath_t = at::opmath_type<scalar_t>;
   using Stats = TopTwoLogSumExp<opmath_t>;
+  using Signals = VimcoSignals<opmath_t>;
   const auto* x = static_cast<const scalar_t*>(a.values);
   const auto* grad = static_cast<const scalar_t*>(a.grad);
   auto* grad_weights = static_cast<scalar_t*>(a.out);
   auto* grad_log_prob = static_cast<scalar_t*>(a.out2);
+  const opmath_t inv_k_minus_1 = opmath_t(1) / static_cast<opmath_t>(a.samples - 1);
+  // Pass 1 state, then pass 2 constants (s1, inv_s1) per lane.
   alignas(64) opmath_t m1[kSampleLanes], m2[kSampleLanes], s2[kSampleLanes], sum[kSampleLanes];
+  alignas(64) opmath_t s1[kSampleLanes], inv_s1[kSampleLanes], g[kSampleLanes];
   alignas(64) int32_t i1[kSampleLanes];
-  alignas(64) opmath_t g[kSampleLanes];
-  VimcoRow<opmath_t> rows[kSampleLanes];
+  alignas(64) opmath_t row[kSampleLanes], w[kSampleLanes], out_row[kSampleLanes];
+  auto* cache = static_cast<opmath_t*>(cache_ptr);
   for (int64_t block = block_begin; block < block_end; ++block) {
     const LaneBlock b = lane_block(a, block);
-    read_lanes(x, b, 0, [&](int64_t l, opmath_t v) {
-      const Stats st = Stats::start(v);
+    const opmath_t* r0 = first_read(x, b, 0, cache, row);
+    for (int64_t l = 0; l < b.lanes; ++l) {
+      const Stats st = Stats::start(r0[l]);
       m1[l] = st.m1, i1[l] = st.i1, m2[l] = st.m2, s2[l] = st.s2, sum[l] = st.sum;
-    });
+    }
     for (int64_t k = 1; k < a.samples; ++k) {
-      read_lanes(x, b, k, [&](int64_t l, opmath_t v) {
+      const opmath_t* r = first_read(x, b, k, cache, row);
+      const int32_t k32 = static_cast<int32_t>(k);
+      for (int64_t l = 0; l < b.lanes; ++l) {
         Stats st{m1[l], i1[l], m2[l], s2[l], sum[l]};
-        st.push(v, static_cast<int32_t>(k));
+        st.push(r[l], k32);
         m1[l] = st.m1, i1[l] = st.i1, m2[l] = st.m2, s2[l] = st.s2, sum[l] = st.sum;
-      });
+      }
     }
     for (int64_t l = 0; l < b.lanes; ++l) {
-      rows[l] = VimcoRow<opmath_t>::from(Stats{m1[l], i1[l], m2[l], s2[l], sum[l]}, a.samples);
+      const Signals r = Signals::from(Stats{m1[l], i1[l], m2[l], s2[l], sum[l]}, a.samples);
+      s1[l] = r.s1;
+      inv_s1[l] = r.inv_s1;
       g[l] = static_cast<opmath_t>(grad[b.first_result + l]);
     }
     for (int64_t k = 0; k < a.samples; ++k) {
+      const opmath_t* r = second_read(x, b, k, cache, row);
+      for (int64_t l = 0; l < b.lanes; ++l) w[l] = Signals{m1[l], s1[l], inv_s1[l], sum[l], inv_k_minus_1}.weight(r[l]);
       if (grad_weights != nullptr) {
-        map_lanes(x, grad_weights, b, k, [&](int64_t l, opmath_t v) {
-          return g[l] * (rows[l].weight(v) * rows[l].inv_s1);
-        });
+        opmath_t* o = output_row(grad_weights, b, k, out_row);
+        for (int64_t l = 0; l < b.lanes; ++l) o[l] = g[l] * (w[l] * inv_s1[l]);
+        commit_row(grad_weights, b, k, o);
       }
       if (grad_log_prob != nullptr) {
-        map_lanes(x, grad_log_prob, b, k, [&](int64_t l, opmath_t v) {
-          return g[l] * rows[l].signal_not_argmax(v, rows[l].weight(v));
-        });
+        opmath_t* o = output_row(grad_log_prob, b, k, out_row);
+        for (int64_t l = 0; l < b.lanes; ++l) {
+          const Signals signals{m1[l], s1[l], inv_s1[l], sum[l], inv_k_minus_1};
+          o[l] = g[l] * signals.signal_not_argmax(r[l], w[l]);
+        }
+        commit_row(grad_log_prob, b, k, o);
       }
     }
     if (grad_log_prob != nullptr) {
       for (int64_t l = 0; l < b.lanes; ++l) {
-        const int64_t at = b.first_value + l * b.lane_stride + rows[l].i1 * b.sample_stride;
-        grad_log_prob[at] = static_cast<scalar_t>(g[l] * rows[l].signal_argmax());
+        const Stats st{m1[l], i1[l], m2[l], s2[l], sum[l]};
+        const Signals r{m1[l], s1[l], inv_s1[l], sum[l], inv_k_minus_1};
+        const int64_t at = b.first_value + l * b.lane_stride + i1[l] * b.sample_stride;
+        grad_log_prob[at] = static_cast<scalar_t>(g[l] * vimco_signal_argmax(st, r));
       }
     }
   }

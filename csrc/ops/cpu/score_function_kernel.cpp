@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
+#include <vector>
 
 #include "common/leave_one_out.h"
 #include "ops/cpu/cpu_isa.h"
@@ -24,26 +26,26 @@ namespace {
 
 enum class Kernel { kLooMean, kLooBackward, kVimcoForward, kVimcoBackward };
 
-SampleBlockRange select_kernel(Kernel kernel, at::ScalarType dtype) {
-  SampleBlockRange range = nullptr;
+void run_blocks(Kernel kernel, const SampleBlockArgs& args, at::ScalarType dtype) {
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "gradext_score_function_cpu", [&] {
+    using opmath_t = at::opmath_type<scalar_t>;
     const Isa isa = active_isa();
+    SampleBlockRange range = nullptr;
     switch (kernel) {
       case Kernel::kLooMean: range = GRADEXT_SELECT_ISA(isa, loo_mean_blocks, scalar_t); break;
       case Kernel::kLooBackward: range = GRADEXT_SELECT_ISA(isa, loo_backward_blocks, scalar_t); break;
       case Kernel::kVimcoForward: range = GRADEXT_SELECT_ISA(isa, vimco_forward_blocks, scalar_t); break;
       case Kernel::kVimcoBackward: range = GRADEXT_SELECT_ISA(isa, vimco_backward_blocks, scalar_t); break;
     }
+    const bool two_pass = kernel == Kernel::kLooBackward || kernel == Kernel::kVimcoBackward;
+    const int64_t cache_size = two_pass ? sample_cache_size(args.samples, sizeof(opmath_t)) : 0;
+    // About 32k values per task: smaller problems stay on one thread.
+    const int64_t grain = std::max<int64_t>(1, 32768 / (kSampleLanes * args.samples));
+    at::parallel_for(0, lane_blocks(args), grain, [&](int64_t begin, int64_t end) {
+      std::vector<opmath_t> cache(cache_size);
+      range(args, begin, end, cache_size > 0 ? cache.data() : nullptr);
+    });
   });
-  return range;
-}
-
-void run_blocks(Kernel kernel, const SampleBlockArgs& args, at::ScalarType dtype) {
-  const SampleBlockRange range = select_kernel(kernel, dtype);
-  // About 32k values per task: smaller problems stay on one thread.
-  const int64_t grain = std::max<int64_t>(1, 32768 / (kSampleLanes * args.samples));
-  at::parallel_for(0, lane_blocks(args), grain,
-                   [&](int64_t begin, int64_t end) { range(args, begin, end); });
 }
 
 SampleBlockArgs block_args(const ops::SampleAxisProblem& p) {

@@ -98,7 +98,7 @@ __global__ void vimco_backward_impl(const scalar_t* __restrict__ grad,
     for (int64_t k = 1; k < v.samples; ++k) {
       st.push(static_cast<opmath_t>(x[k * v.inner]), static_cast<int32_t>(k));
     }
-    const auto row = VimcoRow<opmath_t>::from(st, v.samples);
+    const auto row = VimcoSignals<opmath_t>::from(st, v.samples);
     const opmath_t g = static_cast<opmath_t>(grad[p]);
     for (int64_t k = 0; k < v.samples; ++k) {
       const opmath_t xk = static_cast<opmath_t>(x[k * v.inner]);
@@ -107,7 +107,8 @@ __global__ void vimco_backward_impl(const scalar_t* __restrict__ grad,
         grad_weights[first + k * v.inner] = static_cast<scalar_t>(g * (w * row.inv_s1));
       }
       if (grad_log_prob != nullptr) {
-        const opmath_t signal = k == row.i1 ? row.signal_argmax() : row.signal_not_argmax(xk, w);
+        const opmath_t signal =
+            k == st.i1 ? vimco_signal_argmax(st, row) : row.signal_not_argmax(xk, w);
         grad_log_prob[first + k * v.inner] = static_cast<scalar_t>(g * signal);
       }
     }
