@@ -11,6 +11,7 @@ setup:
 bench: setup
 	$(PYTHON) benchmarks/bench_gaussian.py
 	$(PYTHON) benchmarks/bench_gumbel.py
+	$(PYTHON) benchmarks/bench_score_function.py
 
 # The whole test suite: C++ tests (CTest) and the Python tests (pytest).
 test: setup test-cpp test-python

@@ -1,6 +1,7 @@
 """A small run of every CUDA op and kernel path, for compute-sanitizer memcheck: Gaussian dense
 and strided kernels, Gumbel-Softmax warp-per-row and block-per-row kernels, Gumbel-sigmoid,
-forward and backward, every dtype, ragged and empty sizes."""
+score_function_loo and vimco (samples leading, in the middle, last), categorical_sample (warp
+and block per row), forward and backward, every dtype, ragged and empty sizes."""
 
 from __future__ import annotations
 
@@ -31,6 +32,15 @@ def main() -> None:
                 b = gradext.gumbel_sigmoid(logits, tau=0.5, hard=hard)
                 b.backward(torch.randn_like(b))
             torch.ops.gradext._philox_uniform(logits, 3, 4)
+            if categories > 0:
+                index, log_prob = gradext.categorical_sample(logits, 3)
+                log_prob.backward(torch.randn_like(log_prob))
+        for shape, dim in [((4, 33), 0), ((3, 5, 7), 1), ((9, 2), -1), ((2, 0), 0)]:
+            values = torch.randn(shape, device="cuda", dtype=dtype, requires_grad=True)
+            log_prob = torch.randn(shape, device="cuda", dtype=dtype, requires_grad=True)
+            for estimator in (gradext.score_function_loo, gradext.vimco):
+                out = estimator(values, log_prob, dim)
+                out.backward(torch.randn_like(out))
     torch.cuda.synchronize()
     print("cuda smoke: ok")
 

@@ -31,13 +31,15 @@ step "build" build.log 150 "$PYTHON" setup.py build_ext --inplace
 # The whole suite: on a GPU machine the CUDA-marked tests run instead of skipping.
 step "test suite (CUDA tests included)" pytest.log 110 "$PYTHON" -m pytest -q -rs tests
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-step "compute-sanitizer memcheck" memcheck.log 80 \
+step "compute-sanitizer memcheck" memcheck.log 70 \
   "$sanitizer" --tool memcheck --error-exitcode 1 "$PYTHON" benchmarks/cuda_smoke.py
-# The block-per-row Gumbel-Softmax kernels reduce through shared memory.
-step "compute-sanitizer racecheck" racecheck.log 60 \
+# The block-per-row Gumbel-Softmax and categorical kernels reduce through shared memory.
+step "compute-sanitizer racecheck" racecheck.log 50 \
   "$sanitizer" --tool racecheck --error-exitcode 1 "$PYTHON" benchmarks/cuda_smoke.py
-step "benchmark gaussian" bench_gaussian.log 100 "$PYTHON" benchmarks/bench_gaussian.py --device cuda --quick
-step "benchmark gumbel" bench_gumbel.log 100 "$PYTHON" benchmarks/bench_gumbel.py --device cuda --quick
+step "benchmark gaussian" bench_gaussian.log 70 "$PYTHON" benchmarks/bench_gaussian.py --device cuda --quick
+step "benchmark gumbel" bench_gumbel.log 70 "$PYTHON" benchmarks/bench_gumbel.py --device cuda --quick
+step "benchmark score_function" bench_score_function.log 70 \
+  "$PYTHON" benchmarks/bench_score_function.py --device cuda --quick
 cp benchmarks/results/*_cuda.* "$OUT/" 2>/dev/null
 
 echo

@@ -41,15 +41,17 @@ def test_value_and_gradients_match_oracle(implementation, device, shape, dim):
 
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES)
-def test_every_dtype(implementation, device, dtype):
-    f, log_prob = _inputs((12, 257), dtype, device)
-    out = gradext.score_function_loo(f, log_prob, 0)
+@pytest.mark.parametrize("dim", [0, -1])  # samples at unit stride across datapoints, or not
+def test_every_dtype(implementation, device, dtype, dim):
+    shape = (12, 257) if dim == 0 else (257, 12)
+    f, log_prob = _inputs(shape, dtype, device)
+    out = gradext.score_function_loo(f, log_prob, dim)
     assert out.dtype == dtype and out.shape == (257,)
     grad = torch.randn(257, device=device).to(dtype)
     grad_f, grad_log_prob = torch.autograd.grad(out, (f, log_prob), grad)
     assert grad_log_prob.dtype == dtype and grad_f.dtype == dtype
-    torch.testing.assert_close(out.double(), f.detach().double().mean(0), **tolerance(dtype))
-    torch.testing.assert_close(grad_log_prob.double(), rloo_log_prob_grad(f, grad, 0),
+    torch.testing.assert_close(out.double(), f.detach().double().mean(dim), **tolerance(dtype))
+    torch.testing.assert_close(grad_log_prob.double(), rloo_log_prob_grad(f, grad, dim),
                                **tolerance(dtype))
 
 

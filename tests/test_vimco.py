@@ -44,15 +44,16 @@ def test_matches_oracle(implementation, device, shape, dim):
 
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES)
-def test_every_dtype(implementation, device, dtype):
-    log_weights, log_prob = _inputs((10, 129), dtype, device)
-    out = gradext.vimco(log_weights, log_prob, 0)
+@pytest.mark.parametrize("dim", [0, -1])
+def test_every_dtype(implementation, device, dtype, dim):
+    log_weights, log_prob = _inputs((10, 129) if dim == 0 else (129, 10), dtype, device)
+    out = gradext.vimco(log_weights, log_prob, dim)
     assert out.dtype == dtype
     # Gradients of O(1) with O(1) inputs: the dtype's own tolerance, a little wider for the
     # half types, whose inputs are already rounded.
     tol = tolerance(dtype) if dtype in (torch.float32, torch.float64) else dict(
         rtol=4 * tolerance(dtype)["rtol"], atol=4 * tolerance(dtype)["atol"])
-    _check_against_oracle(log_weights, log_prob, 0, **tol)
+    _check_against_oracle(log_weights, log_prob, dim, **tol)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

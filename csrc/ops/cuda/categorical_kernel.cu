@@ -38,7 +38,7 @@ struct ArgMax {  // the largest score so far and its first index
 
 template <typename T>
 __device__ __forceinline__ ArgMax<T> shfl_xor(ArgMax<T> v, int mask) {
-  return ArgMax<T>{shfl_xor(v.value, mask), shfl_xor(v.index, mask)};
+  return ArgMax<T>{cuda::shfl_xor(v.value, mask), cuda::shfl_xor(v.index, mask)};
 }
 
 template <typename T>

@@ -1,0 +1,62 @@
+"""Command line of gradext: ``python -m gradext <command>``.
+
+    variance   the estimator lab: mean and variance of the pathwise, score-function and
+               leave-one-out score-function gradients for z ~ N(mu, 1), f(z) = z^2, beside the
+               analytic values
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import torch
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _variance(args: argparse.Namespace) -> int:
+    from gradext import variance_lab
+
+    rows = []
+    for mu in args.mu:
+        for k in args.samples:
+            estimators = [e for e in variance_lab.ESTIMATORS if k >= 2 or e != "score_function_loo"]
+            rows += variance_lab.gradient_statistics(
+                variance_lab.square, mu, k, args.replicates, estimators, args.seed)
+    print("d/d mu E[z^2], z ~ N(mu, 1): true gradient 2 mu; single-sample variances 4 (pathwise)"
+          " and mu^4 + 14 mu^2 + 15 (score function); K samples divide them by K.")
+    print(f"{args.replicates} replicates per row; ± one standard error.\n")
+    print(variance_lab.format_table(rows))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m gradext", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    variance = commands.add_parser("variance", help="the estimator lab (1-D Gaussian, f = z^2)")
+    variance.add_argument("--mu", type=float, nargs="+", default=[0.0, 1.0, 3.0])
+    variance.add_argument("--samples", "-K", type=_positive_int, nargs="+", default=[1, 8],
+                          help="samples per estimate (the leave-one-out estimator needs K >= 2)")
+    variance.add_argument("--replicates", type=_positive_int, default=100_000)
+    variance.add_argument("--seed", type=int, default=0)
+    variance.set_defaults(run=_variance)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""CUDA-only behaviour of score_function_loo, vimco and categorical_sample (skipped without a
+GPU): the CUDA kernels against the CPU kernels on the same inputs and seeds, and sizes that only
+a GPU run makes worth testing. The device-parametrized tests cover the rest on both devices."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gradext
+from conftest import ALL_DTYPES, requires_cuda
+from score_function_oracles import rloo_log_prob_grad, vimco_gradients
+
+pytestmark = [requires_cuda, pytest.mark.cuda]
+
+# float32 follows the same operations in the same order on both devices (leave_one_out.h, FP
+# contraction off): bitwise. float64 uses each platform's libm; the half types round once more.
+EXACT = {torch.float32: 0.0, torch.float64: 1e-12, torch.float16: 1e-3, torch.bfloat16: 8e-3}
+
+
+def _grads_on(device, estimator, values, log_prob, dim, grad):
+    v = values.to(device).requires_grad_()
+    lp = log_prob.to(device).requires_grad_()
+    out = estimator(v, lp, dim)
+    return (out, *torch.autograd.grad(out, (v, lp), grad.to(device)))
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("shape, dim", [((16, 1000), 0), ((7, 3, 130), 1), ((500, 64), -1)])
+@pytest.mark.parametrize("estimator", [gradext.score_function_loo, gradext.vimco])
+def test_cuda_matches_cpu(dtype, shape, dim, estimator):
+    values = (3 * torch.randn(shape)).to(dtype)
+    log_prob = torch.randn(shape).to(dtype)
+    reduced = list(shape)
+    del reduced[dim]
+    grad = torch.randn(reduced).to(dtype)
+    cpu = _grads_on("cpu", estimator, values, log_prob, dim, grad)
+    gpu = _grads_on("cuda", estimator, values, log_prob, dim, grad)
+    tol = EXACT[dtype]
+    for c, g in zip(cpu, gpu):
+        torch.testing.assert_close(g.cpu(), c, rtol=tol, atol=tol)
+
+
+def test_large_batch_against_oracles():
+    """2^20 datapoints with K = 8: the grid-stride loops cover every datapoint."""
+    values = torch.randn(8, 1 << 20, device="cuda", dtype=torch.float64)
+    log_prob = torch.zeros_like(values)
+    grad = torch.randn(1 << 20, device="cuda", dtype=torch.float64)
+    _, _, grad_log_prob = _grads_on("cuda", gradext.score_function_loo, values, log_prob, 0, grad)
+    torch.testing.assert_close(grad_log_prob, rloo_log_prob_grad(values, grad, 0))
+    _, grad_weights, grad_log_prob = _grads_on("cuda", gradext.vimco, values, log_prob, 0, grad)
+    expected_weights, expected_log_prob = vimco_gradients(values, grad, 0)
+    torch.testing.assert_close(grad_weights, expected_weights)
+    torch.testing.assert_close(grad_log_prob, expected_log_prob)
+
+
+@pytest.mark.parametrize("categories", [2, 10, 1024, 1025, 40_000])
+def test_categorical_cpu_and_cuda_draw_the_same(categories):
+    """Same (seed, offset): the same Gumbel noise, so the same indices; log-probabilities and
+    the backward agree to rounding (the row reductions run in another order)."""
+    logits = torch.randn(5, categories) * 2
+    lp_cpu, idx_cpu = torch.ops.gradext._categorical_sample_seeded(logits, 3, 21, 4)
+    lp_gpu, idx_gpu = torch.ops.gradext._categorical_sample_seeded(logits.cuda(), 3, 21, 4)
+    assert torch.equal(idx_gpu.cpu(), idx_cpu)
+    torch.testing.assert_close(lp_gpu.cpu(), lp_cpu, rtol=1e-5, atol=1e-5)
+    grad = torch.randn(3, 5)
+    back_cpu = torch.ops.gradext._categorical_sample_backward(grad, logits, idx_cpu)
+    back_gpu = torch.ops.gradext._categorical_sample_backward(grad.cuda(), logits.cuda(), idx_gpu)
+    torch.testing.assert_close(back_gpu.cpu(), back_cpu, rtol=1e-5, atol=1e-6)
+
+
+def test_categorical_in_cuda_graph_gives_fresh_draws():
+    logits = torch.zeros(64, 1000, device="cuda")
+    static = {}
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        gradext.categorical_sample(logits, 2)  # warm-up outside the graph
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        static["index"], _ = gradext.categorical_sample(logits, 2)
+    graph.replay()
+    first = static["index"].clone()
+    graph.replay()
+    assert not torch.equal(first, static["index"])
