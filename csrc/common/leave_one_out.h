@@ -84,26 +84,27 @@ template <typename T>
 struct VimcoSignals {
   T m1;      // the largest log weight
   T s1;      // sum_k exp(x_k - m1), in [1, K]
+  T log_s1;
   T inv_s1;
   T sum;     // sum_k x_k
   T inv_k_minus_1;
 
   GRADEXT_INLINE static VimcoSignals from(const TopTwoLogSumExp<T>& st, int64_t K) {
     const T s1 = st.s1();
-    return VimcoSignals{st.m1, s1, T(1) / s1, st.sum, T(1) / static_cast<T>(K - 1)};
+    return VimcoSignals{st.m1, s1, math::log_positive(s1), T(1) / s1, st.sum,
+                        T(1) / static_cast<T>(K - 1)};
   }
 
   // exp(x_k - m1): the sample's relative weight; softmax(x)_k = weight * inv_s1.
   GRADEXT_INLINE T weight(T x) const { return math::exp(x - m1); }
 
-  // signal_k for k != i1, given w = weight(x_k). Written as log1p((w - w~) / D) with
-  // D = S1 - w + w~ and w~ = exp(mean_{-k} - m1), which keeps small signals accurate;
-  // 1 + that argument = S1 / D >= 1/2.
+  // signal_k for k != i1, given w = weight(x_k): log(S1) - log(D), D = S1 - w + w~ >= 1 with
+  // w~ = exp(mean_{-k} - m1). One log and no division per sample; the absolute error is a few
+  // ulps of log K, below the inputs' own rounding.
   GRADEXT_INLINE T signal_not_argmax(T x, T w) const {
     const T mean_others = (sum - x) * inv_k_minus_1;
     const T w_tilde = math::exp(mean_others - m1);
-    const T denominator = (s1 - w) + w_tilde;
-    return math::log1p_moderate((w - w_tilde) / denominator);
+    return log_s1 - math::log_positive((s1 - w) + w_tilde);
   }
 };
 
@@ -112,7 +113,7 @@ template <typename T>
 GRADEXT_INLINE T vimco_signal_argmax(const TopTwoLogSumExp<T>& st, const VimcoSignals<T>& r) {
   const T mean_others = (st.sum - st.m1) * r.inv_k_minus_1;
   const T rest = st.s2 + math::exp(mean_others - st.m2);
-  return (st.m1 - st.m2) + math::log_positive(r.s1) - math::log_positive(rest);
+  return (st.m1 - st.m2) + r.log_s1 - math::log_positive(rest);
 }
 
 }  // namespace gradext

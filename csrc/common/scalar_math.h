@@ -127,17 +127,7 @@ GRADEXT_INLINE float sqrt(float x) {
 #endif
 }
 
-// log(1 + a) for a > -1/2 (the range the leave-one-out signals need), accurate for small |a|:
-// the rounding of u = 1 + a is corrected by a / (u - 1) (Goldberg's method).
-GRADEXT_INLINE float log1p_moderate(float a) {
-  const float u = 1.0f + a;
-  const float d = u - 1.0f;
-  const float corrected = log_positive(u) * (a / (d == 0.0f ? 1.0f : d));
-  return d == 0.0f ? a : corrected;
-}
-
 GRADEXT_INLINE double log_positive(double x) { return ::log(x); }
-GRADEXT_INLINE double log1p_moderate(double a) { return ::log1p(a); }
 GRADEXT_INLINE double exp(double x) { return ::exp(x); }
 GRADEXT_INLINE double sqrt(double x) { return ::sqrt(x); }
 GRADEXT_INLINE void sincos_2pi(double u, double* s, double* c) {

@@ -180,9 +180,10 @@ void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_
   auto* grad_weights = static_cast<scalar_t*>(a.out);
   auto* grad_log_prob = static_cast<scalar_t*>(a.out2);
   const opmath_t inv_k_minus_1 = opmath_t(1) / static_cast<opmath_t>(a.samples - 1);
-  // Pass 1 state, then pass 2 constants (s1, inv_s1) per lane.
+  // Pass 1 state, then pass 2 constants (s1, log s1, 1 / s1) per lane.
   alignas(64) opmath_t m1[kSampleLanes], m2[kSampleLanes], s2[kSampleLanes], sum[kSampleLanes];
-  alignas(64) opmath_t s1[kSampleLanes], inv_s1[kSampleLanes], g[kSampleLanes];
+  alignas(64) opmath_t s1[kSampleLanes], log_s1[kSampleLanes], inv_s1[kSampleLanes];
+  alignas(64) opmath_t g[kSampleLanes];
   alignas(64) int32_t i1[kSampleLanes];
   alignas(64) opmath_t row[kSampleLanes], w[kSampleLanes], out_row[kSampleLanes];
   auto* cache = static_cast<opmath_t*>(cache_ptr);
@@ -205,12 +206,13 @@ void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_
     for (int64_t l = 0; l < b.lanes; ++l) {
       const Signals r = Signals::from(Stats{m1[l], i1[l], m2[l], s2[l], sum[l]}, a.samples);
       s1[l] = r.s1;
+      log_s1[l] = r.log_s1;
       inv_s1[l] = r.inv_s1;
       g[l] = static_cast<opmath_t>(grad[b.first_result + l]);
     }
     for (int64_t k = 0; k < a.samples; ++k) {
       const opmath_t* r = second_read(x, b, k, cache, row);
-      for (int64_t l = 0; l < b.lanes; ++l) w[l] = Signals{m1[l], s1[l], inv_s1[l], sum[l], inv_k_minus_1}.weight(r[l]);
+      for (int64_t l = 0; l < b.lanes; ++l) w[l] = Signals{m1[l], s1[l], log_s1[l], inv_s1[l], sum[l], inv_k_minus_1}.weight(r[l]);
       if (grad_weights != nullptr) {
         opmath_t* o = output_row(grad_weights, b, k, out_row);
         for (int64_t l = 0; l < b.lanes; ++l) o[l] = g[l] * (w[l] * inv_s1[l]);
@@ -219,7 +221,7 @@ void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_
       if (grad_log_prob != nullptr) {
         opmath_t* o = output_row(grad_log_prob, b, k, out_row);
         for (int64_t l = 0; l < b.lanes; ++l) {
-          const Signals signals{m1[l], s1[l], inv_s1[l], sum[l], inv_k_minus_1};
+          const Signals signals{m1[l], s1[l], log_s1[l], inv_s1[l], sum[l], inv_k_minus_1};
           o[l] = g[l] * signals.signal_not_argmax(r[l], w[l]);
         }
         commit_row(grad_log_prob, b, k, o);
@@ -228,7 +230,7 @@ void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_
     if (grad_log_prob != nullptr) {
       for (int64_t l = 0; l < b.lanes; ++l) {
         const Stats st{m1[l], i1[l], m2[l], s2[l], sum[l]};
-        const Signals r{m1[l], s1[l], inv_s1[l], sum[l], inv_k_minus_1};
+        const Signals r{m1[l], s1[l], log_s1[l], inv_s1[l], sum[l], inv_k_minus_1};
         const int64_t at = b.first_value + l * b.lane_stride + i1[l] * b.sample_stride;
         grad_log_prob[at] = static_cast<scalar_t>(g[l] * vimco_signal_argmax(st, r));
       }
