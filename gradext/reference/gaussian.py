@@ -25,5 +25,8 @@ def gaussian_rsample(
     if num_samples is not None:
         shape = (num_samples, *shape)
     dtype = torch.promote_types(mu.dtype, logvar.dtype)
-    eps = torch.randn(shape, dtype=dtype, device=mu.device, generator=generator)
+    # generator=None is left out: torch.randn's generator overload rejects the symbolic shapes
+    # of a dynamic-shape torch.compile.
+    extra = {} if generator is None else {"generator": generator}
+    eps = torch.randn(shape, dtype=dtype, device=mu.device, **extra)
     return gaussian_rsample_from_noise(mu, logvar, eps)

@@ -26,7 +26,10 @@ class _StraightThrough(torch.autograd.Function):
 def _open_uniform(shape, dtype, device, generator):
     """Uniforms strictly inside (0, 1), in float32 for the half types (their math type)."""
     math_dtype = torch.float64 if dtype == torch.float64 else torch.float32
-    u = torch.rand(shape, dtype=math_dtype, device=device, generator=generator)
+    # generator=None is left out: torch.rand's generator overload rejects the symbolic shapes
+    # of a dynamic-shape torch.compile.
+    extra = {} if generator is None else {"generator": generator}
+    u = torch.rand(shape, dtype=math_dtype, device=device, **extra)
     tiny = 2.0**-33 if math_dtype == torch.float64 else 2.0**-24
     return u.clamp_(tiny, 1.0 - tiny)
 

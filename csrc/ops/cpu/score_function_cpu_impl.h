@@ -183,7 +183,7 @@ void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_
   // Pass 1 state, then pass 2 constants (s1, log s1, 1 / s1) per lane.
   alignas(64) opmath_t m1[kSampleLanes], m2[kSampleLanes], s2[kSampleLanes], sum[kSampleLanes];
   alignas(64) opmath_t s1[kSampleLanes], log_s1[kSampleLanes], inv_s1[kSampleLanes];
-  alignas(64) opmath_t g[kSampleLanes];
+  alignas(64) opmath_t g[kSampleLanes], argmax_grad[kSampleLanes];
   alignas(64) int32_t i1[kSampleLanes];
   alignas(64) opmath_t row[kSampleLanes], w[kSampleLanes], out_row[kSampleLanes];
   auto* cache = static_cast<opmath_t*>(cache_ptr);
@@ -203,12 +203,16 @@ void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_
         m1[l] = st.m1, i1[l] = st.i1, m2[l] = st.m2, s2[l] = st.s2, sum[l] = st.sum;
       }
     }
+    for (int64_t l = 0; l < b.lanes; ++l) g[l] = static_cast<opmath_t>(grad[b.first_result + l]);
+    // Per-lane constants, and the argmax sample's gradient, in one vectorized loop; pass 2 then
+    // writes the general formula everywhere and the last loop only stores these.
     for (int64_t l = 0; l < b.lanes; ++l) {
-      const Signals r = Signals::from(Stats{m1[l], i1[l], m2[l], s2[l], sum[l]}, a.samples);
+      const Stats st{m1[l], i1[l], m2[l], s2[l], sum[l]};
+      const Signals r = Signals::from(st, a.samples);
       s1[l] = r.s1;
       log_s1[l] = r.log_s1;
       inv_s1[l] = r.inv_s1;
-      g[l] = static_cast<opmath_t>(grad[b.first_result + l]);
+      argmax_grad[l] = g[l] * vimco_signal_argmax(st, r);
     }
     for (int64_t k = 0; k < a.samples; ++k) {
       const opmath_t* r = second_read(x, b, k, cache, row);
@@ -229,10 +233,8 @@ void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_
     }
     if (grad_log_prob != nullptr) {
       for (int64_t l = 0; l < b.lanes; ++l) {
-        const Stats st{m1[l], i1[l], m2[l], s2[l], sum[l]};
-        const Signals r{m1[l], s1[l], log_s1[l], inv_s1[l], sum[l], inv_k_minus_1};
         const int64_t at = b.first_value + l * b.lane_stride + i1[l] * b.sample_stride;
-        grad_log_prob[at] = static_cast<scalar_t>(g[l] * vimco_signal_argmax(st, r));
+        grad_log_prob[at] = static_cast<scalar_t>(argmax_grad[l]);
       }
     }
   }
