@@ -3,6 +3,8 @@
     variance   the estimator lab: mean and variance of the pathwise, score-function and
                leave-one-out score-function gradients for z ~ N(mu, 1), f(z) = z^2, beside the
                analytic values
+    bench      every op's benchmark (benchmarks/): one table, a CSV and a PNG chart of the
+               speed-up over eager PyTorch
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ def _variance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from gradext import benchmark_suite
+
+    return benchmark_suite.run(args.device, args.quick)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gradext", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -49,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
     variance.add_argument("--replicates", type=_positive_int, default=100_000)
     variance.add_argument("--seed", type=int, default=0)
     variance.set_defaults(run=_variance)
+    bench = commands.add_parser("bench", help="every op's benchmark, one table and chart")
+    bench.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
+    bench.add_argument("--quick", action="store_true", help="the target sizes only")
+    bench.set_defaults(run=_bench)
     return parser
 
 

@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.14.1}
 
+# scipy: the tests cross-check their statistics helpers against scipy.stats;
+# matplotlib: the PNG chart of `python -m gradext bench`.
 echo "[setup] installing $TORCH_SPEC and the build/test dependencies"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check \
-  "$TORCH_SPEC" pybind11 ninja numpy pytest scipy "setuptools>=64" wheel
+  "$TORCH_SPEC" pybind11 ninja numpy pytest scipy matplotlib "setuptools>=64" wheel
 
 echo "[setup] building gradext (compile output in build/setup.log)"
 mkdir -p build

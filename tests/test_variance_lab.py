@@ -1,10 +1,6 @@
-"""The estimator lab reproduces the analytic means and variances of DESIGN.md's 1-D case, and its
-command line rejects bad arguments."""
+"""The estimator lab reproduces the analytic means and variances of DESIGN.md's 1-D case."""
 
 from __future__ import annotations
-
-import subprocess
-import sys
 
 import pytest
 
@@ -42,15 +38,3 @@ def test_bad_arguments():
         variance_lab.gradient_statistics(num_samples=1)
     with pytest.raises(ValueError, match="unknown estimators"):
         variance_lab.gradient_statistics(num_samples=2, estimators=["magic"])
-
-
-def test_command_line():
-    run = lambda *a: subprocess.run([sys.executable, "-m", "gradext", *a],  # noqa: E731
-                                    capture_output=True, text=True, timeout=120)
-    ok = run("variance", "--mu", "1", "-K", "2", "--replicates", "2000")
-    assert ok.returncode == 0, ok.stderr
-    assert "| score_function_loo | 1 | 2 |" in ok.stdout
-    bad = run("variance", "--replicates", "0")
-    assert bad.returncode == 2 and "expected a positive integer, got 0" in bad.stderr
-    missing = run()
-    assert missing.returncode == 2 and "required: command" in missing.stderr

@@ -1,0 +1,39 @@
+"""python -m gradext: the commands run, and bad arguments give clear errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+
+def test_command_line():
+    run = lambda *a: subprocess.run([sys.executable, "-m", "gradext", *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    ok = run("variance", "--mu", "1", "-K", "2", "--replicates", "2000")
+    assert ok.returncode == 0, ok.stderr
+    assert "| score_function_loo | 1 | 2 |" in ok.stdout
+    bad = run("variance", "--replicates", "0")
+    assert bad.returncode == 2 and "expected a positive integer, got 0" in bad.stderr
+    missing = run()
+    assert missing.returncode == 2 and "required: command" in missing.stderr
+
+
+def test_bench_command_rejects_bad_arguments():
+    bad = subprocess.run([sys.executable, "-m", "gradext", "bench", "--device", "tpu"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "invalid choice: 'tpu'" in bad.stderr
+
+
+def test_speedup_chart(tmp_path):
+    """The chart of `python -m gradext bench` from a few synthetic measurements."""
+    pytest.importorskip("matplotlib")
+    from benchmarks.harness import Measurement
+    from gradext import benchmark_suite
+
+    rows = [Measurement("op", "[8, 8]", "forward+backward", impl, ms)
+            for impl, ms in (("eager", 4.0), ("compile", 2.0), ("gradext", 1.0))]
+    path = benchmark_suite.speedup_chart(rows, tmp_path / "chart.png", "test")
+    assert path is not None and path.stat().st_size > 1000
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
