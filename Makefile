@@ -1,17 +1,20 @@
-# Task runner. `make bench` and `make test` each do the whole set-up first (scripts/setup.sh).
+# Task runner. `make demo`, `make bench` and `make test` each do the whole set-up first
+# (scripts/setup.sh).
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: setup bench test test-python test-cpp gpu-check
+.PHONY: setup demo bench test test-python test-cpp gpu-check
 
 setup:
 	bash scripts/setup.sh
 
-# The main job: the benchmark tables (CPU, and CUDA when a GPU is present).
+# The main job: VAE training on real data with every estimator, beside plain PyTorch.
+demo: setup
+	$(PYTHON) -m gradext demo
+
+# Every op's benchmark: one table, CSV and chart (CPU, and CUDA when a GPU is present).
 bench: setup
-	$(PYTHON) benchmarks/bench_gaussian.py
-	$(PYTHON) benchmarks/bench_gumbel.py
-	$(PYTHON) benchmarks/bench_score_function.py
+	$(PYTHON) -m gradext bench
 
 # The whole test suite: C++ tests (CTest) and the Python tests (pytest).
 test: setup test-cpp test-python

@@ -11,10 +11,11 @@ PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.14.1}
 
 # scipy: the tests cross-check their statistics helpers against scipy.stats;
-# matplotlib: the PNG chart of `python -m gradext bench`.
+# matplotlib: the PNG charts of `python -m gradext demo` and `bench`; scikit-learn: the demo's
+# data (the digits that ship inside it); tqdm: the demo's progress bars.
 echo "[setup] installing $TORCH_SPEC and the build/test dependencies"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check \
-  "$TORCH_SPEC" pybind11 ninja numpy pytest scipy matplotlib "setuptools>=64" wheel
+  "$TORCH_SPEC" pybind11 ninja numpy pytest scipy matplotlib scikit-learn tqdm "setuptools>=64" wheel
 
 echo "[setup] building gradext (compile output in build/setup.log)"
 mkdir -p build

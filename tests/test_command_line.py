@@ -37,3 +37,15 @@ def test_speedup_chart(tmp_path):
     path = benchmark_suite.speedup_chart(rows, tmp_path / "chart.png", "test")
     assert path is not None and path.stat().st_size > 1000
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_command_rejects_bad_arguments(tmp_path):
+    run = lambda *a: subprocess.run([sys.executable, "-m", "gradext", "demo", *a],  # noqa: E731
+                                    capture_output=True, text=True, timeout=120)
+    few = run("--samples", "1")
+    assert few.returncode == 2 and "expected an integer >= 2" in few.stderr
+    unknown = run("--estimators", "magic")
+    assert unknown.returncode != 0 and "unknown estimators ['magic']" in unknown.stderr
+    missing = run("--data", str(tmp_path / "nothing.npy"), "--out", str(tmp_path))
+    assert missing.returncode != 0 and "no such file" in missing.stderr
+    assert "Traceback" not in missing.stderr

@@ -1,0 +1,42 @@
+"""The demo's data: scikit-learn's handwritten digits (1797 images of 8x8, shipped inside the
+package, nothing downloaded), binarized, with a fixed train/test split; or a user's own array."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def load_binary_images(path: str | None = None, test_fraction: float = 0.2, seed: int = 0):
+    """(train, test) float32 tensors of 0/1 pixels, one image per row.
+
+    path None: sklearn.datasets.load_digits, pixel > 8 of 16 -> 1. Otherwise a .npy file (or a
+    .npz with one array) of shape (N, D) with values in [0, 1], binarized at 0.5.
+    """
+    if path is None:
+        try:
+            from sklearn.datasets import load_digits
+        except ImportError as error:
+            raise ImportError("the default data needs scikit-learn (pip install scikit-learn); "
+                              "or pass --data with an array file") from error
+        images = load_digits().data > 8.0
+    else:
+        file = Path(path)
+        if not file.is_file():
+            raise FileNotFoundError(f"--data: no such file: {path}")
+        loaded = np.load(file)
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            if len(loaded.files) != 1:
+                raise ValueError(f"--data: {path} holds {len(loaded.files)} arrays, expected one")
+            loaded = loaded[loaded.files[0]]
+        if loaded.ndim != 2 or loaded.shape[0] < 10:
+            raise ValueError(f"--data: expected an array of shape (N >= 10, D), got {loaded.shape}")
+        if loaded.min() < 0 or loaded.max() > 1:
+            raise ValueError("--data: values must lie in [0, 1]")
+        images = loaded > 0.5
+    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
+    n_test = max(1, int(round(test_fraction * x.shape[0])))
+    return x[order[n_test:]], x[order[:n_test]]
