@@ -1,7 +1,8 @@
 """Command line of gradext: ``python -m gradext <command>``.
 
     demo       train a Gaussian VAE and a discrete VAE (five gradient estimators) on the digits
-               that ship with scikit-learn, with gradext's ops and beside plain PyTorch
+               that ship with scikit-learn, with gradext's ops and beside plain PyTorch;
+               data-parallel under torchrun (gradext/demo/distributed.py)
 
     variance   the estimator lab: mean and variance of the pathwise, score-function and
                leave-one-out score-function gradients for z ~ N(mu, 1), f(z) = z^2, beside the
@@ -63,6 +64,8 @@ def _demo(args: argparse.Namespace) -> int:
     config = DemoConfig(data=args.data, epochs=args.epochs, num_samples=args.samples,
                         seed=args.seed, out=args.out, estimators=tuple(args.estimators),
                         progress=not args.no_progress)
+    if args.quick:  # a smoke run: fewer evaluation samples, gradient draws and timed steps
+        config.eval_samples, config.variance_draws, config.timing_steps = 8, 4, 2
     try:
         run_demo(config)
     except (FileNotFoundError, ValueError, ImportError) as error:  # bad --data: say why, no trace
@@ -90,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="demo_out", help="folder for the CSV files and plots")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-progress", action="store_true")
+    demo.add_argument("--quick", action="store_true",
+                      help="smoke run: few evaluation samples, gradient draws and timed steps")
     demo.set_defaults(run=_demo)
     variance = commands.add_parser("variance", help="the estimator lab (1-D Gaussian, f = z^2)")
     variance.add_argument("--mu", type=float, nargs="+", default=[0.0, 1.0, 3.0])

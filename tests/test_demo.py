@@ -56,3 +56,26 @@ def test_user_data_file(tmp_path):
         load_binary_images(str(bad))
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_binary_images(str(tmp_path / "missing.npy"))
+
+
+def test_two_process_ddp_on_cpu(tmp_path):
+    """torchrun with 2 gloo ranks: the run completes, and the ranks' noise seeds and first
+    draws differ (each rank seeds from SeedSequence([seed, rank]))."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "ddp"
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         "-m", "gradext", "demo", "--epochs", "2", "--estimators", "rloo", "--samples", "2",
+         "--quick", "--no-progress", "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "ranks: 2" in done.stdout
+    with open(out / "ranks.csv") as f:
+        ranks = list(csv.DictReader(f))
+    assert [r["rank"] for r in ranks] == ["0", "1"]
+    assert ranks[0]["noise_seed"] != ranks[1]["noise_seed"]
+    assert ranks[0]["first_normals"] != ranks[1]["first_normals"]
+    with open(out / "results.csv") as f:
+        assert [r["estimator"] for r in csv.DictReader(f)] == ["pathwise", "rloo"]

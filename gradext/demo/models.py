@@ -45,6 +45,8 @@ class GaussianVAE(nn.Module):
         """The ELBO per image (maximized in training)."""
         return self.log_weights(x, ops, num_samples).mean(0)
 
+    forward = objective  # what DistributedDataParallel calls
+
     def encoder_parameters(self):
         return self.encoder.parameters()
 
@@ -98,6 +100,8 @@ class DiscreteVAE(nn.Module):
             log_prior = -self.latents * math.log(self.classes)
             return ops.vimco(log_px + log_prior - log_q, log_q, 0)
         raise ValueError(f"unknown estimator {estimator!r}; choose from {DISCRETE_ESTIMATORS}")
+
+    forward = objective  # what DistributedDataParallel calls
 
     def encoder_parameters(self):
         return self.encoder.parameters()

@@ -12,6 +12,7 @@ import torch
 
 import gradext
 from gradext import reference
+from gradext.demo import distributed
 from gradext.demo.data import load_binary_images
 from gradext.demo.models import DISCRETE_ESTIMATORS, DiscreteVAE, GaussianVAE
 
@@ -47,43 +48,54 @@ class RunResult:
     curve: list = field(default_factory=list)  # (epoch, train objective, test negative ELBO)
 
 
-def _device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() and gradext.has_cuda() else "cpu")
-
-
 def _make_model(name: str, pixels: int) -> torch.nn.Module:
     return GaussianVAE(pixels) if name == "gaussian_vae" else DiscreteVAE(pixels)
 
 
 def _step(model, optimizer, x, estimator, cfg, ops) -> float:
     optimizer.zero_grad(set_to_none=True)
-    objective = model.objective(x, ops, estimator, cfg.num_samples).mean()
+    objective = model(x, ops, estimator, cfg.num_samples).mean()
     (-objective).backward()
     optimizer.step()
     return objective.item()
 
 
-def train(name: str, estimator: str, train_x, test_x, cfg: DemoConfig, device) -> RunResult:
-    torch.manual_seed(cfg.seed)
+def train(name: str, estimator: str, train_x, test_x, cfg: DemoConfig,
+          ctx: distributed.Context) -> RunResult:
+    """Trains one model; under torchrun each rank takes its shard of every epoch (same global
+    batch size), DDP averages the gradients, and rank 0 evaluates and measures."""
+    device = ctx.device
+    torch.manual_seed(cfg.seed)  # the same initial parameters on every rank
     model = _make_model(name, train_x.shape[1]).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.learning_rate)
+    trained = torch.nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
+    torch.manual_seed(distributed.noise_seed(cfg.seed, ctx.rank))  # independent noise per rank
+    optimizer = torch.optim.Adam(trained.parameters(), lr=cfg.learning_rate)
     test_x = test_x.to(device)
     result = RunResult(name, estimator, {})
-    result.curve.append((0, float("nan"), model.evaluate(test_x, gradext, cfg.eval_samples)["test_nelbo"]))
+    evaluate = lambda: model.evaluate(test_x, gradext, cfg.eval_samples)["test_nelbo"]  # noqa: E731
+    if ctx.is_main:
+        result.curve.append((0, float("nan"), evaluate()))
+    shard_size = train_x.shape[0] // ctx.world_size
+    batch_size = max(1, cfg.batch_size // ctx.world_size)
     epochs = range(1, cfg.epochs + 1)
-    for epoch in tqdm(epochs, desc=f"{name}/{estimator}", disable=not cfg.progress, leave=False):
-        order = torch.randperm(train_x.shape[0])
-        total = 0.0
-        batches = 0
-        for start in range(0, train_x.shape[0], cfg.batch_size):
-            x = train_x[order[start:start + cfg.batch_size]].to(device)
-            total += _step(model, optimizer, x, estimator, cfg, gradext)
+    progress = cfg.progress and ctx.is_main
+    for epoch in tqdm(epochs, desc=f"{name}/{estimator}", disable=not progress, leave=False):
+        # One permutation for all ranks (seeded by the epoch), split into equal shards.
+        order = torch.randperm(train_x.shape[0],
+                               generator=torch.Generator().manual_seed(cfg.seed * 10_007 + epoch))
+        shard = order[ctx.rank::ctx.world_size][:shard_size]
+        total, batches = 0.0, 0
+        for start in range(0, shard_size, batch_size):
+            x = train_x[shard[start:start + batch_size]].to(device)
+            total += _step(trained, optimizer, x, estimator, cfg, gradext)
             batches += 1
-        test_nelbo = model.evaluate(test_x, gradext, cfg.eval_samples)["test_nelbo"]
-        result.curve.append((epoch, total / batches, test_nelbo))
-    result.metrics.update(model.evaluate(test_x, gradext, cfg.eval_samples))
-    result.metrics["encoder_grad_variance"] = gradient_variance(model, test_x, estimator, cfg)
-    result.metrics.update(time_steps(name, model, train_x, estimator, cfg, device))
+        if ctx.is_main:
+            result.curve.append((epoch, total / batches, evaluate()))
+    if ctx.is_main:
+        result.metrics.update(model.evaluate(test_x, gradext, cfg.eval_samples))
+        result.metrics["encoder_grad_variance"] = gradient_variance(model, test_x, estimator, cfg)
+        result.metrics.update(time_steps(name, model, train_x, estimator, cfg, device))
+    distributed.barrier(ctx)
     return result
 
 
@@ -93,7 +105,7 @@ def gradient_variance(model, x, estimator: str, cfg: DemoConfig) -> float:
     params = list(model.encoder_parameters())
     draws = []
     for _ in range(cfg.variance_draws):
-        objective = model.objective(x[: cfg.batch_size], gradext, estimator, cfg.num_samples).mean()
+        objective = model(x[: cfg.batch_size], gradext, estimator, cfg.num_samples).mean()
         grads = torch.autograd.grad(objective, params)
         draws.append(torch.cat([g.flatten() for g in grads]))
     return torch.stack(draws).var(0).mean().item()
@@ -124,17 +136,38 @@ def time_steps(name: str, model, train_x, estimator: str, cfg: DemoConfig,
 
 
 def run_demo(cfg: DemoConfig) -> list[RunResult]:
-    device = _device()
+    """Trains every model and estimator; rank 0 prints the table and writes the outputs."""
+    ctx = distributed.start()
+    try:
+        return _run(cfg, ctx)
+    finally:
+        distributed.stop(ctx)
+
+
+def _run(cfg: DemoConfig, ctx: distributed.Context) -> list[RunResult]:
     train_x, test_x = load_binary_images(cfg.data, seed=cfg.seed)
-    print(f"data: {train_x.shape[0]} train / {test_x.shape[0]} test images of {train_x.shape[1]} "
-          f"pixels; device: {device}; extension: {gradext.has_extension()}")
+    if ctx.is_main:
+        print(f"data: {train_x.shape[0]} train / {test_x.shape[0]} test images of "
+              f"{train_x.shape[1]} pixels; device: {ctx.device}; ranks: {ctx.world_size}; "
+              f"extension: {gradext.has_extension()}")
+    # Each rank's noise seed and first Gaussian draw, gathered: the ranks' noise must differ.
+    seed = distributed.noise_seed(cfg.seed, ctx.rank)
+    probe = gradext.gaussian_rsample(torch.zeros(4), torch.zeros(4),
+                                     generator=torch.Generator().manual_seed(seed))
+    ranks = distributed.gather_rows(ctx, [ctx.rank, seed, *probe.tolist()])
     runs = [("gaussian_vae", "pathwise")] + [("discrete_vae", e) for e in cfg.estimators]
-    results = [train(name, estimator, train_x, test_x, cfg, device) for name, estimator in runs]
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    write_outputs(results, out)
-    print(format_table(results))
-    print(f"\nwrote {out / 'results.csv'}, {out / 'curves.csv'} and the PNG plots in {out}")
+    results = [train(name, estimator, train_x, test_x, cfg, ctx) for name, estimator in runs]
+    if ctx.is_main:
+        out = Path(cfg.out)
+        out.mkdir(parents=True, exist_ok=True)
+        write_outputs(results, out)
+        with open(out / "ranks.csv", "w", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(["rank", "noise_seed", "first_normals"])
+            writer.writerows([r[0], r[1], " ".join(f"{v:.6f}" for v in r[2:])] for r in ranks)
+        print(format_table(results))
+        print(f"\nwrote {out / 'results.csv'}, {out / 'curves.csv'}, {out / 'ranks.csv'} and "
+              f"the PNG plots in {out}")
     return results
 
 
