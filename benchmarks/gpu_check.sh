@@ -2,7 +2,8 @@
 # The whole GPU check for a lent GPU machine, in one run (under 6 minutes on 16 cores; each
 # step has a time limit, 10 minutes in all at worst):
 # build the extension there, run the CUDA tests (and the rest of the suite), run
-# compute-sanitizer memcheck on a small run of every CUDA op, run the benchmarks on the GPU.
+# compute-sanitizer memcheck on a small run of every CUDA op, run the benchmarks and a short
+# demo run on the GPU.
 # Logs and results go to $OUT (default: build/gpu_check); a summary is printed last.
 #
 #   bash benchmarks/gpu_check.sh
@@ -27,19 +28,27 @@ step() {  # step NAME LOGFILE SECONDS COMMAND...: runs with a time limit, record
 }
 
 { nvidia-smi; "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"; } > "$OUT/device.txt" 2>&1
-step "build" build.log 150 "$PYTHON" setup.py build_ext --inplace
+step "build" build.log 140 "$PYTHON" setup.py build_ext --inplace
 # The whole suite: on a GPU machine the CUDA-marked tests run instead of skipping.
 step "test suite (CUDA tests included)" pytest.log 110 "$PYTHON" -m pytest -q -rs tests
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-step "compute-sanitizer memcheck" memcheck.log 70 \
+step "compute-sanitizer memcheck" memcheck.log 60 \
   "$sanitizer" --tool memcheck --error-exitcode 1 "$PYTHON" benchmarks/cuda_smoke.py
 # The block-per-row Gumbel-Softmax and categorical kernels reduce through shared memory.
 step "compute-sanitizer racecheck" racecheck.log 50 \
   "$sanitizer" --tool racecheck --error-exitcode 1 "$PYTHON" benchmarks/cuda_smoke.py
-step "benchmark gaussian" bench_gaussian.log 70 "$PYTHON" benchmarks/bench_gaussian.py --device cuda --quick
-step "benchmark gumbel" bench_gumbel.log 70 "$PYTHON" benchmarks/bench_gumbel.py --device cuda --quick
-step "benchmark score_function" bench_score_function.log 70 \
+step "benchmark gaussian" bench_gaussian.log 65 "$PYTHON" benchmarks/bench_gaussian.py --device cuda --quick
+step "benchmark gumbel" bench_gumbel.log 65 "$PYTHON" benchmarks/bench_gumbel.py --device cuda --quick
+step "benchmark score_function" bench_score_function.log 65 \
   "$PYTHON" benchmarks/bench_score_function.py --device cuda --quick
+# The demo's CUDA path (one short epoch per model; the full demo is `python -m gradext demo`).
+# Its data ship with scikit-learn and its seeds use numpy: skipped where they are missing.
+if "$PYTHON" -c "import numpy, sklearn" 2> /dev/null; then
+  step "demo smoke run (CUDA)" demo.log 40 \
+    "$PYTHON" -m gradext demo --epochs 1 --quick --no-progress --out "$OUT/demo"
+else
+  summary+=("SKIP  demo smoke run (CUDA): numpy or scikit-learn not installed")
+fi
 cp benchmarks/results/*_cuda.* "$OUT/" 2>/dev/null
 
 echo

@@ -51,21 +51,6 @@ __device__ __forceinline__ T log_normalizer(const RowStat<T>& st) {
   return st.max + math::log_positive(st.sum);
 }
 
-// Launches `kernel<scalar_t, group>` over `items` rows with the group size suited to C.
-template <typename Launch>
-void launch_by_row_length(int64_t items, int64_t C, Launch launch) {
-  if (C <= kWarpRowLimit) {
-    constexpr int rows_per_block = kThreads / kWarp;
-    const int64_t blocks = std::min<int64_t>((items + rows_per_block - 1) / rows_per_block,
-                                             grid_for(items * kWarp));
-    launch(std::integral_constant<int, kWarp>{}, blocks, kThreads);
-  } else {
-    const int64_t blocks =
-        std::min<int64_t>(items, grid_for(items * kRowBlockThreads, kRowBlockThreads));
-    launch(std::integral_constant<int, kRowBlockThreads>{}, blocks, kRowBlockThreads);
-  }
-}
-
 template <typename scalar_t, int kGroup>
 __global__ void categorical_sample_forward_impl(const scalar_t* __restrict__ logits,
                                                 scalar_t* __restrict__ log_prob,

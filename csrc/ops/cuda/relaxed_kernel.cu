@@ -179,18 +179,12 @@ std::tuple<at::Tensor, at::Tensor> relaxed_forward(Relaxation r, const at::Tenso
     if (r == Relaxation::kSigmoid) {
       gumbel_sigmoid_forward_impl<scalar_t><<<grid_for((numel + 3) / 4), kThreads, 0, stream>>>(
           x, out, soft, numel, p.inv_tau, philox);
-    } else if (p.categories <= kWarpRowLimit) {
-      constexpr int rows_per_block = kThreads / kWarp;
-      const int64_t blocks = std::min<int64_t>((p.rows + rows_per_block - 1) / rows_per_block,
-                                               grid_for(p.rows * kWarp));
-      gumbel_softmax_forward_impl<scalar_t, kWarp><<<blocks, kThreads, 0, stream>>>(
-          x, out, soft, p.rows, p.categories, p.inv_tau, philox);
     } else {
-      const int64_t blocks = std::min<int64_t>(p.rows, grid_for(p.rows * kRowBlockThreads,
-                                                                kRowBlockThreads));
-      gumbel_softmax_forward_impl<scalar_t, kRowBlockThreads>
-          <<<blocks, kRowBlockThreads, 0, stream>>>(x, out, soft, p.rows, p.categories,
-                                                    p.inv_tau, philox);
+      launch_by_row_length(p.rows, p.categories, [&](auto group, int64_t blocks, int threads) {
+        gumbel_softmax_forward_impl<scalar_t, decltype(group)::value>
+            <<<blocks, threads, 0, stream>>>(x, out, soft, p.rows, p.categories, p.inv_tau,
+                                             philox);
+      });
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
@@ -218,17 +212,11 @@ at::Tensor relaxed_backward(Relaxation r, const at::Tensor& grad, const at::Tens
     if (r == Relaxation::kSigmoid) {
       gumbel_sigmoid_backward_impl<scalar_t><<<grid_for(numel), kThreads, 0, stream>>>(
           gp, yp, op, numel, 1.0 / tau);
-    } else if (C <= kWarpRowLimit) {
-      constexpr int rows_per_block = kThreads / kWarp;
-      const int64_t blocks = std::min<int64_t>((rows + rows_per_block - 1) / rows_per_block,
-                                               grid_for(rows * kWarp));
-      gumbel_softmax_backward_impl<scalar_t, kWarp><<<blocks, kThreads, 0, stream>>>(
-          gp, yp, op, rows, C, 1.0 / tau);
     } else {
-      const int64_t blocks =
-          std::min<int64_t>(rows, grid_for(rows * kRowBlockThreads, kRowBlockThreads));
-      gumbel_softmax_backward_impl<scalar_t, kRowBlockThreads>
-          <<<blocks, kRowBlockThreads, 0, stream>>>(gp, yp, op, rows, C, 1.0 / tau);
+      launch_by_row_length(rows, C, [&](auto group, int64_t blocks, int threads) {
+        gumbel_softmax_backward_impl<scalar_t, decltype(group)::value>
+            <<<blocks, threads, 0, stream>>>(gp, yp, op, rows, C, 1.0 / tau);
+      });
     }
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });

@@ -3,12 +3,15 @@
 // statistic, and a reduction over a group of threads (a warp, or a block through shared memory).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 
 #include "common/philox.h"
 #include "common/random_transforms.h"
 #include "common/scalar_math.h"
+#include "ops/cuda/launch.cuh"
 
 namespace gradext::cuda {
 
@@ -100,6 +103,23 @@ __device__ __forceinline__ T group_reduce(T v, Combine op, T* shared) {
 template <typename T>
 __device__ __forceinline__ RowStat<T> shfl_xor(RowStat<T> v, int mask) {
   return RowStat<T>{shfl_xor(v.max, mask), shfl_xor(v.index, mask), shfl_xor(v.sum, mask)};
+}
+
+// The launch shape for `items` rows of C columns: a warp per row (several rows per block) up to
+// kWarpRowLimit columns, a block of kRowBlockThreads per row beyond. Calls
+// launch(std::integral_constant<int, group>, blocks, threads).
+template <typename Launch>
+void launch_by_row_length(int64_t items, int64_t C, Launch launch) {
+  if (C <= kWarpRowLimit) {
+    constexpr int rows_per_block = kThreads / kWarp;
+    const int64_t blocks = std::min<int64_t>((items + rows_per_block - 1) / rows_per_block,
+                                             grid_for(items * kWarp));
+    launch(std::integral_constant<int, kWarp>{}, blocks, kThreads);
+  } else {
+    const int64_t blocks =
+        std::min<int64_t>(items, grid_for(items * kRowBlockThreads, kRowBlockThreads));
+    launch(std::integral_constant<int, kRowBlockThreads>{}, blocks, kRowBlockThreads);
+  }
 }
 
 }  // namespace gradext::cuda
