@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="VAE training on real data with every estimator")
     demo.add_argument("--data", help="a .npy/.npz array (N, D) of values in [0, 1]; default: "
                       "scikit-learn's digits, binarized")
-    demo.add_argument("--epochs", type=_positive_int, default=30)
+    demo.add_argument("--epochs", type=_positive_int, default=60)
     demo.add_argument("--samples", "-K", type=_at_least_two, default=8,
                       help="samples per image for RLOO, VIMCO, REINFORCE and the IWAE bound")
     demo.add_argument("--estimators", nargs="+",
