@@ -47,9 +47,10 @@ def test_opcheck_estimators(device, dim):
     grad = torch.randn(6 if dim == 0 else 4, device=device)
     torch.library.opcheck(torch.ops.gradext._score_function_loo_backward.default,
                           (grad, values.detach(), dim))
+    _, stats = torch.ops.gradext.vimco(values.detach(), log_prob.detach(), dim)
     for mask in ([True, True], [True, False], [False, True]):
         torch.library.opcheck(torch.ops.gradext._vimco_backward.default,
-                              (grad, values.detach(), dim, mask))
+                              (grad, values.detach(), stats, dim, mask))
 
 
 def test_opcheck_categorical(device):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import gradext
-from conftest import ALL_DTYPES, tolerance
+from conftest import ALL_DTYPES, requires_extension, tolerance
 from score_function_oracles import vimco_bound, vimco_gradients
 
 SHAPES_AND_DIMS = [
@@ -126,3 +126,14 @@ def test_errors(implementation):
         gradext.vimco(x.int(), x, 0)
     with pytest.raises(IndexError, match=r"dim -3 is out of range for log_weights with 2 dimensions"):
         gradext.vimco(x, x, -3)
+
+
+@requires_extension
+def test_kernels_save_log_weights_and_five_scalars_per_datapoint():
+    """What autograd keeps for the one-pass backward: the log weights and [5, datapoints]."""
+    log_weights, log_prob = _inputs((16, 300), torch.float32, "cpu")
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(tuple(t.shape)) or t,
+                                                  lambda t: t):
+        gradext.vimco(log_weights, log_prob, 0)
+    assert sorted(saved) == [(5, 300), (16, 300)]

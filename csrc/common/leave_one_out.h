@@ -1,7 +1,8 @@
 // Per-datapoint math of the leave-one-out score-function estimators (RLOO and VIMCO), written
 // once for the CPU and CUDA kernels. Each datapoint has K >= 2 samples; the kernels stream the
-// samples in order k = 0 .. K-1 through an accumulator, then make a second pass that writes one
-// gradient per sample. Everything is O(K) per datapoint and needs no scratch memory.
+// samples in order k = 0 .. K-1 through an accumulator, then make a pass that writes one
+// gradient per sample (RLOO: in the backward, after a pass for the mean; VIMCO: the forward
+// keeps the accumulator's 5 scalars for it). Everything is O(K) per datapoint.
 //
 // VIMCO (Mnih and Rezende 2016) with log weights x_k:
 //   L      = logsumexp(x) - log K
@@ -56,27 +57,32 @@ struct TopTwoLogSumExp {
 
   // S1 = sum_k exp(x_k - m1), in [1, K].
   GRADEXT_INLINE T s1() const { return T(1) + s2 * math::exp(m2 - m1); }
+
+  // L = log(sum_k exp(x_k)) - log K.
+  GRADEXT_INLINE T bound(T log_k) const { return m1 + math::log_positive(s1()) - log_k; }
 };
 
-// Running logsumexp (max and rescaled sum) for the forward pass, which needs only L.
+// What the forward saves per datapoint for the backward, so that the backward is one pass: the
+// top-two statistics as kVimcoStatsRows values of T (the index exact in T: K <= 2^24 is checked
+// on the host), row j of a [kVimcoStatsRows, datapoints] tensor.
+constexpr int kVimcoStatsRows = 5;
+
 template <typename T>
-struct RunningLogSumExp {
-  T m;
-  T s;
+GRADEXT_INLINE void store_vimco_stats(const TopTwoLogSumExp<T>& st, T* stats, int64_t datapoints,
+                                      int64_t p) {
+  stats[p] = st.m1;
+  stats[datapoints + p] = st.m2;
+  stats[2 * datapoints + p] = st.s2;
+  stats[3 * datapoints + p] = st.sum;
+  stats[4 * datapoints + p] = static_cast<T>(st.i1);
+}
 
-  GRADEXT_INLINE static RunningLogSumExp start(T x0) { return RunningLogSumExp{x0, T(1)}; }
-
-  GRADEXT_INLINE void push(T x) {
-    const T d = x - m;
-    const T ad = d < T(0) ? -d : d;
-    const T e = x == -static_cast<T>(INFINITY) ? T(0) : math::exp(-ad);
-    s = d > T(0) ? s * e + T(1) : s + e;
-    m = d > T(0) ? x : m;
-  }
-
-  // log(sum_k exp(x_k)) - log K.
-  GRADEXT_INLINE T bound(T log_k) const { return m + math::log_positive(s) - log_k; }
-};
+template <typename T>
+GRADEXT_INLINE TopTwoLogSumExp<T> load_vimco_stats(const T* stats, int64_t datapoints, int64_t p) {
+  return TopTwoLogSumExp<T>{stats[p], static_cast<int32_t>(stats[4 * datapoints + p]),
+                            stats[datapoints + p], stats[2 * datapoints + p],
+                            stats[3 * datapoints + p]};
+}
 
 // What VIMCO's second pass needs per datapoint for the samples other than the argmax: a few
 // scalars, so that CPU kernels can keep them in one array per field.

@@ -1,9 +1,12 @@
 #include "ops/score_function.h"
 
 #include <ATen/ATen.h>
+#include <ATen/OpMathType.h>
 #include <torch/library.h>
 
 #include <cstdint>
+
+#include "common/leave_one_out.h"
 
 namespace gradext::ops {
 namespace {
@@ -61,6 +64,25 @@ SampleAxisProblem make_sample_axis_backward_problem(const char* op, const at::Te
   return p;
 }
 
+at::Tensor make_vimco_stats(const SampleAxisProblem& p) {
+  TORCH_CHECK_VALUE(p.samples <= (int64_t{1} << 24), "vimco: at most 2^24 samples along dim, got ",
+                    p.samples);
+  return at::empty({kVimcoStatsRows, p.outer * p.inner},
+                   p.values.options().dtype(at::toOpMathType(p.values.scalar_type())));
+}
+
+void check_vimco_stats(const at::Tensor& stats, const SampleAxisProblem& p) {
+  const at::ScalarType math_type = at::toOpMathType(p.values.scalar_type());
+  TORCH_CHECK(stats.dim() == 2 && stats.size(0) == kVimcoStatsRows &&
+                  stats.size(1) == p.outer * p.inner && stats.is_contiguous(),
+              "_vimco_backward: stats must be the contiguous [", kVimcoStatsRows, ", ",
+              p.outer * p.inner, "] tensor vimco returned, got shape ", stats.sizes());
+  TORCH_CHECK_TYPE(stats.scalar_type() == math_type, "_vimco_backward: stats must be ", math_type,
+                   ", got ", stats.scalar_type());
+  TORCH_CHECK(stats.device() == p.values.device(), "_vimco_backward: stats are on ",
+              stats.device(), " but log_weights on ", p.values.device());
+}
+
 }  // namespace gradext::ops
 
 TORCH_LIBRARY_FRAGMENT(gradext, m) {
@@ -69,11 +91,12 @@ TORCH_LIBRARY_FRAGMENT(gradext, m) {
   m.def("score_function_loo(Tensor f, Tensor log_prob, int dim) -> Tensor");
   // d log_prob = grad * (f_k - mean_j f_j) / (K - 1) (the same quantity), in f's dtype.
   m.def("_score_function_loo_backward(Tensor grad, Tensor f, int dim) -> Tensor");
-  // VIMCO: returns L = logsumexp(log_weights, dim) - log K.
-  m.def("vimco(Tensor log_weights, Tensor log_prob, int dim) -> Tensor");
+  // VIMCO: returns (L, stats), L = logsumexp(log_weights, dim) - log K, and the per-datapoint
+  // top-two statistics saved for the one-pass backward (common/leave_one_out.h).
+  m.def("vimco(Tensor log_weights, Tensor log_prob, int dim) -> (Tensor, Tensor)");
   // (d log_weights, d log_prob) = (grad * softmax(log_weights), grad * (L - L_{-k})), in
   // log_weights' dtype; an output whose mask entry is false comes back empty.
   m.def(
-      "_vimco_backward(Tensor grad, Tensor log_weights, int dim, bool[2] output_mask) "
-      "-> (Tensor, Tensor)");
+      "_vimco_backward(Tensor grad, Tensor log_weights, Tensor stats, int dim, "
+      "bool[2] output_mask) -> (Tensor, Tensor)");
 }

@@ -31,4 +31,10 @@ SampleAxisProblem make_sample_axis_problem(const char* op, const char* values_na
 SampleAxisProblem make_sample_axis_backward_problem(const char* op, const at::Tensor& grad,
                                                     const at::Tensor& values, int64_t dim);
 
+// vimco's saved statistics (common/leave_one_out.h): a new [kVimcoStatsRows, datapoints] tensor
+// in the values' math type, and the check of one handed back to the backward. vimco also needs
+// K <= 2^24 (the argmax index is stored in the math type).
+at::Tensor make_vimco_stats(const SampleAxisProblem& p);
+void check_vimco_stats(const at::Tensor& stats, const SampleAxisProblem& p);
+
 }  // namespace gradext::ops

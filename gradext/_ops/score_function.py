@@ -44,12 +44,18 @@ torch.library.register_autograd(
 
 # --- vimco -----------------------------------------------------------------------------------
 
+_VIMCO_STATS_ROWS = 5  # common/leave_one_out.h: kVimcoStatsRows
+
+
 @torch.library.register_fake("gradext::vimco")
 def _vimco_fake(log_weights, log_prob, dim):
-    return _reduced(log_weights, dim)
+    bound = _reduced(log_weights, dim)
+    math_dtype = torch.promote_types(log_weights.dtype, torch.float32)
+    stats = log_weights.new_empty((_VIMCO_STATS_ROWS, bound.numel()), dtype=math_dtype)
+    return bound, stats
 
 @torch.library.register_fake("gradext::_vimco_backward")
-def _vimco_backward_fake(grad, log_weights, dim, output_mask):
+def _vimco_backward_fake(grad, log_weights, stats, dim, output_mask):
     def out(wanted):
         if wanted:
             return torch.empty_like(log_weights, memory_format=torch.contiguous_format)
@@ -58,17 +64,21 @@ def _vimco_backward_fake(grad, log_weights, dim, output_mask):
 
 def _vimco_setup_context(ctx, inputs, output):
     log_weights, log_prob, dim = inputs
-    ctx.save_for_backward(log_weights)
+    _, stats = output
+    ctx.mark_non_differentiable(stats)
+    # Kept: the log weights and 5 scalars per datapoint, so the backward is one pass.
+    ctx.save_for_backward(log_weights, stats)
     ctx.dim = dim
     ctx.log_prob_dtype = log_prob.dtype
+    ctx.set_materialize_grads(False)
 
-def _vimco_backward(ctx, grad):
-    (log_weights,) = ctx.saved_tensors
+def _vimco_backward(ctx, grad, _grad_stats):
+    log_weights, stats = ctx.saved_tensors
     need_weights, need_log_prob = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-    if not (need_weights or need_log_prob):
+    if grad is None or not (need_weights or need_log_prob):
         return None, None, None
     grad_weights, grad_log_prob = torch.ops.gradext._vimco_backward(
-        grad.contiguous(), log_weights.detach(), ctx.dim, [need_weights, need_log_prob]
+        grad.contiguous(), log_weights.detach(), stats, ctx.dim, [need_weights, need_log_prob]
     )
     return (
         grad_weights if need_weights else None,

@@ -18,6 +18,8 @@ struct SampleBlockArgs {
   const void* grad;    // backward: the incoming gradient, [outer, inner]
   void* out;           // forward: the result, [outer, inner]; backward: d values or d log_prob
   void* out2;          // vimco backward: d log_prob (out is d log_weights); nullptr to skip
+  void* stats;         // vimco: the statistics, [kVimcoStatsRows, outer * inner] opmath,
+                       // written by the forward and read by the backward
   int64_t outer;
   int64_t samples;
   int64_t inner;

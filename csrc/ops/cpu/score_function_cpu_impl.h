@@ -133,90 +133,101 @@ void loo_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t 
   }
 }
 
-// vimco forward: L = logsumexp(x) - log K per datapoint.
+// The top-two statistics of every lane of a block (leave_one_out.h), one array per field.
+template <typename opmath_t>
+struct LaneStats {
+  alignas(64) opmath_t m1[kSampleLanes];
+  alignas(64) opmath_t m2[kSampleLanes];
+  alignas(64) opmath_t s2[kSampleLanes];
+  alignas(64) opmath_t sum[kSampleLanes];
+  alignas(64) int32_t i1[kSampleLanes];
+
+  GRADEXT_CPU_INLINE TopTwoLogSumExp<opmath_t> at(int64_t l) const {
+    return TopTwoLogSumExp<opmath_t>{m1[l], i1[l], m2[l], s2[l], sum[l]};
+  }
+  GRADEXT_CPU_INLINE void set(int64_t l, const TopTwoLogSumExp<opmath_t>& st) {
+    m1[l] = st.m1, i1[l] = st.i1, m2[l] = st.m2, s2[l] = st.s2, sum[l] = st.sum;
+  }
+};
+
+// vimco forward: one pass of top-two statistics per datapoint; writes L = logsumexp(x) - log K
+// and the statistics the backward needs.
 template <typename scalar_t>
 void vimco_forward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t block_end,
                           void* /*cache*/) {
   using opmath_t = at::opmath_type<scalar_t>;
-  using Stats = RunningLogSumExp<opmath_t>;
+  using Stats = TopTwoLogSumExp<opmath_t>;
   const auto* x = static_cast<const scalar_t*>(a.values);
   auto* out = static_cast<scalar_t*>(a.out);
+  auto* stats = static_cast<opmath_t*>(a.stats);
+  const int64_t datapoints = a.outer * a.inner;
   const opmath_t log_k = static_cast<opmath_t>(std::log(static_cast<double>(a.samples)));
-  alignas(64) opmath_t m[kSampleLanes], s[kSampleLanes], row[kSampleLanes];
+  alignas(64) opmath_t row[kSampleLanes], bound[kSampleLanes];
+  LaneStats<opmath_t> lane;
   for (int64_t block = block_begin; block < block_end; ++block) {
     const LaneBlock b = lane_block(a, block);
     const opmath_t* r0 = first_read(x, b, 0, static_cast<opmath_t*>(nullptr), row);
-    for (int64_t l = 0; l < b.lanes; ++l) {
-      const Stats st = Stats::start(r0[l]);
-      m[l] = st.m;
-      s[l] = st.s;
-    }
+    for (int64_t l = 0; l < b.lanes; ++l) lane.set(l, Stats::start(r0[l]));
     for (int64_t k = 1; k < a.samples; ++k) {
       const opmath_t* r = first_read(x, b, k, static_cast<opmath_t*>(nullptr), row);
+      const int32_t k32 = static_cast<int32_t>(k);
       for (int64_t l = 0; l < b.lanes; ++l) {
-        Stats st{m[l], s[l]};
-        st.push(r[l]);
-        m[l] = st.m;
-        s[l] = st.s;
+        Stats st = lane.at(l);
+        st.push(r[l], k32);
+        lane.set(l, st);
       }
     }
-    for (int64_t l = 0; l < b.lanes; ++l) {
-      out[b.first_result + l] = static_cast<scalar_t>(Stats{m[l], s[l]}.bound(log_k));
-    }
+    // Separate loops: computing and storing through several output pointers in one loop
+    // kept GCC from vectorizing the exp and log here.
+    for (int64_t l = 0; l < b.lanes; ++l) bound[l] = lane.at(l).bound(log_k);
+    for (int64_t l = 0; l < b.lanes; ++l) out[b.first_result + l] = static_cast<scalar_t>(bound[l]);
+    opmath_t* saved = stats + b.first_result;  // the layout of store_vimco_stats
+    for (int64_t l = 0; l < b.lanes; ++l) saved[l] = lane.m1[l];
+    for (int64_t l = 0; l < b.lanes; ++l) saved[datapoints + l] = lane.m2[l];
+    for (int64_t l = 0; l < b.lanes; ++l) saved[2 * datapoints + l] = lane.s2[l];
+    for (int64_t l = 0; l < b.lanes; ++l) saved[3 * datapoints + l] = lane.sum[l];
+    for (int64_t l = 0; l < b.lanes; ++l) saved[4 * datapoints + l] = static_cast<opmath_t>(lane.i1[l]);
   }
 }
 
-// vimco backward. Pass 1 gathers the top-two statistics per datapoint; pass 2 writes
-// d log_weights = grad * softmax and d log_prob = grad * signal with the non-argmax formula for
-// every sample; a last step rewrites the argmax sample's signal (leave_one_out.h).
+// vimco backward, one pass from the saved statistics: d log_weights = grad * softmax and
+// d log_prob = grad * signal with the non-argmax formula for every sample, then the argmax
+// sample's signal is stored over it (leave_one_out.h).
 template <typename scalar_t>
 void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t block_end,
-                           void* cache_ptr) {
+                           void* /*cache*/) {
   using opmath_t = at::opmath_type<scalar_t>;
   using Stats = TopTwoLogSumExp<opmath_t>;
   using Signals = VimcoSignals<opmath_t>;
   const auto* x = static_cast<const scalar_t*>(a.values);
   const auto* grad = static_cast<const scalar_t*>(a.grad);
+  const auto* stats = static_cast<const opmath_t*>(a.stats);
   auto* grad_weights = static_cast<scalar_t*>(a.out);
   auto* grad_log_prob = static_cast<scalar_t*>(a.out2);
+  const int64_t datapoints = a.outer * a.inner;
   const opmath_t inv_k_minus_1 = opmath_t(1) / static_cast<opmath_t>(a.samples - 1);
-  // Pass 1 state, then pass 2 constants (s1, log s1, 1 / s1) per lane.
-  alignas(64) opmath_t m1[kSampleLanes], m2[kSampleLanes], s2[kSampleLanes], sum[kSampleLanes];
+  LaneStats<opmath_t> lane;
   alignas(64) opmath_t s1[kSampleLanes], log_s1[kSampleLanes], inv_s1[kSampleLanes];
   alignas(64) opmath_t g[kSampleLanes], argmax_grad[kSampleLanes];
-  alignas(64) int32_t i1[kSampleLanes];
   alignas(64) opmath_t row[kSampleLanes], w[kSampleLanes], out_row[kSampleLanes];
-  auto* cache = static_cast<opmath_t*>(cache_ptr);
   for (int64_t block = block_begin; block < block_end; ++block) {
     const LaneBlock b = lane_block(a, block);
-    const opmath_t* r0 = first_read(x, b, 0, cache, row);
+    // Per-lane constants, and the argmax sample's gradient, in one vectorized loop.
     for (int64_t l = 0; l < b.lanes; ++l) {
-      const Stats st = Stats::start(r0[l]);
-      m1[l] = st.m1, i1[l] = st.i1, m2[l] = st.m2, s2[l] = st.s2, sum[l] = st.sum;
-    }
-    for (int64_t k = 1; k < a.samples; ++k) {
-      const opmath_t* r = first_read(x, b, k, cache, row);
-      const int32_t k32 = static_cast<int32_t>(k);
-      for (int64_t l = 0; l < b.lanes; ++l) {
-        Stats st{m1[l], i1[l], m2[l], s2[l], sum[l]};
-        st.push(r[l], k32);
-        m1[l] = st.m1, i1[l] = st.i1, m2[l] = st.m2, s2[l] = st.s2, sum[l] = st.sum;
-      }
-    }
-    for (int64_t l = 0; l < b.lanes; ++l) g[l] = static_cast<opmath_t>(grad[b.first_result + l]);
-    // Per-lane constants, and the argmax sample's gradient, in one vectorized loop; pass 2 then
-    // writes the general formula everywhere and the last loop only stores these.
-    for (int64_t l = 0; l < b.lanes; ++l) {
-      const Stats st{m1[l], i1[l], m2[l], s2[l], sum[l]};
+      const Stats st = load_vimco_stats(stats, datapoints, b.first_result + l);
+      lane.set(l, st);
       const Signals r = Signals::from(st, a.samples);
       s1[l] = r.s1;
       log_s1[l] = r.log_s1;
       inv_s1[l] = r.inv_s1;
+      g[l] = static_cast<opmath_t>(grad[b.first_result + l]);
       argmax_grad[l] = g[l] * vimco_signal_argmax(st, r);
     }
     for (int64_t k = 0; k < a.samples; ++k) {
-      const opmath_t* r = second_read(x, b, k, cache, row);
-      for (int64_t l = 0; l < b.lanes; ++l) w[l] = Signals{m1[l], s1[l], log_s1[l], inv_s1[l], sum[l], inv_k_minus_1}.weight(r[l]);
+      const opmath_t* r = first_read(x, b, k, static_cast<opmath_t*>(nullptr), row);
+      for (int64_t l = 0; l < b.lanes; ++l) {
+        w[l] = Signals{lane.m1[l], s1[l], log_s1[l], inv_s1[l], lane.sum[l], inv_k_minus_1}.weight(r[l]);
+      }
       if (grad_weights != nullptr) {
         opmath_t* o = output_row(grad_weights, b, k, out_row);
         for (int64_t l = 0; l < b.lanes; ++l) o[l] = g[l] * (w[l] * inv_s1[l]);
@@ -225,7 +236,7 @@ void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_
       if (grad_log_prob != nullptr) {
         opmath_t* o = output_row(grad_log_prob, b, k, out_row);
         for (int64_t l = 0; l < b.lanes; ++l) {
-          const Signals signals{m1[l], s1[l], log_s1[l], inv_s1[l], sum[l], inv_k_minus_1};
+          const Signals signals{lane.m1[l], s1[l], log_s1[l], inv_s1[l], lane.sum[l], inv_k_minus_1};
           o[l] = g[l] * signals.signal_not_argmax(r[l], w[l]);
         }
         commit_row(grad_log_prob, b, k, o);
@@ -233,7 +244,7 @@ void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_
     }
     if (grad_log_prob != nullptr) {
       for (int64_t l = 0; l < b.lanes; ++l) {
-        const int64_t at = b.first_value + l * b.lane_stride + i1[l] * b.sample_stride;
+        const int64_t at = b.first_value + l * b.lane_stride + lane.i1[l] * b.sample_stride;
         grad_log_prob[at] = static_cast<scalar_t>(argmax_grad[l]);
       }
     }

@@ -37,8 +37,9 @@ void run_blocks(Kernel kernel, const SampleBlockArgs& args, at::ScalarType dtype
       case Kernel::kVimcoForward: range = GRADEXT_SELECT_ISA(isa, vimco_forward_blocks, scalar_t); break;
       case Kernel::kVimcoBackward: range = GRADEXT_SELECT_ISA(isa, vimco_backward_blocks, scalar_t); break;
     }
-    const bool two_pass = kernel == Kernel::kLooBackward || kernel == Kernel::kVimcoBackward;
-    const int64_t cache_size = two_pass ? sample_cache_size(args.samples, sizeof(opmath_t)) : 0;
+    // Only the RLOO backward reads the samples twice (VIMCO's saves its statistics instead).
+    const int64_t cache_size =
+        kernel == Kernel::kLooBackward ? sample_cache_size(args.samples, sizeof(opmath_t)) : 0;
     // About 32k values per task: smaller problems stay on one thread.
     const int64_t grain = std::max<int64_t>(1, 32768 / (kSampleLanes * args.samples));
     at::parallel_for(0, lane_blocks(args), grain, [&](int64_t begin, int64_t end) {
@@ -49,23 +50,18 @@ void run_blocks(Kernel kernel, const SampleBlockArgs& args, at::ScalarType dtype
 }
 
 SampleBlockArgs block_args(const ops::SampleAxisProblem& p) {
-  return SampleBlockArgs{p.values.const_data_ptr(), nullptr, nullptr, nullptr,
+  return SampleBlockArgs{p.values.const_data_ptr(), nullptr, nullptr, nullptr, nullptr,
                          p.outer, p.samples, p.inner};
 }
 
-at::Tensor reduce_samples(Kernel kernel, const ops::SampleAxisProblem& p) {
+at::Tensor score_function_loo(const at::Tensor& f, const at::Tensor& log_prob, int64_t dim) {
+  const auto p = ops::make_sample_axis_problem("score_function_loo", "f", f, "log_prob", log_prob, dim);
   at::Tensor out = at::empty(p.reduced_shape, p.values.options());
   if (out.numel() == 0) return out;
   SampleBlockArgs args = block_args(p);
   args.out = out.mutable_data_ptr();
-  run_blocks(kernel, args, p.values.scalar_type());
+  run_blocks(Kernel::kLooMean, args, p.values.scalar_type());
   return out;
-}
-
-at::Tensor score_function_loo(const at::Tensor& f, const at::Tensor& log_prob, int64_t dim) {
-  return reduce_samples(Kernel::kLooMean,
-                        ops::make_sample_axis_problem("score_function_loo", "f", f, "log_prob",
-                                                      log_prob, dim));
 }
 
 at::Tensor score_function_loo_backward(const at::Tensor& grad, const at::Tensor& f, int64_t dim) {
@@ -80,16 +76,26 @@ at::Tensor score_function_loo_backward(const at::Tensor& grad, const at::Tensor&
   return out;
 }
 
-at::Tensor vimco(const at::Tensor& log_weights, const at::Tensor& log_prob, int64_t dim) {
-  return reduce_samples(Kernel::kVimcoForward,
-                        ops::make_sample_axis_problem("vimco", "log_weights", log_weights,
-                                                      "log_prob", log_prob, dim));
+std::tuple<at::Tensor, at::Tensor> vimco(const at::Tensor& log_weights, const at::Tensor& log_prob,
+                                         int64_t dim) {
+  const auto p = ops::make_sample_axis_problem("vimco", "log_weights", log_weights, "log_prob",
+                                               log_prob, dim);
+  at::Tensor out = at::empty(p.reduced_shape, p.values.options());
+  at::Tensor stats = ops::make_vimco_stats(p);
+  if (out.numel() == 0) return {out, stats};
+  SampleBlockArgs args = block_args(p);
+  args.out = out.mutable_data_ptr();
+  args.stats = stats.mutable_data_ptr();
+  run_blocks(Kernel::kVimcoForward, args, p.values.scalar_type());
+  return {out, stats};
 }
 
 std::tuple<at::Tensor, at::Tensor> vimco_backward(const at::Tensor& grad,
-                                                  const at::Tensor& log_weights, int64_t dim,
+                                                  const at::Tensor& log_weights,
+                                                  const at::Tensor& stats, int64_t dim,
                                                   std::array<bool, 2> output_mask) {
   const auto p = ops::make_sample_axis_backward_problem("_vimco_backward", grad, log_weights, dim);
+  ops::check_vimco_stats(stats, p);
   const auto empty = [&] { return at::empty({0}, p.values.options()); };
   at::Tensor grad_weights = output_mask[0] ? at::empty_like(p.values) : empty();
   at::Tensor grad_log_prob = output_mask[1] ? at::empty_like(p.values) : empty();
@@ -101,6 +107,7 @@ std::tuple<at::Tensor, at::Tensor> vimco_backward(const at::Tensor& grad,
   args.grad = g.const_data_ptr();
   args.out = output_mask[0] ? grad_weights.mutable_data_ptr() : nullptr;
   args.out2 = output_mask[1] ? grad_log_prob.mutable_data_ptr() : nullptr;
+  args.stats = stats.data_ptr();  // read only
   run_blocks(Kernel::kVimcoBackward, args, p.values.scalar_type());
   return {grad_weights, grad_log_prob};
 }

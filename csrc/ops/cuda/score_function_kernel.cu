@@ -67,25 +67,31 @@ __global__ void loo_backward_impl(const scalar_t* __restrict__ grad,
   }
 }
 
+// One pass of top-two statistics: L = logsumexp - log K, and the statistics for the backward.
 template <typename scalar_t>
 __global__ void vimco_forward_impl(const scalar_t* __restrict__ log_weights,
-                                   scalar_t* __restrict__ out, int64_t datapoints, SampleView v,
-                                   double log_k_d) {
+                                   scalar_t* __restrict__ out,
+                                   at::opmath_type<scalar_t>* __restrict__ stats,
+                                   int64_t datapoints, SampleView v, double log_k_d) {
   using opmath_t = at::opmath_type<scalar_t>;
   const opmath_t log_k = static_cast<opmath_t>(log_k_d);
   for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < datapoints;
        p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const scalar_t* x = log_weights + v.first(p);
-    auto st = RunningLogSumExp<opmath_t>::start(static_cast<opmath_t>(x[0]));
-    for (int64_t k = 1; k < v.samples; ++k) st.push(static_cast<opmath_t>(x[k * v.inner]));
+    auto st = TopTwoLogSumExp<opmath_t>::start(static_cast<opmath_t>(x[0]));
+    for (int64_t k = 1; k < v.samples; ++k) {
+      st.push(static_cast<opmath_t>(x[k * v.inner]), static_cast<int32_t>(k));
+    }
     out[p] = static_cast<scalar_t>(st.bound(log_k));
+    store_vimco_stats(st, stats, datapoints, p);
   }
 }
 
-// Pass 1: top-two statistics; pass 2: both gradients per sample (leave_one_out.h).
+// One pass from the saved statistics: both gradients per sample (leave_one_out.h).
 template <typename scalar_t>
 __global__ void vimco_backward_impl(const scalar_t* __restrict__ grad,
                                     const scalar_t* __restrict__ log_weights,
+                                    const at::opmath_type<scalar_t>* __restrict__ stats,
                                     scalar_t* __restrict__ grad_weights,
                                     scalar_t* __restrict__ grad_log_prob, int64_t datapoints,
                                     SampleView v) {
@@ -94,10 +100,7 @@ __global__ void vimco_backward_impl(const scalar_t* __restrict__ grad,
        p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t first = v.first(p);
     const scalar_t* x = log_weights + first;
-    auto st = TopTwoLogSumExp<opmath_t>::start(static_cast<opmath_t>(x[0]));
-    for (int64_t k = 1; k < v.samples; ++k) {
-      st.push(static_cast<opmath_t>(x[k * v.inner]), static_cast<int32_t>(k));
-    }
+    const auto st = load_vimco_stats(stats, datapoints, p);
     const auto row = VimcoSignals<opmath_t>::from(st, v.samples);
     const opmath_t g = static_cast<opmath_t>(grad[p]);
     for (int64_t k = 0; k < v.samples; ++k) {
@@ -149,27 +152,32 @@ at::Tensor score_function_loo_backward(const at::Tensor& grad, const at::Tensor&
   return out;
 }
 
-at::Tensor vimco(const at::Tensor& log_weights, const at::Tensor& log_prob, int64_t dim) {
+std::tuple<at::Tensor, at::Tensor> vimco(const at::Tensor& log_weights, const at::Tensor& log_prob,
+                                         int64_t dim) {
   c10::cuda::CUDAGuard guard(log_weights.device());
   const auto p = ops::make_sample_axis_problem("vimco", "log_weights", log_weights, "log_prob",
                                                log_prob, dim);
   at::Tensor out = at::empty(p.reduced_shape, p.values.options());
+  at::Tensor stats = ops::make_vimco_stats(p);
   const int64_t n = datapoints_of(p);
-  if (n == 0) return out;
+  if (n == 0) return {out, stats};
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.values.scalar_type(), "gradext_vimco_cuda", [&] {
     vimco_forward_impl<scalar_t><<<grid_for(n), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-        p.values.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(), n, view_of(p),
+        p.values.const_data_ptr<scalar_t>(), out.mutable_data_ptr<scalar_t>(),
+        stats.mutable_data_ptr<at::opmath_type<scalar_t>>(), n, view_of(p),
         std::log(static_cast<double>(p.samples)));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
-  return out;
+  return {out, stats};
 }
 
 std::tuple<at::Tensor, at::Tensor> vimco_backward(const at::Tensor& grad,
-                                                  const at::Tensor& log_weights, int64_t dim,
+                                                  const at::Tensor& log_weights,
+                                                  const at::Tensor& stats, int64_t dim,
                                                   std::array<bool, 2> output_mask) {
   c10::cuda::CUDAGuard guard(log_weights.device());
   const auto p = ops::make_sample_axis_backward_problem("_vimco_backward", grad, log_weights, dim);
+  ops::check_vimco_stats(stats, p);
   const auto empty = [&] { return at::empty({0}, p.values.options()); };
   at::Tensor grad_weights = output_mask[0] ? at::empty_like(p.values) : empty();
   at::Tensor grad_log_prob = output_mask[1] ? at::empty_like(p.values) : empty();
@@ -179,6 +187,7 @@ std::tuple<at::Tensor, at::Tensor> vimco_backward(const at::Tensor& grad,
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.values.scalar_type(), "gradext_vimco_cuda", [&] {
     vimco_backward_impl<scalar_t><<<grid_for(n), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
         g.const_data_ptr<scalar_t>(), p.values.const_data_ptr<scalar_t>(),
+        stats.const_data_ptr<at::opmath_type<scalar_t>>(),
         output_mask[0] ? grad_weights.mutable_data_ptr<scalar_t>() : nullptr,
         output_mask[1] ? grad_log_prob.mutable_data_ptr<scalar_t>() : nullptr, n, view_of(p));
     C10_CUDA_KERNEL_LAUNCH_CHECK();
