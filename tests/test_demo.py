@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
 pytest.importorskip("sklearn")
 
@@ -56,11 +57,15 @@ def test_user_data_file(tmp_path):
         load_binary_images(str(bad))
     with pytest.raises(FileNotFoundError, match="no such file"):
         load_binary_images(str(tmp_path / "missing.npy"))
+    torch_file = tmp_path / "images.pt"  # torch.save'd tensors need no numpy
+    torch.save(torch.rand(30, 5), torch_file)
+    train, test = load_binary_images(str(torch_file))
+    assert train.shape == (24, 5) and test.shape == (6, 5)
 
 
 def test_two_process_ddp_on_cpu(tmp_path):
     """torchrun with 2 gloo ranks: the run completes, and the ranks' noise seeds and first
-    draws differ (each rank seeds from SeedSequence([seed, rank]))."""
+    draws differ (each rank seeds with splitmix64(splitmix64(seed) ^ rank))."""
     import subprocess
     import sys
 
@@ -79,3 +84,15 @@ def test_two_process_ddp_on_cpu(tmp_path):
     assert ranks[0]["first_normals"] != ranks[1]["first_normals"]
     with open(out / "results.csv") as f:
         assert [r["estimator"] for r in csv.DictReader(f)] == ["pathwise", "rloo"]
+
+
+def test_rank_seeds():
+    """splitmix64's published first output for state 0, and distinct, reproducible rank seeds
+    below 2^63."""
+    from gradext.demo.distributed import noise_seed, splitmix64
+
+    assert splitmix64(0) == 0xE220A8397B1DCDAF
+    seeds = [noise_seed(7, rank) for rank in range(64)]
+    assert len(set(seeds)) == 64 and all(0 <= s < 2**63 for s in seeds)
+    assert seeds == [noise_seed(7, rank) for rank in range(64)]
+    assert noise_seed(8, 0) not in seeds

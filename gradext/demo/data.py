@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
 
@@ -13,7 +12,8 @@ def load_binary_images(path: str | None = None, test_fraction: float = 0.2, seed
     """(train, test) float32 tensors of 0/1 pixels, one image per row.
 
     path None: sklearn.datasets.load_digits, pixel > 8 of 16 -> 1. Otherwise a .npy file (or a
-    .npz with one array) of shape (N, D) with values in [0, 1], binarized at 0.5.
+    .npz with one array), or a .pt file of one tensor (torch.save; needs no numpy), of shape
+    (N, D) with values in [0, 1], binarized at 0.5.
     """
     if path is None:
         try:
@@ -21,22 +21,32 @@ def load_binary_images(path: str | None = None, test_fraction: float = 0.2, seed
         except ImportError as error:
             raise ImportError("the default data needs scikit-learn (pip install scikit-learn); "
                               "or pass --data with an array file") from error
-        images = load_digits().data > 8.0
+        x = torch.from_numpy(load_digits().data > 8.0).float()
     else:
-        file = Path(path)
-        if not file.is_file():
-            raise FileNotFoundError(f"--data: no such file: {path}")
-        loaded = np.load(file)
-        if isinstance(loaded, np.lib.npyio.NpzFile):
-            if len(loaded.files) != 1:
-                raise ValueError(f"--data: {path} holds {len(loaded.files)} arrays, expected one")
-            loaded = loaded[loaded.files[0]]
-        if loaded.ndim != 2 or loaded.shape[0] < 10:
-            raise ValueError(f"--data: expected an array of shape (N >= 10, D), got {loaded.shape}")
-        if loaded.min() < 0 or loaded.max() > 1:
+        x = _load_array(Path(path)).float()
+        if x.dim() != 2 or x.shape[0] < 10:
+            raise ValueError(f"--data: expected an array of shape (N >= 10, D), got {tuple(x.shape)}")
+        if x.min() < 0 or x.max() > 1:
             raise ValueError("--data: values must lie in [0, 1]")
-        images = loaded > 0.5
-    x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.float32))
+        x = (x > 0.5).float()
     order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
     n_test = max(1, int(round(test_fraction * x.shape[0])))
     return x[order[n_test:]], x[order[:n_test]]
+
+
+def _load_array(file: Path) -> torch.Tensor:
+    if not file.is_file():
+        raise FileNotFoundError(f"--data: no such file: {file}")
+    if file.suffix == ".pt":
+        loaded = torch.load(file, weights_only=True)
+        if not isinstance(loaded, torch.Tensor):
+            raise ValueError(f"--data: {file} holds a {type(loaded).__name__}, expected a tensor")
+        return loaded
+    import numpy as np
+
+    loaded = np.load(file)
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        if len(loaded.files) != 1:
+            raise ValueError(f"--data: {file} holds {len(loaded.files)} arrays, expected one")
+        loaded = loaded[loaded.files[0]]
+    return torch.from_numpy(np.asarray(loaded, dtype=np.float32))

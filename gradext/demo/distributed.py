@@ -3,8 +3,9 @@ demo``: PyTorch DDP over gloo (CPU) or NCCL (one GPU per rank), detected from to
 environment, so the user changes no code.
 
 Seeds: every rank builds the model from `seed` (identical initial parameters, as DDP expects),
-then seeds its noise from ``numpy.random.SeedSequence([seed, rank])``: independent streams per
-rank by construction, and the whole run reproducible from the one `seed`.
+then seeds its noise with ``splitmix64(splitmix64(seed) ^ rank)``: a different, well-mixed seed
+per rank (splitmix64 is the standard seed expander of the xoshiro generators), and the whole
+run reproducible from the one `seed`.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -54,9 +54,21 @@ def stop(ctx: Context) -> None:
         dist.destroy_process_group()
 
 
+_MASK64 = (1 << 64) - 1
+
+
+def splitmix64(x: int) -> int:
+    """One step of splitmix64 (Steele, Lea and Flood 2014): a bijective 64-bit mixer."""
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
 def noise_seed(seed: int, rank: int) -> int:
-    """The seed of rank `rank`'s noise (see the module docstring)."""
-    return int(np.random.SeedSequence([seed, rank]).generate_state(1, np.uint64)[0] >> 1)
+    """The seed of rank `rank`'s noise (see the module docstring), below 2^63 as
+    torch.manual_seed takes it."""
+    return splitmix64(splitmix64(seed & _MASK64) ^ rank) >> 1
 
 
 def barrier(ctx: Context) -> None:
