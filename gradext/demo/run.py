@@ -35,7 +35,6 @@ class DemoConfig:
     # 3e-3 and 60 epochs: at 1e-3 / 30 epochs the discrete VAE was still in the collapsed
     # state (test negative ELBO 24.3, the pixel marginals) that it leaves later (20.9).
     learning_rate: float = 3e-3
-    tau: float = 1.0
     seed: int = 0
     out: str = "demo_out"
     estimators: tuple = DISCRETE_ESTIMATORS
