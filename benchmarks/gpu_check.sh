@@ -45,7 +45,7 @@ step "benchmark score_function" bench_score_function.log 65 \
 # Its default data ship with scikit-learn, which the lent machine may lack: random 0/1 images
 # saved with torch stand in for them.
 "$PYTHON" -c "import torch; torch.save((torch.rand(600, 64) > 0.5).float(), '$OUT/images.pt')"
-step "demo smoke run (CUDA)" demo.log 40 "$PYTHON" -m gradext demo --data "$OUT/images.pt" \
+step "demo smoke run (CUDA)" demo.log 35 "$PYTHON" -m gradext demo --data "$OUT/images.pt" \
   --epochs 1 --quick --no-progress --out "$OUT/demo"
 cp benchmarks/results/*_cuda.* "$OUT/" 2>/dev/null
 
