@@ -65,23 +65,24 @@ struct TopTwoLogSumExp {
 // What the forward saves per datapoint for the backward, so that the backward is one pass: the
 // top-two statistics as kVimcoStatsRows values of T (the index exact in T: K <= 2^24 is checked
 // on the host), row j of a [kVimcoStatsRows, datapoints] tensor.
-constexpr int kVimcoStatsRows = 5;
+enum VimcoStatsRow : int64_t { kStatM1, kStatM2, kStatS2, kStatSum, kStatI1, kVimcoStatsRows };
 
 template <typename T>
 GRADEXT_INLINE void store_vimco_stats(const TopTwoLogSumExp<T>& st, T* stats, int64_t datapoints,
                                       int64_t p) {
-  stats[p] = st.m1;
-  stats[datapoints + p] = st.m2;
-  stats[2 * datapoints + p] = st.s2;
-  stats[3 * datapoints + p] = st.sum;
-  stats[4 * datapoints + p] = static_cast<T>(st.i1);
+  stats[kStatM1 * datapoints + p] = st.m1;
+  stats[kStatM2 * datapoints + p] = st.m2;
+  stats[kStatS2 * datapoints + p] = st.s2;
+  stats[kStatSum * datapoints + p] = st.sum;
+  stats[kStatI1 * datapoints + p] = static_cast<T>(st.i1);
 }
 
 template <typename T>
 GRADEXT_INLINE TopTwoLogSumExp<T> load_vimco_stats(const T* stats, int64_t datapoints, int64_t p) {
-  return TopTwoLogSumExp<T>{stats[p], static_cast<int32_t>(stats[4 * datapoints + p]),
-                            stats[datapoints + p], stats[2 * datapoints + p],
-                            stats[3 * datapoints + p]};
+  return TopTwoLogSumExp<T>{stats[kStatM1 * datapoints + p],
+                            static_cast<int32_t>(stats[kStatI1 * datapoints + p]),
+                            stats[kStatM2 * datapoints + p], stats[kStatS2 * datapoints + p],
+                            stats[kStatSum * datapoints + p]};
 }
 
 // What VIMCO's second pass needs per datapoint for the samples other than the argmax: a few

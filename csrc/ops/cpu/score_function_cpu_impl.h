@@ -181,12 +181,15 @@ void vimco_forward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t
     // kept GCC from vectorizing the exp and log here.
     for (int64_t l = 0; l < b.lanes; ++l) bound[l] = lane.at(l).bound(log_k);
     for (int64_t l = 0; l < b.lanes; ++l) out[b.first_result + l] = static_cast<scalar_t>(bound[l]);
-    opmath_t* saved = stats + b.first_result;  // the layout of store_vimco_stats
-    for (int64_t l = 0; l < b.lanes; ++l) saved[l] = lane.m1[l];
-    for (int64_t l = 0; l < b.lanes; ++l) saved[datapoints + l] = lane.m2[l];
-    for (int64_t l = 0; l < b.lanes; ++l) saved[2 * datapoints + l] = lane.s2[l];
-    for (int64_t l = 0; l < b.lanes; ++l) saved[3 * datapoints + l] = lane.sum[l];
-    for (int64_t l = 0; l < b.lanes; ++l) saved[4 * datapoints + l] = static_cast<opmath_t>(lane.i1[l]);
+    // The layout of store_vimco_stats, one field (row) at a time.
+    opmath_t* saved = stats + b.first_result;
+    for (int64_t l = 0; l < b.lanes; ++l) saved[kStatM1 * datapoints + l] = lane.m1[l];
+    for (int64_t l = 0; l < b.lanes; ++l) saved[kStatM2 * datapoints + l] = lane.m2[l];
+    for (int64_t l = 0; l < b.lanes; ++l) saved[kStatS2 * datapoints + l] = lane.s2[l];
+    for (int64_t l = 0; l < b.lanes; ++l) saved[kStatSum * datapoints + l] = lane.sum[l];
+    for (int64_t l = 0; l < b.lanes; ++l) {
+      saved[kStatI1 * datapoints + l] = static_cast<opmath_t>(lane.i1[l]);
+    }
   }
 }
 
