@@ -77,7 +77,7 @@ def test_opcheck_seeded_and_backward(device):
     z, state = torch.ops.gradext._gaussian_rsample_seeded(mu, logvar, 3, 17, 4)
     grad = torch.randn_like(z)
     torch.library.opcheck(torch.ops.gradext._gaussian_rsample_backward.default,
-                          (grad, logvar.detach(), state, list(mu.shape), True))
+                          (grad, logvar.detach(), state, list(mu.shape), True, True))
 
 
 def test_random_op_is_tagged_nondeterministic_seeded():

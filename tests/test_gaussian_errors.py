@@ -83,4 +83,4 @@ def test_op_called_directly_checks_too():
         torch.ops.gradext.gaussian_rsample(torch.zeros(3), torch.zeros(3), 0)
     with pytest.raises(RuntimeError, match=r"rng_state must be the int64 tensor of 2 elements"):
         torch.ops.gradext._gaussian_rsample_backward(
-            torch.zeros(3), torch.zeros(3), torch.zeros(3), [3], False)
+            torch.zeros(3), torch.zeros(3), torch.zeros(3), [3], False, True)

@@ -139,3 +139,32 @@ def test_reference_keeps_noise_for_contrast(device):
     with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
         reference.gaussian_rsample(mu, logvar, 64)
     assert sum(t.numel() for t in saved) >= 64 * mu.numel()
+
+
+@requires_extension
+@pytest.mark.parametrize("has_sample_dim", [False, True])
+def test_backward_op_skips_grad_mu_when_not_needed(device, has_sample_dim):
+    """need_grad_mu=False (what autograd asks for with one sample, where grad_mu is grad
+    itself): grad_mu comes back empty and grad_logvar is unchanged."""
+    mu = torch.randn(6, 8, dtype=torch.float64, device=device)
+    logvar = torch.randn(8, dtype=torch.float64, device=device)
+    z, state = torch.ops.gradext._gaussian_rsample_seeded(
+        mu, logvar, 1 if has_sample_dim else None, 5, 0)
+    grad = torch.randn_like(z)
+    args = (grad, logvar, state, list(mu.shape), has_sample_dim)
+    full_mu, full_logvar = torch.ops.gradext._gaussian_rsample_backward(*args, True)
+    no_mu, only_logvar = torch.ops.gradext._gaussian_rsample_backward(*args, False)
+    assert no_mu.numel() == 0
+    torch.testing.assert_close(only_logvar, full_logvar, rtol=0, atol=0)
+    torch.testing.assert_close(full_mu, grad.reshape(mu.shape), rtol=0, atol=0)
+
+
+@requires_extension
+def test_one_sample_grad_mu_is_the_incoming_grad(device):
+    """With one sample and mu of z's shape, d z / d mu = 1 hands grad through uncopied."""
+    mu = _leaf(torch.randn(6, 8, device=device))
+    logvar = _leaf(torch.randn(6, 8, device=device))
+    z = gradext.gaussian_rsample(mu, logvar)
+    upstream = torch.randn_like(z)
+    grad_mu, _ = torch.autograd.grad(z, (mu, logvar), upstream)
+    assert grad_mu.data_ptr() == upstream.data_ptr()

@@ -108,9 +108,13 @@ struct VimcoSignals {
   // signal_k for k != i1, given w = weight(x_k): log(S1) - log(D), D = S1 - w + w~ >= 1 with
   // w~ = exp(mean_{-k} - m1). One log and no division per sample; the absolute error is a few
   // ulps of log K, below the inputs' own rounding.
-  GRADEXT_INLINE T signal_not_argmax(T x, T w) const {
-    const T mean_others = (sum - x) * inv_k_minus_1;
-    const T w_tilde = math::exp(mean_others - m1);
+  GRADEXT_INLINE T signal_not_argmax(T x, T w) const { return signal_from(w, weight_of_mean(x)); }
+
+  // The two halves of signal_not_argmax, for CPU loops that keep one transcendental per loop
+  // body (shorter dependency chains that the out-of-order core can overlap):
+  // w~ = exp(mean_{-k} - m1), then log(S1) - log(S1 - w + w~).
+  GRADEXT_INLINE T weight_of_mean(T x) const { return math::exp((sum - x) * inv_k_minus_1 - m1); }
+  GRADEXT_INLINE T signal_from(T w, T w_tilde) const {
     return log_s1 - math::log_positive((s1 - w) + w_tilde);
   }
 };

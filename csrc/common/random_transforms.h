@@ -28,12 +28,20 @@ GRADEXT_INLINE double uniform_open(uint32_t bits, double /*tag*/) {
 // least 2^-24 (float) / 2^-33 (double), so |n| <= 5.77 / 6.76: the float tail beyond 5.77 sigma
 // (probability 8e-9) is not represented.
 template <typename T>
+GRADEXT_INLINE T box_muller_radius(uint32_t bits_radius) {
+  return math::sqrt(T(-2) * math::log_positive(uniform_open(bits_radius, T(0))));
+}
+
+template <typename T>
+GRADEXT_INLINE void box_muller_angle(uint32_t bits_angle, T* s, T* c) {
+  math::sincos_2pi(uniform_open(bits_angle, T(0)), s, c);
+}
+
+template <typename T>
 GRADEXT_INLINE void box_muller(uint32_t bits_radius, uint32_t bits_angle, T* n0, T* n1) {
-  const T u_radius = uniform_open(bits_radius, T(0));
-  const T u_angle = uniform_open(bits_angle, T(0));
-  const T radius = math::sqrt(T(-2) * math::log_positive(u_radius));
+  const T radius = box_muller_radius<T>(bits_radius);
   T s, c;
-  math::sincos_2pi(u_angle, &s, &c);
+  box_muller_angle<T>(bits_angle, &s, &c);
   *n0 = radius * c;
   *n1 = radius * s;
 }
@@ -61,12 +69,23 @@ GRADEXT_INLINE T normal_at(const PhiloxStream& stream, uint64_t index) {
 
 namespace gradext {
 
+// Standard exponential e = -log u, and the Gumbel variable -log e: the two halves of gumbel(),
+// kept apart so that CPU loops can evaluate one log per loop body.
+template <typename T>
+GRADEXT_INLINE T exponential(uint32_t bits) {
+  return -math::log_positive(uniform_open(bits, T(0)));
+}
+
+template <typename T>
+GRADEXT_INLINE T gumbel_of_exponential(T e) {
+  return -math::log_positive(e);
+}
+
 // Standard Gumbel: g = -log(-log u). With u in [2^-24, 1 - 2^-24], g lies in [-2.81, 16.6] in
 // float (and [-3.1, 23.1] in double): finite, never NaN.
 template <typename T>
 GRADEXT_INLINE T gumbel(uint32_t bits) {
-  const T u = uniform_open(bits, T(0));
-  return -math::log_positive(-math::log_positive(u));
+  return gumbel_of_exponential(exponential<T>(bits));
 }
 
 // Standard logistic: log u - log(1 - u) (1 - u is exact on both uniform grids).

@@ -72,10 +72,10 @@ GRADEXT_INLINE float log_positive(float x) {
 
 // exp for any float: overflows to +inf, underflows through the subnormals to 0, NaN stays NaN.
 GRADEXT_INLINE float exp(float x) {
-  const bool is_nan = !(x == x);
-  float xc = x < -104.0f ? -104.0f : x;  // exp(-104) is below the smallest subnormal
-  xc = xc > 89.0f ? 89.0f : xc;          // exp(89) overflows float
-  xc = is_nan ? 0.0f : xc;
+  // The clamps are written as x86's max/min (`a > b ? a : b` with the constant second), which
+  // GCC emits as one vmaxps/vminps each; a NaN x becomes -104 here and is returned below.
+  float xc = x > -104.0f ? x : -104.0f;  // exp(-104) is below the smallest subnormal
+  xc = xc < 89.0f ? xc : 89.0f;          // exp(89) overflows float
   const float n = round_small(xc * 1.44269504088896341f);  // x = n ln2 + r, |r| <= ln2 / 2
   float r = xc - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
@@ -87,13 +87,14 @@ GRADEXT_INLINE float exp(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * z + r + 1.0f;
-  // Scale by 2^n in two steps so that both factors are normal floats for n in [-150, 128].
+  // Scale by 2^n in two steps so that both factors are normal floats for n in [-150, 128]
+  // (floor(n / 2) by an arithmetic shift; any split gives the same single final rounding).
   const int32_t ni = static_cast<int32_t>(n);
-  const int32_t half = ni / 2;
+  const int32_t half = ni >> 1;
   const float scale0 = bits_to_float(static_cast<uint32_t>(half + 127) << 23);
   const float scale1 = bits_to_float(static_cast<uint32_t>(ni - half + 127) << 23);
   const float result = (p * scale0) * scale1;
-  return is_nan ? x : result;
+  return x == x ? result : x;
 }
 
 // sin and cos of 2*pi*u for u in [0, 1]: reduce by quarter turns exactly in u, then evaluate

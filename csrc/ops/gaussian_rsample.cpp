@@ -101,11 +101,18 @@ GaussianBackwardProblem make_gaussian_backward_problem(const at::Tensor& grad,
   return p;
 }
 
+at::Tensor empty_grad_mu(const GaussianBackwardProblem& p, bool need_grad_mu) {
+  return at::empty(need_grad_mu ? at::IntArrayRef(p.sample_shape) : at::IntArrayRef({0}),
+                   p.grad.options());
+}
+
 std::tuple<at::Tensor, at::Tensor> reduce_gaussian_grads(const at::Tensor& grad_mu_full,
                                                          const at::Tensor& grad_logvar_full,
                                                          at::IntArrayRef mu_size,
-                                                         at::IntArrayRef logvar_size) {
-  return {at::sum_to(grad_mu_full, mu_size), at::sum_to(grad_logvar_full, logvar_size)};
+                                                         at::IntArrayRef logvar_size,
+                                                         bool need_grad_mu) {
+  return {need_grad_mu ? at::sum_to(grad_mu_full, mu_size) : grad_mu_full,
+          at::sum_to(grad_logvar_full, logvar_size)};
 }
 
 at::Tensor make_rng_state(uint64_t seed, uint64_t offset, const at::Device& device) {
@@ -130,7 +137,10 @@ TORCH_LIBRARY_FRAGMENT(gradext, m) {
       "_gaussian_rsample_seeded(Tensor mu, Tensor logvar, int? num_samples, int seed, "
       "int offset) -> (Tensor, Tensor)");
   // Fused backward: (grad_mu, grad_logvar) in the shapes of mu and logvar, in grad's dtype.
+  // With need_grad_mu false, grad_mu comes back empty and is neither accumulated nor written:
+  // with one sample d z / d mu = 1, so the caller's grad_mu is grad itself, and the kernel's
+  // traffic drops by one output.
   m.def(
       "_gaussian_rsample_backward(Tensor grad, Tensor logvar, Tensor rng_state, int[] mu_size, "
-      "bool has_sample_dim) -> (Tensor, Tensor)");
+      "bool has_sample_dim, bool need_grad_mu) -> (Tensor, Tensor)");
 }

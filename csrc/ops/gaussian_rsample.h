@@ -44,11 +44,16 @@ GaussianBackwardProblem make_gaussian_backward_problem(const at::Tensor& grad,
                                                        at::IntArrayRef mu_size,
                                                        bool has_sample_dim);
 
-// Reduces the per-element gradients (shape S) to each input's own shape.
+// The per-element grad_mu of the backward (shape S), or an empty tensor when it is not wanted.
+at::Tensor empty_grad_mu(const GaussianBackwardProblem& p, bool need_grad_mu);
+
+// Reduces the per-element gradients (shape S) to each input's own shape (grad_mu only when it
+// was wanted; otherwise it stays empty).
 std::tuple<at::Tensor, at::Tensor> reduce_gaussian_grads(const at::Tensor& grad_mu_full,
                                                          const at::Tensor& grad_logvar_full,
                                                          at::IntArrayRef mu_size,
-                                                         at::IntArrayRef logvar_size);
+                                                         at::IntArrayRef logvar_size,
+                                                         bool need_grad_mu);
 
 // The (seed, offset) pair a forward call used, as the int64 tensor saved for backward.
 at::Tensor make_rng_state(uint64_t seed, uint64_t offset, const at::Device& device);

@@ -38,13 +38,13 @@ std::tuple<at::Tensor, at::Tensor> seeded(const at::Tensor& mu, const at::Tensor
 
 std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Tensor& logvar,
                                             const at::Tensor& state, at::IntArrayRef mu_size,
-                                            bool has_sample_dim) {
+                                            bool has_sample_dim, bool need_grad_mu = true) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("gradext::_gaussian_rsample_backward", "")
                        .typed<std::tuple<at::Tensor, at::Tensor>(
                            const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                           at::IntArrayRef, bool)>();
-  return op.call(grad, logvar, state, mu_size, has_sample_dim);
+                           at::IntArrayRef, bool, bool)>();
+  return op.call(grad, logvar, state, mu_size, has_sample_dim, need_grad_mu);
 }
 
 // The kernel's noise equals normal_at(stream, i) element by element, for every CPU variant.

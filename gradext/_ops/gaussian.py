@@ -21,8 +21,9 @@ def _gaussian_rsample_seeded_fake(mu, logvar, num_samples, seed, offset):
     return _gaussian_output(mu, logvar, num_samples)
 
 @torch.library.register_fake("gradext::_gaussian_rsample_backward")
-def _gaussian_rsample_backward_fake(grad, logvar, rng_state, mu_size, has_sample_dim):
-    return grad.new_empty(mu_size), grad.new_empty(logvar.shape)
+def _gaussian_rsample_backward_fake(grad, logvar, rng_state, mu_size, has_sample_dim,
+                                    need_grad_mu):
+    return grad.new_empty(mu_size if need_grad_mu else (0,)), grad.new_empty(logvar.shape)
 
 def _gaussian_setup_context(ctx, inputs, output, keyword_only_inputs=None):
     mu, logvar, num_samples = inputs[0], inputs[1], inputs[2]
@@ -37,14 +38,20 @@ def _gaussian_backward(ctx, grad_z, _grad_rng_state):
     logvar, rng_state = ctx.saved_tensors
     need_mu, need_logvar = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
     grad_mu = grad_logvar = None
+    # d z / d mu = 1: grad_mu is grad summed over the samples and broadcast dimensions. With one
+    # sample that needs no kernel (grad itself when mu has z's shape), so the fused kernel sums
+    # grad_mu only for K > 1 samples, where it shares the pass over grad with grad_logvar.
+    one_sample = not ctx.has_sample_dim or grad_z.shape[0] == 1
     if need_logvar:
         grad_mu, grad_logvar = torch.ops.gradext._gaussian_rsample_backward(
-            grad_z, logvar, rng_state, ctx.mu_shape, ctx.has_sample_dim
+            grad_z, logvar, rng_state, ctx.mu_shape, ctx.has_sample_dim,
+            need_mu and not one_sample,
         )
         grad_logvar = grad_logvar.to(logvar.dtype)
-    elif need_mu:  # d z / d mu = 1: no noise needed, a plain reduction does it
-        summed = grad_z.sum(0) if ctx.has_sample_dim else grad_z
-        grad_mu = summed.sum_to_size(ctx.mu_shape)
+    if need_mu and (one_sample or not need_logvar):
+        if ctx.has_sample_dim:
+            grad_z = grad_z[0] if one_sample else grad_z.sum(0)
+        grad_mu = grad_z.sum_to_size(ctx.mu_shape)
     if need_mu:
         grad_mu = grad_mu.to(ctx.mu_dtype)
     else:

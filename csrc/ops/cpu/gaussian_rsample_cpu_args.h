@@ -25,7 +25,7 @@ struct GaussianForwardArgs {
 struct GaussianBackwardArgs {
   const void* grad;    // contiguous (K, *S)
   const void* logvar;  // layout input 0
-  void* grad_mu;       // contiguous S
+  void* grad_mu;       // contiguous S, or null when not wanted
   void* grad_logvar;   // contiguous S
   Layout2D layout;     // over S
   int64_t sample_numel;

@@ -104,8 +104,10 @@ void gaussian_backward_tiles(const GaussianBackwardArgs& a, int64_t tile_begin,
     // Reuse the noise buffer for exp(logvar / 2) of this tile.
     opmath_t* std = noise;
     gather_tile(logvar, a.layout, 0, s0, count, std, HalfStd<opmath_t>{});
+    if (grad_mu != nullptr) {
+      for (int64_t t = 0; t < count; ++t) grad_mu[s0 + t] = static_cast<scalar_t>(sum_grad[t]);
+    }
     for (int64_t t = 0; t < count; ++t) {
-      grad_mu[s0 + t] = static_cast<scalar_t>(sum_grad[t]);
       grad_logvar[s0 + t] = static_cast<scalar_t>(sum_grad_eps[t] * (opmath_t(0.5) * std[t]));
     }
   }

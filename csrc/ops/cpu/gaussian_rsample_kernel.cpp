@@ -70,10 +70,11 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_backward_cpu(const at::Tenso
                                                                  const at::Tensor& logvar,
                                                                  const at::Tensor& rng_state,
                                                                  at::IntArrayRef mu_size,
-                                                                 bool has_sample_dim) {
+                                                                 bool has_sample_dim,
+                                                                 bool need_grad_mu) {
   const ops::GaussianBackwardProblem p =
       ops::make_gaussian_backward_problem(grad, logvar, rng_state, mu_size, has_sample_dim);
-  at::Tensor grad_mu = at::empty(p.sample_shape, p.grad.options());
+  at::Tensor grad_mu = ops::empty_grad_mu(p, need_grad_mu);
   at::Tensor grad_logvar = at::empty(p.sample_shape, p.grad.options());
   if (p.sample_numel > 0) {
     if (p.num_samples == 0) {
@@ -82,7 +83,8 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_backward_cpu(const at::Tenso
     } else {
       const int64_t* state = rng_state.const_data_ptr<int64_t>();
       GaussianBackwardArgs args{p.grad.const_data_ptr(), p.logvar.const_data_ptr(),
-                                grad_mu.mutable_data_ptr(), grad_logvar.mutable_data_ptr(),
+                                need_grad_mu ? grad_mu.mutable_data_ptr() : nullptr,
+                                grad_logvar.mutable_data_ptr(),
                                 p.layout, p.sample_numel, p.num_samples,
                                 PhiloxStream::make(static_cast<uint64_t>(state[0]),
                                                    static_cast<uint64_t>(state[1]))};
@@ -95,7 +97,7 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_backward_cpu(const at::Tenso
       });
     }
   }
-  return ops::reduce_gaussian_grads(grad_mu, grad_logvar, mu_size, logvar.sizes());
+  return ops::reduce_gaussian_grads(grad_mu, grad_logvar, mu_size, logvar.sizes(), need_grad_mu);
 }
 
 }  // namespace

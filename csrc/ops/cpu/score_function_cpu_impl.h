@@ -212,7 +212,8 @@ void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_
   LaneStats<opmath_t> lane;
   alignas(64) opmath_t s1[kSampleLanes], log_s1[kSampleLanes], inv_s1[kSampleLanes];
   alignas(64) opmath_t g[kSampleLanes], argmax_grad[kSampleLanes];
-  alignas(64) opmath_t row[kSampleLanes], w[kSampleLanes], out_row[kSampleLanes];
+  alignas(64) opmath_t row[kSampleLanes], w[kSampleLanes], w_tilde[kSampleLanes];
+  alignas(64) opmath_t out_row[kSampleLanes];
   for (int64_t block = block_begin; block < block_end; ++block) {
     const LaneBlock b = lane_block(a, block);
     // Per-lane constants, and the argmax sample's gradient, in one vectorized loop.
@@ -237,10 +238,15 @@ void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_
         commit_row(grad_weights, b, k, o);
       }
       if (grad_log_prob != nullptr) {
+        // Two loops, one transcendental each (see VimcoSignals::weight_of_mean).
+        for (int64_t l = 0; l < b.lanes; ++l) {
+          w_tilde[l] = Signals{lane.m1[l], s1[l], log_s1[l], inv_s1[l], lane.sum[l], inv_k_minus_1}
+                           .weight_of_mean(r[l]);
+        }
         opmath_t* o = output_row(grad_log_prob, b, k, out_row);
         for (int64_t l = 0; l < b.lanes; ++l) {
           const Signals signals{lane.m1[l], s1[l], log_s1[l], inv_s1[l], lane.sum[l], inv_k_minus_1};
-          o[l] = g[l] * signals.signal_not_argmax(r[l], w[l]);
+          o[l] = g[l] * signals.signal_from(w[l], w_tilde[l]);
         }
         commit_row(grad_log_prob, b, k, o);
       }

@@ -149,7 +149,7 @@ __global__ void gaussian_backward_dense_impl(const scalar_t* __restrict__ grad,
       out_mu.v[j] = static_cast<scalar_t>(sum_grad[j]);
       out_logvar.v[j] = static_cast<scalar_t>(sum_grad_eps[j] * half_std);
     }
-    store4(grad_mu + 4 * g, out_mu);
+    if (grad_mu != nullptr) store4(grad_mu + 4 * g, out_mu);
     store4(grad_logvar + 4 * g, out_logvar);
   }
 }
@@ -177,7 +177,7 @@ __global__ void gaussian_backward_strided_impl(const scalar_t* __restrict__ grad
       sum_grad_eps += gi * normal_at<opmath_t>(stream, static_cast<uint64_t>(i));
     }
     const opmath_t l = static_cast<opmath_t>(logvar[layout.offset(0, s)]);
-    grad_mu[s] = static_cast<scalar_t>(sum_grad);
+    if (grad_mu != nullptr) grad_mu[s] = static_cast<scalar_t>(sum_grad);
     grad_logvar[s] =
         static_cast<scalar_t>(sum_grad_eps * opmath_t(0.5) * math::exp(opmath_t(0.5) * l));
   }
@@ -266,11 +266,12 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_backward_cuda(const at::Tens
                                                                   const at::Tensor& logvar,
                                                                   const at::Tensor& rng_state,
                                                                   at::IntArrayRef mu_size,
-                                                                  bool has_sample_dim) {
+                                                                  bool has_sample_dim,
+                                                                  bool need_grad_mu) {
   c10::cuda::CUDAGuard guard(grad.device());
   const ops::GaussianBackwardProblem p =
       ops::make_gaussian_backward_problem(grad, logvar, rng_state, mu_size, has_sample_dim);
-  at::Tensor grad_mu = at::empty(p.sample_shape, p.grad.options());
+  at::Tensor grad_mu = ops::empty_grad_mu(p, need_grad_mu);
   at::Tensor grad_logvar = at::empty(p.sample_shape, p.grad.options());
   if (p.sample_numel > 0 && p.num_samples == 0) {
     grad_mu.zero_();
@@ -283,22 +284,22 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_backward_cuda(const at::Tens
       const auto* g = p.grad.const_data_ptr<scalar_t>();
       const auto* lv = p.logvar.const_data_ptr<scalar_t>();
       const int64_t* state = rng_state.const_data_ptr<int64_t>();
+      scalar_t* mu_out = need_grad_mu ? grad_mu.mutable_data_ptr<scalar_t>() : nullptr;
       if (dense && aligned4<scalar_t>(g) && aligned4<scalar_t>(lv)) {
         const int64_t groups = p.sample_numel / 4;
         gaussian_backward_dense_impl<scalar_t><<<grid_for(groups), kThreads, 0, stream>>>(
-            g, lv, grad_mu.mutable_data_ptr<scalar_t>(), grad_logvar.mutable_data_ptr<scalar_t>(),
-            groups, p.num_samples, state);
+            g, lv, mu_out, grad_logvar.mutable_data_ptr<scalar_t>(), groups, p.num_samples,
+            state);
       } else {
         gaussian_backward_strided_impl<scalar_t>
             <<<grid_for(p.sample_numel), kThreads, 0, stream>>>(
-                g, lv, grad_mu.mutable_data_ptr<scalar_t>(),
-                grad_logvar.mutable_data_ptr<scalar_t>(), p.layout, p.sample_numel,
+                g, lv, mu_out, grad_logvar.mutable_data_ptr<scalar_t>(), p.layout, p.sample_numel,
                 p.num_samples, state);
       }
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   }
-  return ops::reduce_gaussian_grads(grad_mu, grad_logvar, mu_size, logvar.sizes());
+  return ops::reduce_gaussian_grads(grad_mu, grad_logvar, mu_size, logvar.sizes(), need_grad_mu);
 }
 
 }  // namespace
