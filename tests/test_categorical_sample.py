@@ -92,6 +92,17 @@ def test_masked_categories_are_never_drawn(implementation, device):
     assert torch.isfinite(grad).all() and (grad[:, ::2] == 0).all()
 
 
+@pytest.mark.parametrize("categories", [10, 40, 3000])
+def test_ties_go_to_the_lowest_index(implementation, device, categories):
+    """Equal scores (logits of 1e9 swallow the Gumbel noise in float32): the first of the tied
+    categories is drawn, every time, as torch.argmax would pick it."""
+    logits = torch.full((8, categories), -1e9, device=device)
+    tied = [3, 9, categories - 1]
+    logits[:, tied] = 1e9
+    index, _ = gradext.categorical_sample(logits, num_samples=16)
+    assert torch.equal(index, torch.full((16, 8), tied[0], device=device))
+
+
 def test_reproducible(implementation, device):
     logits = torch.randn(30, 7, device=device)
     gen = lambda: torch.Generator(device=device).manual_seed(3)  # noqa: E731

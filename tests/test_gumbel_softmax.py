@@ -131,6 +131,18 @@ def test_masked_categories_are_never_selected(implementation, device):
     assert torch.all(y_soft[:, [1, 4]] == 0) and torch.isfinite(y_soft).all()
 
 
+@pytest.mark.parametrize("categories", [10, 40, 3000])
+def test_ties_go_to_the_lowest_index(implementation, device, categories):
+    """At logits of 1e9 the float32 spacing (64) swallows every Gumbel value (< 17), so the
+    tied categories have equal scores: the one-hot is the first of them, as torch.argmax."""
+    logits = torch.full((64, categories), -1e9, device=device)
+    tied = [3, 9, categories - 1]
+    logits[:, tied] = 1e9
+    y_hard = gradext.gumbel_softmax(logits, hard=True)
+    assert torch.equal(y_hard.argmax(-1), torch.full((64,), tied[0], device=device))
+    assert torch.equal(y_hard.sum(-1), torch.ones(64, device=device))
+
+
 @pytest.mark.parametrize("dtype", ALL_DTYPES)
 def test_never_nan_or_inf(implementation, device, dtype):
     """4M draws per dtype with ordinary, extreme and masked logits, soft at a small tau."""

@@ -31,7 +31,7 @@ void categorical_draw_rows(const CategoricalForwardArgs& a, int64_t draw_begin, 
   const auto* log_normalizer = static_cast<const opmath_t*>(a.log_normalizer);
   auto* log_prob = static_cast<scalar_t*>(a.log_prob);
   const int64_t C = a.categories;
-  alignas(64) opmath_t noise[kCategoricalTile + 8];
+  alignas(64) opmath_t noise[kCategoricalTile + 8], scores[kCategoricalTile];
   for (int64_t draw = draw_begin; draw < draw_end;) {
     const int64_t batch = C >= kCategoricalTile ? 1 : std::min(draw_end - draw, kCategoricalTile / C);
     const opmath_t* g = nullptr;
@@ -50,12 +50,12 @@ void categorical_draw_rows(const CategoricalForwardArgs& a, int64_t draw_begin, 
         const opmath_t* gt = g != nullptr ? g + r * C
                                           : fill_noise(a.stream, static_cast<uint64_t>(d * C + c0),
                                                        n, noise, GumbelBlock<opmath_t>{});
-        for (int64_t t = 0; t < n; ++t) {
-          const opmath_t s = static_cast<opmath_t>(x[c0 + t]) + gt[t];
-          if (s > best) {
-            best = s;
-            best_index = c0 + t;
-          }
+        for (int64_t t = 0; t < n; ++t) scores[t] = static_cast<opmath_t>(x[c0 + t]) + gt[t];
+        opmath_t tile_best;
+        const int64_t tile_index = first_index_of_max(scores, n, &tile_best);
+        if (tile_best > best) {  // strictly: ties stay with the earlier tile
+          best = tile_best;
+          best_index = c0 + tile_index;
         }
       }
       a.index[d] = best_index;

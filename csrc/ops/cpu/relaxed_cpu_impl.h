@@ -9,14 +9,8 @@ GRADEXT_CPU_INLINE void softmax_row(opmath_t* s, int64_t C, opmath_t inv_tau, sc
                                     scalar_t* one_hot) {
   // Maximum and its first index (ties go to the lowest index, as torch.argmax). tau > 0, so the
   // argmax of s is the argmax of s / tau.
-  opmath_t best = s[0];
-  int64_t best_index = 0;
-  for (int64_t c = 1; c < C; ++c) {
-    if (s[c] > best) {
-      best = s[c];
-      best_index = c;
-    }
-  }
+  opmath_t best;
+  const int64_t best_index = first_index_of_max(s, C, &best);
   for (int64_t c = 0; c < C; ++c) s[c] = math::exp((s[c] - best) * inv_tau);
   const opmath_t inv_total = opmath_t(1) / sum_fixed_order(s, C);
   for (int64_t c = 0; c < C; ++c) soft[c] = static_cast<scalar_t>(s[c] * inv_total);
