@@ -27,6 +27,9 @@ def check_same_device(op: str, **tensors: torch.Tensor) -> None:
 
 
 def check_broadcastable(op: str, **tensors: torch.Tensor) -> torch.Size:
+    first, *rest = (t.shape for t in tensors.values())
+    if all(shape == first for shape in rest):
+        return first  # the common case, without torch.broadcast_shapes' cost (tens of us here)
     try:
         return torch.broadcast_shapes(*(t.shape for t in tensors.values()))
     except RuntimeError:
