@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from gradext import _extension, _validation
+from gradext import _extension, _ops, _validation
 from gradext import reference
 
 _OP = "gaussian_rsample"
@@ -46,6 +46,6 @@ def gaussian_rsample(
     _validation.check_optional_count(_OP, "num_samples", num_samples)
     _validation.check_generator(_OP, generator, mu.device)
     if _extension.uses_kernels(mu.device):
-        z, _ = torch.ops.gradext.gaussian_rsample(mu, logvar, num_samples, generator=generator)
+        z, _ = _ops.gaussian.gaussian_rsample(mu, logvar, num_samples, generator=generator)
         return z
     return reference.gaussian_rsample(mu, logvar, num_samples, generator=generator)

@@ -7,7 +7,7 @@ import math
 
 import torch
 
-from gradext import _extension, _validation
+from gradext import _extension, _ops, _validation
 from gradext import reference
 
 
@@ -61,7 +61,7 @@ def gumbel_softmax(
     if not _extension.uses_kernels(logits.device):
         return reference.gumbel_softmax(logits, tau, hard, eps, dim, generator=generator)
     rows = logits.movedim(dim, -1)  # the kernels work along the last (contiguous) dimension
-    y, _ = torch.ops.gradext.gumbel_softmax(rows, tau, hard, generator=generator)
+    y, _ = _ops.relaxed.gumbel_softmax(rows, tau, hard, generator=generator)
     return y.movedim(-1, dim)
 
 
@@ -83,5 +83,5 @@ def gumbel_sigmoid(
     _validation.check_generator(op, generator, logits.device)
     if not _extension.uses_kernels(logits.device):
         return reference.gumbel_sigmoid(logits, tau, hard, generator=generator)
-    y, _ = torch.ops.gradext.gumbel_sigmoid(logits, tau, hard, generator=generator)
+    y, _ = _ops.relaxed.gumbel_sigmoid(logits, tau, hard, generator=generator)
     return y

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 
-from gradext import _extension, _validation
+from gradext import _extension, _ops, _validation
 from gradext import reference
 
 
@@ -62,7 +62,7 @@ def score_function_loo(f: torch.Tensor, log_prob: torch.Tensor, dim: int = 0) ->
     _check_samples(op, "f", f, "log_prob", log_prob, dim)
     if not _extension.uses_kernels(f.device):
         return reference.score_function_loo(f, log_prob, dim)
-    return torch.ops.gradext.score_function_loo(f, log_prob, dim)
+    return _ops.score_function.score_function_loo(f, log_prob, dim)
 
 
 def vimco(log_weights: torch.Tensor, log_prob: torch.Tensor, dim: int = 0) -> torch.Tensor:
@@ -87,7 +87,7 @@ def vimco(log_weights: torch.Tensor, log_prob: torch.Tensor, dim: int = 0) -> to
     _check_samples(op, "log_weights", log_weights, "log_prob", log_prob, dim)
     if not _extension.uses_kernels(log_weights.device):
         return reference.vimco(log_weights, log_prob, dim)
-    bound, _ = torch.ops.gradext.vimco(log_weights, log_prob, dim)
+    bound, _ = _ops.score_function.vimco(log_weights, log_prob, dim)
     return bound
 
 
@@ -117,5 +117,5 @@ def categorical_sample(
     _validation.check_generator(op, generator, logits.device)
     if not _extension.uses_kernels(logits.device):
         return reference.categorical_sample(logits, num_samples, generator=generator)
-    log_prob, index = torch.ops.gradext.categorical_sample(logits, num_samples, generator=generator)
+    log_prob, index = _ops.score_function.categorical_sample(logits, num_samples, generator=generator)
     return index, log_prob

@@ -115,11 +115,13 @@ std::tuple<at::Tensor, at::Tensor> reduce_gaussian_grads(const at::Tensor& grad_
           at::sum_to(grad_logvar_full, logvar_size)};
 }
 
-at::Tensor make_rng_state(uint64_t seed, uint64_t offset, const at::Device& device) {
+at::Tensor make_cpu_rng_state(uint64_t seed, uint64_t offset) {
   at::Tensor state = at::empty({2}, at::TensorOptions().dtype(at::kLong));
-  state[0] = static_cast<int64_t>(seed);
-  state[1] = static_cast<int64_t>(offset);
-  return state.to(device);
+  // Through the pointer: Tensor::operator[] and a scalar fill dispatch two ops per element.
+  int64_t* values = state.mutable_data_ptr<int64_t>();
+  values[0] = static_cast<int64_t>(seed);
+  values[1] = static_cast<int64_t>(offset);
+  return state;
 }
 
 }  // namespace gradext::ops

@@ -55,7 +55,8 @@ std::tuple<at::Tensor, at::Tensor> reduce_gaussian_grads(const at::Tensor& grad_
                                                          at::IntArrayRef logvar_size,
                                                          bool need_grad_mu);
 
-// The (seed, offset) pair a forward call used, as the int64 tensor saved for backward.
-at::Tensor make_rng_state(uint64_t seed, uint64_t offset, const at::Device& device);
+// The (seed, offset) pair a CPU forward call used, as the int64 tensor saved for backward (the
+// CUDA kernels write theirs on the device, where the offset is known only at run time).
+at::Tensor make_cpu_rng_state(uint64_t seed, uint64_t offset);
 
 }  // namespace gradext::ops

@@ -2,6 +2,8 @@
 
 import torch
 
+from gradext._ops.eager import eager_call
+
 
 def _gaussian_output(mu, logvar, num_samples):
     shape = torch.broadcast_shapes(mu.shape, logvar.shape)
@@ -47,16 +49,15 @@ def _gaussian_backward(ctx, grad_z, _grad_rng_state):
             grad_z, logvar, rng_state, ctx.mu_shape, ctx.has_sample_dim,
             need_mu and not one_sample,
         )
-        grad_logvar = grad_logvar.to(logvar.dtype)
+        if grad_logvar.dtype != logvar.dtype:
+            grad_logvar = grad_logvar.to(logvar.dtype)
     if need_mu and (one_sample or not need_logvar):
         if ctx.has_sample_dim:
             grad_z = grad_z[0] if one_sample else grad_z.sum(0)
         grad_mu = grad_z.sum_to_size(ctx.mu_shape)
-    if need_mu:
+    if need_mu and grad_mu.dtype != ctx.mu_dtype:
         grad_mu = grad_mu.to(ctx.mu_dtype)
-    else:
-        grad_mu = None
-    return grad_mu, grad_logvar
+    return (grad_mu if need_mu else None), grad_logvar
 
 def _gaussian_rsample_backward_formula(ctx, grad_z, grad_rng_state):
     return (*_gaussian_backward(ctx, grad_z, grad_rng_state), None)
@@ -75,3 +76,11 @@ torch.library.register_autograd(
     setup_context=_gaussian_setup_context,
 )
 
+
+# The public API's eager entry (gradext/_ops/eager.py): the same formulas, without the
+# registration's per-call Python hops.
+gaussian_rsample = eager_call(
+    torch.ops.gradext.gaussian_rsample.default,
+    _gaussian_setup_context,
+    _gaussian_rsample_backward_formula,
+)

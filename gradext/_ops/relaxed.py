@@ -2,6 +2,8 @@
 
 import torch
 
+from gradext._ops.eager import eager_call
+
 
 def _relaxed_output(logits, hard):
     y = torch.empty_like(logits, memory_format=torch.contiguous_format)
@@ -54,3 +56,15 @@ for _name in ("gumbel_softmax", "gumbel_sigmoid"):
         setup_context=_relaxed_setup_context,
     )
 
+
+# The public API's eager entries (gradext/_ops/eager.py).
+gumbel_softmax = eager_call(
+    torch.ops.gradext.gumbel_softmax.default,
+    _relaxed_setup_context,
+    _make_relaxed_backward(torch.ops.gradext._gumbel_softmax_backward, 0),
+)
+gumbel_sigmoid = eager_call(
+    torch.ops.gradext.gumbel_sigmoid.default,
+    _relaxed_setup_context,
+    _make_relaxed_backward(torch.ops.gradext._gumbel_sigmoid_backward, 0),
+)

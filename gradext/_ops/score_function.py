@@ -2,6 +2,8 @@
 
 import torch
 
+from gradext._ops.eager import eager_call
+
 
 def _reduced(values, dim):
     shape = list(values.shape)
@@ -136,4 +138,17 @@ torch.library.register_autograd(
     "gradext::_categorical_sample_seeded",
     _make_categorical_backward(2),
     setup_context=_categorical_setup_context,
+)
+
+
+# --- the public API's eager entries (gradext/_ops/eager.py) ---------------------------------
+
+score_function_loo = eager_call(
+    torch.ops.gradext.score_function_loo.default, _loo_setup_context, _loo_backward
+)
+vimco = eager_call(torch.ops.gradext.vimco.default, _vimco_setup_context, _vimco_backward)
+categorical_sample = eager_call(
+    torch.ops.gradext.categorical_sample.default,
+    _categorical_setup_context,
+    _make_categorical_backward(0),
 )

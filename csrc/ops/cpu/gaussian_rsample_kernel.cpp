@@ -54,7 +54,7 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_cpu(const at::Tensor& mu,
   const ops::GaussianForwardProblem p =
       ops::make_gaussian_forward_problem(mu, logvar, num_samples);
   const uint64_t seed = c10::multiply_integers(p.out_shape) > 0 ? draw_seed(generator) : 0;
-  return {gaussian_forward_cpu(p, seed, 0), ops::make_rng_state(seed, 0, mu.device())};
+  return {gaussian_forward_cpu(p, seed, 0), ops::make_cpu_rng_state(seed, 0)};
 }
 
 std::tuple<at::Tensor, at::Tensor> gaussian_rsample_seeded_cpu(const at::Tensor& mu,
@@ -64,7 +64,7 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_seeded_cpu(const at::Tensor&
   const ops::GaussianForwardProblem p =
       ops::make_gaussian_forward_problem(mu, logvar, num_samples);
   return {gaussian_forward_cpu(p, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset)),
-          ops::make_rng_state(seed, offset, mu.device())};
+          ops::make_cpu_rng_state(seed, offset)};
 }
 
 std::tuple<at::Tensor, at::Tensor> gaussian_rsample_backward_cpu(const at::Tensor& grad,

@@ -1,0 +1,77 @@
+"""Eager-mode calls of the ops that skip torch.library's Python autograd kernel.
+
+Each op's autograd is registered on the dispatcher with torch.library.register_autograd (the
+family modules beside this one): that is what torch.compile / AOTAutograd trace, and what a
+direct caller of ``torch.ops.gradext.<op>`` gets. In eager mode that registration costs its
+Python hops on every call: the dispatcher calls the Python autograd kernel, which fills in the
+schema's defaults, builds an autograd.Function and redispatches below autograd (together about
+100 us per forward + backward on the 2-core CI machine, more than the kernels themselves at a
+[256, 64] VAE latent). PyTorch's own guidance for low-overhead custom ops is the same: keep the
+autograd.Function outside the operator (pytorch/pytorch#139500, #176592).
+
+``eager_call`` gives the public API a callable with the op's signature that, in plain eager
+mode, applies an autograd.Function built from the *same* setup_context and backward formula that
+the registration uses, around a call of the op below the autograd keys; without a gradient to
+track it calls the op below autograd directly. Under torch.compile or a torch.func transform it
+calls the dispatcher op, so those keep the registered path they were tested with.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+
+def _needs_grad(args) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    return any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
+
+
+def eager_call(op: torch._ops.OpOverload, setup_context: Callable, backward: Callable) -> Callable:
+    """A callable with ``op``'s signature (keyword-only arguments by keyword) that, in eager
+    mode, runs ``op``'s kernel with autograd from ``setup_context(ctx, inputs, output)`` and
+    ``backward(ctx, *grads)`` (the register_autograd formulas: one gradient per positional
+    input)."""
+    keyword_only = [a for a in op._schema.arguments if a.kwarg_only]
+    keyword_names = tuple(a.name for a in keyword_only)
+    keyword_defaults = tuple(a.default_value if a.has_default_value() else None for a in keyword_only)
+    num_positional = len(op._schema.arguments) - len(keyword_names)
+
+    def call_below_autograd(positional, keyword):
+        with torch._C._AutoDispatchBelowAutograd():
+            return op(*positional, **keyword)
+
+    # Old-style forward(ctx, ...): a separate setup_context staticmethod would make every
+    # apply() bind the arguments with inspect.signature (tens of microseconds).
+    def forward(ctx, *args):
+        positional = args[:num_positional]
+        output = call_below_autograd(positional, dict(zip(keyword_names, args[num_positional:])))
+        setup_context(ctx, positional, output)
+        return output
+
+    def backward_all_inputs(ctx, *grads):
+        return (*backward(ctx, *grads), *([None] * len(keyword_names)))
+
+    # Built with type() so that the graph node is named after the op (Eager_<op>Backward).
+    eager_function = type(
+        f"Eager_{op._opname}",
+        (torch.autograd.Function,),
+        {"forward": staticmethod(forward), "backward": staticmethod(backward_all_inputs)},
+    )
+
+    def call(*args, **kwargs):
+        if len(args) != num_positional or not set(kwargs) <= set(keyword_names):
+            raise TypeError(
+                f"{op}: eager_call takes the {num_positional} positional arguments and the "
+                f"keyword-only {keyword_names} of the schema"
+            )
+        if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+            return op(*args, **kwargs)
+        if _needs_grad(args):
+            keyword = (kwargs.get(n, d) for n, d in zip(keyword_names, keyword_defaults))
+            return eager_function.apply(*args, *keyword)
+        return call_below_autograd(args, kwargs)
+
+    return call
