@@ -60,6 +60,9 @@ def gumbel_softmax(
     _validation.check_generator(op, generator, logits.device)
     if not _extension.uses_kernels(logits.device):
         return reference.gumbel_softmax(logits, tau, hard, eps, dim, generator=generator)
+    if dim % logits.dim() == logits.dim() - 1:  # the common case; a view costs microseconds
+        y, _ = _ops.relaxed.gumbel_softmax(logits, tau, hard, generator=generator)
+        return y
     rows = logits.movedim(dim, -1)  # the kernels work along the last (contiguous) dimension
     y, _ = _ops.relaxed.gumbel_softmax(rows, tau, hard, generator=generator)
     return y.movedim(-1, dim)
