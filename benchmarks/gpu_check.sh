@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The whole GPU check for a lent GPU machine, in one run (under 6 minutes on 16 cores; each
-# step has a time limit, 10 minutes in all at worst):
-# build the extension there, run the CUDA tests (and the rest of the suite), run
+# The whole GPU check for a lent GPU machine, in one run (each step has a time limit, 595 s in
+# all at worst, under the device tool's 600 s per command):
+# build the extension there, run the CUDA tests, run
 # compute-sanitizer memcheck on a small run of every CUDA op, run the benchmarks and a short
 # demo run on the GPU.
 # Logs and results go to $OUT (default: build/gpu_check); a summary is printed last.
@@ -29,23 +29,24 @@ step() {  # step NAME LOGFILE SECONDS COMMAND...: runs with a time limit, record
 
 { nvidia-smi; "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"; } > "$OUT/device.txt" 2>&1
 step "build" build.log 140 "$PYTHON" setup.py build_ext --inplace
-# The whole suite: on a GPU machine the CUDA-marked tests run instead of skipping.
-step "test suite (CUDA tests included)" pytest.log 110 "$PYTHON" -m pytest -q -rs tests
+# The CUDA-marked tests only (360 of them, 18 under torch.compile, whose Triton compiles take
+# most of the time): CI runs the CPU tests on every submission.
+step "CUDA tests" pytest.log 150 "$PYTHON" -m pytest -q -rs -m cuda -p no:cacheprovider tests
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 step "compute-sanitizer memcheck" memcheck.log 60 \
   "$sanitizer" --tool memcheck --error-exitcode 1 "$PYTHON" benchmarks/cuda_smoke.py
 # The block-per-row Gumbel-Softmax and categorical kernels reduce through shared memory.
 step "compute-sanitizer racecheck" racecheck.log 50 \
   "$sanitizer" --tool racecheck --error-exitcode 1 "$PYTHON" benchmarks/cuda_smoke.py
-step "benchmark gaussian" bench_gaussian.log 65 "$PYTHON" benchmarks/bench_gaussian.py --device cuda --quick
-step "benchmark gumbel" bench_gumbel.log 65 "$PYTHON" benchmarks/bench_gumbel.py --device cuda --quick
-step "benchmark score_function" bench_score_function.log 65 \
+step "benchmark gaussian" bench_gaussian.log 55 "$PYTHON" benchmarks/bench_gaussian.py --device cuda --quick
+step "benchmark gumbel" bench_gumbel.log 55 "$PYTHON" benchmarks/bench_gumbel.py --device cuda --quick
+step "benchmark score_function" bench_score_function.log 55 \
   "$PYTHON" benchmarks/bench_score_function.py --device cuda --quick
 # The demo's CUDA path (one short epoch per model; the full demo is `python -m gradext demo`).
 # Its default data ship with scikit-learn, which the lent machine may lack: random 0/1 images
 # saved with torch stand in for them.
 "$PYTHON" -c "import torch; torch.save((torch.rand(600, 64) > 0.5).float(), '$OUT/images.pt')"
-step "demo smoke run (CUDA)" demo.log 35 "$PYTHON" -m gradext demo --data "$OUT/images.pt" \
+step "demo smoke run (CUDA)" demo.log 30 "$PYTHON" -m gradext demo --data "$OUT/images.pt" \
   --epochs 1 --quick --no-progress --out "$OUT/demo"
 cp benchmarks/results/*_cuda.* "$OUT/" 2>/dev/null
 

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <type_traits>
 #include <vector>
 
@@ -44,8 +45,9 @@ void run_blocks(Kernel kernel, const SampleBlockArgs& args, at::ScalarType dtype
     // what waking a thread costs); smaller problems stay on one thread.
     const int64_t grain = std::max<int64_t>(1, 8192 / (kSampleLanes * args.samples));
     at::parallel_for(0, lane_blocks(args), grain, [&](int64_t begin, int64_t end) {
-      std::vector<opmath_t> cache(cache_size);
-      range(args, begin, end, cache_size > 0 ? cache.data() : nullptr);
+      // Uninitialized: every value is written before it is read (a vector would zero it).
+      const std::unique_ptr<opmath_t[]> cache(cache_size > 0 ? new opmath_t[cache_size] : nullptr);
+      range(args, begin, end, cache.get());
     });
   });
 }
