@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: setup demo bench test test-python test-cpp gpu-check
+.PHONY: setup demo bench test test-python test-cpp test-oldest-torch gpu-check
 
 setup:
 	bash scripts/setup.sh
@@ -24,6 +24,10 @@ test-cpp:
 
 test-python:
 	$(PYTHON) -m pytest -q -rs tests
+
+# The build and Python tests against the oldest supported torch (2.11, the GPU machine's).
+test-oldest-torch: setup
+	bash scripts/check_oldest_torch.sh
 
 # On a machine with a GPU: build, CUDA tests, compute-sanitizer, benchmarks; logs to $$OUT.
 gpu-check:

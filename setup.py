@@ -58,8 +58,13 @@ def find_cuda_home():
 def wheel_cuda_include():
     """ATen's CUDA headers include cusparse.h and friends, which a bare toolkit may lack; CUDA
     builds of torch install them with the nvidia-* wheels."""
-    for base in sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]:
-        for inc in sorted(glob.glob(os.path.join(base, "nvidia", "cu*", "include"))):
+    # Every site folder on the path, not just this interpreter's own: in a virtual environment
+    # made with --system-site-packages the nvidia-* wheels can be split between the two (seen
+    # here with torch 2.11: cublas in the venv, cusparse in the base interpreter's folder).
+    paths = sysconfig.get_paths()
+    bases = dict.fromkeys([paths["purelib"], paths["platlib"], *sys.path])
+    for base in bases:
+        for inc in sorted(glob.glob(os.path.join(base or ".", "nvidia", "cu*", "include"))):
             if os.path.exists(os.path.join(inc, "cusparse.h")):
                 return inc
     return None
