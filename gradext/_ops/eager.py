@@ -4,10 +4,10 @@ Each op's autograd is registered on the dispatcher with torch.library.register_a
 family modules beside this one): that is what torch.compile / AOTAutograd trace, and what a
 direct caller of ``torch.ops.gradext.<op>`` gets. In eager mode that registration costs its
 Python hops on every call: the dispatcher calls the Python autograd kernel, which fills in the
-schema's defaults, builds an autograd.Function and redispatches below autograd (together about
-100 us per forward + backward on the 2-core CI machine, more than the kernels themselves at a
-[256, 64] VAE latent). PyTorch's own guidance for low-overhead custom ops is the same: keep the
-autograd.Function outside the operator (pytorch/pytorch#139500, #176592).
+schema's defaults, builds an autograd.Function and redispatches below autograd: about 40 us per
+forward + backward on the 2-core CI machine, a tenth of a whole fwd+bwd at a [256, 64] VAE
+latent (benchmarks/NOTES.md, session 4). PyTorch's own guidance for low-overhead custom ops is
+the same: keep the autograd.Function outside the operator (pytorch/pytorch#139500, #176592).
 
 ``eager_call`` gives the public API a callable with the op's signature that, in plain eager
 mode, applies an autograd.Function built from the *same* setup_context and backward formula that
