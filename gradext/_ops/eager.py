@@ -36,6 +36,7 @@ def eager_call(op: torch._ops.OpOverload, setup_context: Callable, backward: Cal
     input)."""
     keyword_only = [a for a in op._schema.arguments if a.kwarg_only]
     keyword_names = tuple(a.name for a in keyword_only)
+    keyword_set = frozenset(keyword_names)
     keyword_defaults = tuple(a.default_value if a.has_default_value() else None for a in keyword_only)
     num_positional = len(op._schema.arguments) - len(keyword_names)
 
@@ -62,7 +63,7 @@ def eager_call(op: torch._ops.OpOverload, setup_context: Callable, backward: Cal
     )
 
     def call(*args, **kwargs):
-        if len(args) != num_positional or not set(kwargs) <= set(keyword_names):
+        if len(args) != num_positional or not kwargs.keys() <= keyword_set:
             raise TypeError(
                 f"{op}: eager_call takes the {num_positional} positional arguments and the "
                 f"keyword-only {keyword_names} of the schema"

@@ -43,11 +43,13 @@ def _make_relaxed_backward(backward_op, extra_nones):
 
     return backward
 
+_sample_backward = {}  # the sampling op's formula, for its registration and its eager entry
 for _name in ("gumbel_softmax", "gumbel_sigmoid"):
     _backward_op = getattr(torch.ops.gradext, f"_{_name}_backward")
+    _sample_backward[_name] = _make_relaxed_backward(_backward_op, 0)
     torch.library.register_autograd(
         f"gradext::{_name}",
-        _make_relaxed_backward(_backward_op, 0),
+        _sample_backward[_name],
         setup_context=_relaxed_setup_context,
     )
     torch.library.register_autograd(
@@ -61,10 +63,10 @@ for _name in ("gumbel_softmax", "gumbel_sigmoid"):
 gumbel_softmax = eager_call(
     torch.ops.gradext.gumbel_softmax.default,
     _relaxed_setup_context,
-    _make_relaxed_backward(torch.ops.gradext._gumbel_softmax_backward, 0),
+    _sample_backward["gumbel_softmax"],
 )
 gumbel_sigmoid = eager_call(
     torch.ops.gradext.gumbel_sigmoid.default,
     _relaxed_setup_context,
-    _make_relaxed_backward(torch.ops.gradext._gumbel_sigmoid_backward, 0),
+    _sample_backward["gumbel_sigmoid"],
 )

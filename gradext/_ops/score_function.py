@@ -129,9 +129,10 @@ def _make_categorical_backward(extra_nones):
 
     return backward
 
+_categorical_sample_backward = _make_categorical_backward(0)
 torch.library.register_autograd(
     "gradext::categorical_sample",
-    _make_categorical_backward(0),
+    _categorical_sample_backward,
     setup_context=_categorical_setup_context,
 )
 torch.library.register_autograd(
@@ -150,5 +151,5 @@ vimco = eager_call(torch.ops.gradext.vimco.default, _vimco_setup_context, _vimco
 categorical_sample = eager_call(
     torch.ops.gradext.categorical_sample.default,
     _categorical_setup_context,
-    _make_categorical_backward(0),
+    _categorical_sample_backward,
 )
