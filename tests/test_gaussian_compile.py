@@ -75,9 +75,14 @@ def test_opcheck_seeded_and_backward(device):
     torch.library.opcheck(torch.ops.gradext._gaussian_rsample_seeded.default,
                           (mu, logvar, 3, 17, 4))
     z, state = torch.ops.gradext._gaussian_rsample_seeded(mu, logvar, 3, 17, 4)
-    grad = torch.randn_like(z)
+    torch.library.opcheck(torch.ops.gradext._gaussian_rsample_replay.default,
+                          (mu, logvar, 3, state))
+    # Inputs that require grad: opcheck then checks the backward op's own autograd (its
+    # derivative, for double backward) under AOTAutograd too.
+    grad = torch.randn_like(z).requires_grad_()
     torch.library.opcheck(torch.ops.gradext._gaussian_rsample_backward.default,
-                          (grad, logvar.detach(), state, list(mu.shape), True, True))
+                          (grad, logvar.detach().requires_grad_(), state, list(mu.shape), True,
+                           True))
 
 
 def test_random_op_is_tagged_nondeterministic_seeded():

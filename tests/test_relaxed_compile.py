@@ -41,7 +41,9 @@ def test_opcheck(device, name, hard):
     torch.library.opcheck(seeded, (logits, 0.5, hard, 3, 4))
     y, soft = seeded(logits.detach(), 0.5, True, 3, 4)
     backward = getattr(torch.ops.gradext, f"_{name}_backward").default
-    torch.library.opcheck(backward, (torch.randn_like(y), soft, 0.5))
+    # Inputs that require grad: opcheck checks the backward op's own autograd too.
+    torch.library.opcheck(backward, (torch.randn_like(y).requires_grad_(),
+                                     soft.requires_grad_(), 0.5))
 
 
 def test_opcheck_philox_uniform(device):

@@ -44,13 +44,15 @@ def test_opcheck_estimators(device, dim):
     log_prob = torch.randn(4, 6, device=device, requires_grad=True)
     for name in ("score_function_loo", "vimco"):
         torch.library.opcheck(getattr(torch.ops.gradext, name).default, (values, log_prob, dim))
-    grad = torch.randn(6 if dim == 0 else 4, device=device)
+    # The backward ops get inputs that require grad, so that opcheck checks their own autograd
+    # (their derivatives, for double backward) too.
+    grad = torch.randn(6 if dim == 0 else 4, device=device, requires_grad=True)
     torch.library.opcheck(torch.ops.gradext._score_function_loo_backward.default,
-                          (grad, values.detach(), dim))
+                          (grad, values, dim))
     _, stats = torch.ops.gradext.vimco(values.detach(), log_prob.detach(), dim)
     for mask in ([True, True], [True, False], [False, True]):
         torch.library.opcheck(torch.ops.gradext._vimco_backward.default,
-                              (grad, values.detach(), stats, dim, mask))
+                              (grad, values, stats, dim, mask))
 
 
 def test_opcheck_categorical(device):
@@ -59,4 +61,5 @@ def test_opcheck_categorical(device):
     torch.library.opcheck(torch.ops.gradext._categorical_sample_seeded.default, (logits, 5, 1, 2))
     _, index = torch.ops.gradext._categorical_sample_seeded(logits.detach(), 5, 1, 2)
     torch.library.opcheck(torch.ops.gradext._categorical_sample_backward.default,
-                          (torch.randn(5, 3, 4, device=device), logits.detach(), index))
+                          (torch.randn(5, 3, 4, device=device, requires_grad=True), logits,
+                           index))

@@ -66,14 +66,9 @@ GaussianBackwardProblem make_gaussian_backward_problem(const at::Tensor& grad,
                                                        bool has_sample_dim) {
   check_floating(grad, "grad");
   check_floating(logvar, "logvar");
-  TORCH_CHECK(grad.device() == logvar.device() && rng_state.device() == logvar.device(),
-              "_gaussian_rsample_backward: grad (", grad.device(), "), logvar (",
-              logvar.device(), ") and rng_state (", rng_state.device(),
-              ") must be on one device");
-  TORCH_CHECK(rng_state.scalar_type() == at::kLong && rng_state.numel() == 2,
-              "_gaussian_rsample_backward: rng_state must be the int64 tensor of 2 elements "
-              "returned by the forward, got ",
-              rng_state.scalar_type(), " of shape ", rng_state.sizes());
+  TORCH_CHECK(grad.device() == logvar.device(), "_gaussian_rsample_backward: grad (",
+              grad.device(), ") and logvar (", logvar.device(), ") must be on one device");
+  check_rng_state(rng_state, logvar.device(), "_gaussian_rsample_backward");
 
   GaussianBackwardProblem p;
   p.sample_shape = at::infer_size(mu_size, logvar.sizes());
@@ -99,6 +94,16 @@ GaussianBackwardProblem make_gaussian_backward_problem(const at::Tensor& grad,
   p.layout = make_layout_2d(p.sample_shape, inputs);
   p.logvar = inputs[0];
   return p;
+}
+
+void check_rng_state(const at::Tensor& rng_state, const at::Device& device, const char* op) {
+  TORCH_CHECK(rng_state.device() == device, op, ": rng_state is on ", rng_state.device(),
+              " but the other tensors are on ", device);
+  TORCH_CHECK(rng_state.scalar_type() == at::kLong && rng_state.numel() == 2 &&
+                  rng_state.is_contiguous(),
+              op, ": rng_state must be the int64 tensor of 2 elements returned by the "
+              "forward (contiguous), got ", rng_state.scalar_type(), " of shape ",
+              rng_state.sizes(), rng_state.is_contiguous() ? "" : " (not contiguous)");
 }
 
 at::Tensor empty_grad_mu(const GaussianBackwardProblem& p, bool need_grad_mu) {
@@ -138,6 +143,12 @@ TORCH_LIBRARY_FRAGMENT(gradext, m) {
   m.def(
       "_gaussian_rsample_seeded(Tensor mu, Tensor logvar, int? num_samples, int seed, "
       "int offset) -> (Tensor, Tensor)");
+  // The same with the (seed, offset) read from a forward's rng_state: draws that forward's noise
+  // again, on the device, with no host synchronization. Its use: the derivatives of the fused
+  // backward (double backward), which need the per-sample noise the backward never keeps.
+  m.def(
+      "_gaussian_rsample_replay(Tensor mu, Tensor logvar, int? num_samples, Tensor rng_state) "
+      "-> (Tensor, Tensor)");
   // Fused backward: (grad_mu, grad_logvar) in the shapes of mu and logvar, in grad's dtype.
   // With need_grad_mu false, grad_mu comes back empty and is neither accumulated nor written:
   // with one sample d z / d mu = 1, so the caller's grad_mu is grad itself, and the kernel's

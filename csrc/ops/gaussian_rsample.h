@@ -44,6 +44,9 @@ GaussianBackwardProblem make_gaussian_backward_problem(const at::Tensor& grad,
                                                        at::IntArrayRef mu_size,
                                                        bool has_sample_dim);
 
+// Checks that rng_state is a forward's (seed, offset) pair: int64, 2 elements, on `device`.
+void check_rng_state(const at::Tensor& rng_state, const at::Device& device, const char* op);
+
 // The per-element grad_mu of the backward (shape S), or an empty tensor when it is not wanted.
 at::Tensor empty_grad_mu(const GaussianBackwardProblem& p, bool need_grad_mu);
 

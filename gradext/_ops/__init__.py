@@ -8,6 +8,19 @@ torch.library.register_autograd so that it composes with AOTAutograd. The public
 op through ``eager.eager_call``, which applies the same formulas without the registration's
 Python hops in plain eager mode. Nothing is registered when the extension is not loaded (the
 ops do not exist then).
+
+Double backward. Each op's backward is itself a dispatcher op, ``_<op>_backward``, running a
+fused kernel, and each of those has an autograd formula of its own (written in torch ops and
+the gradext ops, which are differentiable in turn), so gradients of gradients
+(``create_graph=True``: Hessian-vector products, gradient penalties, meta-learning) are right
+to any order. Their target is what autograd gives on the pure-PyTorch reference
+(gradext.reference) on the same noise; tests/test_double_backward.py compares the two and checks
+the pathwise ops by finite differences. Without these formulas torch would treat a backward
+op's output as a constant of its inputs: second derivatives silently dropped, with only a
+warning. The estimators' convention (score_function_loo, vimco): the learning signal is a
+constant, as in the reference's surrogate ``signal * (log_prob - log_prob.detach())``, so the
+log_prob gradient has no derivative in f or in the log weights; the incoming gradient and
+VIMCO's softmax weights are differentiated exactly.
 """
 
 from gradext._extension import _C

@@ -12,8 +12,15 @@ the same: keep the autograd.Function outside the operator (pytorch/pytorch#13950
 ``eager_call`` gives the public API a callable with the op's signature that, in plain eager
 mode, applies an autograd.Function built from the *same* setup_context and backward formula that
 the registration uses, around a call of the op below the autograd keys; without a gradient to
-track it calls the op below autograd directly. Under torch.compile or a torch.func transform it
-calls the dispatcher op, so those keep the registered path they were tested with.
+track it calls the op below autograd directly. Under torch.compile it calls the dispatcher op,
+so compiled graphs keep the registered path. Under a torch.func transform (grad, jacrev, ...)
+it applies a new-style Function (forward without ctx, setup_context apart) of the same
+formulas: functorch accepts only that style, and the Function torch.library generates for a
+registration is not (pytorch/pytorch#170834, open in the torch versions supported here).
+
+The fused backward ops are called through the same kind of entry (``register_autograd``
+below), so a first-order backward calls their kernels below autograd, and a backward with
+create_graph=True records them with their own derivatives (double backward).
 """
 
 from __future__ import annotations
@@ -62,17 +69,46 @@ def eager_call(op: torch._ops.OpOverload, setup_context: Callable, backward: Cal
         {"forward": staticmethod(forward), "backward": staticmethod(backward_all_inputs)},
     )
 
+    # torch.func transforms need the new style (forward without ctx, setup_context apart); the
+    # dispatcher op's own wrapper cannot serve them (pytorch/pytorch#170834).
+    def forward_without_ctx(*args):
+        positional = args[:num_positional]
+        return call_below_autograd(positional, dict(zip(keyword_names, args[num_positional:])))
+
+    def setup_context_of_all_inputs(ctx, inputs, output):
+        setup_context(ctx, inputs[:num_positional], output)
+
+    transform_function = type(
+        f"Func_{op._opname}",
+        (torch.autograd.Function,),
+        {
+            "forward": staticmethod(forward_without_ctx),
+            "setup_context": staticmethod(setup_context_of_all_inputs),
+            "backward": staticmethod(backward_all_inputs),
+        },
+    )
+
     def call(*args, **kwargs):
         if len(args) != num_positional or not kwargs.keys() <= keyword_set:
             raise TypeError(
                 f"{op}: eager_call takes the {num_positional} positional arguments and the "
                 f"keyword-only {keyword_names} of the schema"
             )
-        if torch.compiler.is_compiling() or torch._C._are_functorch_transforms_active():
+        if torch.compiler.is_compiling():
             return op(*args, **kwargs)
+        if torch._C._are_functorch_transforms_active():
+            keyword = (kwargs.get(n, d) for n, d in zip(keyword_names, keyword_defaults))
+            return transform_function.apply(*args, *keyword)
         if _needs_grad(args):
             keyword = (kwargs.get(n, d) for n, d in zip(keyword_names, keyword_defaults))
             return eager_function.apply(*args, *keyword)
         return call_below_autograd(args, kwargs)
 
     return call
+
+
+def register_autograd(op: torch._ops.OpOverload, setup_context: Callable, backward: Callable) -> Callable:
+    """Registers ``backward`` / ``setup_context`` as ``op``'s autograd on the dispatcher (what
+    torch.compile traces) and returns its eager entry (``eager_call``) with the same formulas."""
+    torch.library.register_autograd(op, backward, setup_context=setup_context)
+    return eager_call(op, setup_context, backward)

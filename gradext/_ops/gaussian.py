@@ -1,8 +1,8 @@
-"""Fake kernels and autograd for gaussian_rsample and its seeded/backward ops."""
+"""Fake kernels and autograd for gaussian_rsample and its seeded/replay/backward ops."""
 
 import torch
 
-from gradext._ops.eager import eager_call
+from gradext._ops.eager import register_autograd
 
 
 def _gaussian_output(mu, logvar, num_samples):
@@ -20,6 +20,10 @@ def _gaussian_rsample_fake(mu, logvar, num_samples=None, *, generator=None):
 
 @torch.library.register_fake("gradext::_gaussian_rsample_seeded")
 def _gaussian_rsample_seeded_fake(mu, logvar, num_samples, seed, offset):
+    return _gaussian_output(mu, logvar, num_samples)
+
+@torch.library.register_fake("gradext::_gaussian_rsample_replay")
+def _gaussian_rsample_replay_fake(mu, logvar, num_samples, rng_state):
     return _gaussian_output(mu, logvar, num_samples)
 
 @torch.library.register_fake("gradext::_gaussian_rsample_backward")
@@ -45,7 +49,7 @@ def _gaussian_backward(ctx, grad_z, _grad_rng_state):
     # grad_mu only for K > 1 samples, where it shares the pass over grad with grad_logvar.
     one_sample = not ctx.has_sample_dim or grad_z.shape[0] == 1
     if need_logvar:
-        grad_mu, grad_logvar = torch.ops.gradext._gaussian_rsample_backward(
+        grad_mu, grad_logvar = _gaussian_rsample_backward(
             grad_z, logvar, rng_state, ctx.mu_shape, ctx.has_sample_dim,
             need_mu and not one_sample,
         )
@@ -59,28 +63,67 @@ def _gaussian_backward(ctx, grad_z, _grad_rng_state):
         grad_mu = grad_mu.to(ctx.mu_dtype)
     return (grad_mu if need_mu else None), grad_logvar
 
-def _gaussian_rsample_backward_formula(ctx, grad_z, grad_rng_state):
-    return (*_gaussian_backward(ctx, grad_z, grad_rng_state), None)
+def _make_gaussian_backward(extra_nones):
+    def backward(ctx, grad_z, grad_rng_state):
+        return (*_gaussian_backward(ctx, grad_z, grad_rng_state), *([None] * extra_nones))
 
-def _gaussian_rsample_seeded_backward_formula(ctx, grad_z, grad_rng_state):
-    return (*_gaussian_backward(ctx, grad_z, grad_rng_state), None, None, None)
+    return backward
 
-torch.library.register_autograd(
-    "gradext::gaussian_rsample",
-    _gaussian_rsample_backward_formula,
-    setup_context=_gaussian_setup_context,
+# The public API's entry (gradext/_ops/eager.py) and the registrations, with the same formulas.
+gaussian_rsample = register_autograd(
+    torch.ops.gradext.gaussian_rsample.default, _gaussian_setup_context, _make_gaussian_backward(1)
 )
-torch.library.register_autograd(
-    "gradext::_gaussian_rsample_seeded",
-    _gaussian_rsample_seeded_backward_formula,
-    setup_context=_gaussian_setup_context,
-)
-
-
-# The public API's eager entry (gradext/_ops/eager.py): the same formulas, without the
-# registration's per-call Python hops.
-gaussian_rsample = eager_call(
-    torch.ops.gradext.gaussian_rsample.default,
+register_autograd(
+    torch.ops.gradext._gaussian_rsample_seeded.default,
     _gaussian_setup_context,
-    _gaussian_rsample_backward_formula,
+    _make_gaussian_backward(3),
+)
+_gaussian_rsample_replay = register_autograd(
+    torch.ops.gradext._gaussian_rsample_replay.default,
+    _gaussian_setup_context,
+    _make_gaussian_backward(2),
+)
+
+
+# --- the derivative of the fused backward (double backward; see gradext/_ops/__init__.py) ---
+# grad_mu = grad summed over the samples (and mu's broadcast dimensions);
+# grad_logvar = grad * eps * exp(logvar / 2) / 2, summed the same way to logvar's shape.
+
+def _backward_op_setup_context(ctx, inputs, output):
+    grad, logvar, rng_state, mu_size, has_sample_dim, need_grad_mu = inputs
+    _, grad_logvar = output
+    ctx.save_for_backward(logvar, rng_state, grad_logvar)
+    ctx.mu_size = mu_size
+    ctx.has_sample_dim = has_sample_dim
+    ctx.need_grad_mu = need_grad_mu
+    ctx.grad_shape = grad.shape
+    ctx.grad_dtype = grad.dtype
+    ctx.set_materialize_grads(False)
+
+def _backward_op_derivative(ctx, grad_grad_mu, grad_grad_logvar):
+    logvar, rng_state, grad_logvar = ctx.saved_tensors
+    if not ctx.need_grad_mu:
+        grad_grad_mu = None  # that output is an empty placeholder
+    grad_grad = grad_logvar_twice = None
+    if ctx.needs_input_grad[0]:
+        if grad_grad_mu is not None:
+            grad_grad = grad_grad_mu.expand(ctx.grad_shape)
+        if grad_grad_logvar is not None:
+            # d grad_logvar / d grad = eps * exp(logvar / 2) / 2 for each sample: the forward's
+            # sample with mu = 0, drawn again from rng_state (the backward never keeps noise).
+            zero_mu = logvar.new_zeros((), dtype=ctx.grad_dtype).expand(ctx.mu_size)
+            num_samples = ctx.grad_shape[0] if ctx.has_sample_dim else None
+            scaled_noise, _ = _gaussian_rsample_replay(zero_mu, logvar, num_samples, rng_state)
+            term = scaled_noise * (grad_grad_logvar.to(ctx.grad_dtype) / 2)
+            grad_grad = term if grad_grad is None else grad_grad + term
+    if ctx.needs_input_grad[1] and grad_grad_logvar is not None:
+        # exp(logvar / 2) is the only factor in logvar: d grad_logvar / d logvar is grad_logvar / 2,
+        # elementwise in logvar's own shape.
+        grad_logvar_twice = (grad_grad_logvar * grad_logvar / 2).to(logvar.dtype)
+    return grad_grad, grad_logvar_twice, None, None, None, None
+
+_gaussian_rsample_backward = register_autograd(
+    torch.ops.gradext._gaussian_rsample_backward.default,
+    _backward_op_setup_context,
+    _backward_op_derivative,
 )

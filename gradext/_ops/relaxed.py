@@ -2,7 +2,7 @@
 
 import torch
 
-from gradext._ops.eager import eager_call
+from gradext._ops.eager import register_autograd
 
 
 def _relaxed_output(logits, hard):
@@ -30,43 +30,86 @@ def _relaxed_setup_context(ctx, inputs, output, keyword_only_inputs=None):
     # The one tensor kept for backward: the soft sample (the output itself when soft).
     ctx.save_for_backward(y_soft if hard else y)
     ctx.tau = tau
-    # The second output (y_soft) never receives a gradient; skip autograd's zero-filling.
+    ctx.hard = hard
+    # The second output (y_soft) gets a gradient only in a double backward; skip autograd's
+    # zero-filling for it on every first-order backward.
     ctx.set_materialize_grads(False)
 
-def _make_relaxed_backward(backward_op, extra_nones):
-    def backward(ctx, grad_y, _grad_y_soft):
+def _make_relaxed_backward(name, extra_nones):
+    def backward(ctx, grad_y, grad_y_soft):
         (y_soft,) = ctx.saved_tensors
+        # With hard=True the saved soft sample is the second output, so a double backward that
+        # differentiates the first backward's use of it sends its gradient here. Its Jacobian is
+        # the soft sample's, the same one the straight-through gradient of the hard output uses.
+        if ctx.hard and grad_y_soft is not None:
+            grad_y = grad_y_soft if grad_y is None else grad_y + grad_y_soft
         grad_logits = None
         if ctx.needs_input_grad[0] and grad_y is not None:
-            grad_logits = backward_op(grad_y.contiguous(), y_soft, ctx.tau)
+            grad_logits = _backward_ops[name](grad_y.contiguous(), y_soft, ctx.tau)
         return (grad_logits, None, None, *([None] * extra_nones))
 
     return backward
 
-_sample_backward = {}  # the sampling op's formula, for its registration and its eager entry
-for _name in ("gumbel_softmax", "gumbel_sigmoid"):
-    _backward_op = getattr(torch.ops.gradext, f"_{_name}_backward")
-    _sample_backward[_name] = _make_relaxed_backward(_backward_op, 0)
-    torch.library.register_autograd(
-        f"gradext::{_name}",
-        _sample_backward[_name],
-        setup_context=_relaxed_setup_context,
+# --- the derivatives of the fused backwards (double backward; see gradext/_ops/__init__.py) ---
+# softmax: grad_logits = y * (grad - sum(grad * y)) / tau along the last dim;
+# sigmoid: grad_logits = grad * y * (1 - y) / tau; y the soft sample.
+
+def _backward_op_setup_context(ctx, inputs, output):
+    grad, y_soft, tau = inputs
+    ctx.save_for_backward(grad, y_soft)
+    ctx.tau = tau
+
+def _softmax_backward_in_y(grad, grad_grad, y):
+    # d/dy_m of sum_i u_i y_i (g_i - <g, y>) = u_m (g_m - <g, y>) - g_m <u, y>.
+    dot_gy = (grad * y).sum(-1, keepdim=True)
+    return grad_grad * (grad - dot_gy) - grad * (grad_grad * y).sum(-1, keepdim=True)
+
+def _sigmoid_backward_in_y(grad, grad_grad, y):
+    return grad_grad * grad * (1 - 2 * y)
+
+def _make_backward_op_derivative(name, backward_in_y):
+    def derivative(ctx, grad_grad_logits):
+        grad, y_soft = ctx.saved_tensors
+        grad_grad = grad_y_soft = None
+        if ctx.needs_input_grad[0]:
+            # Both Jacobians are symmetric in (grad, grad_logits): the fused backward applies
+            # them to the new incoming gradient.
+            grad_grad = _backward_ops[name](grad_grad_logits.contiguous(), y_soft, ctx.tau)
+        if ctx.needs_input_grad[1]:
+            math_dtype = torch.promote_types(y_soft.dtype, torch.float32)
+            grad_y_soft = backward_in_y(
+                grad.to(math_dtype), grad_grad_logits.to(math_dtype), y_soft.to(math_dtype)
+            ).div(ctx.tau).to(y_soft.dtype)
+        return grad_grad, grad_y_soft, None
+
+    return derivative
+
+_backward_ops = {
+    name: register_autograd(
+        getattr(torch.ops.gradext, f"_{name}_backward").default,
+        _backward_op_setup_context,
+        _make_backward_op_derivative(name, backward_in_y),
     )
-    torch.library.register_autograd(
-        f"gradext::_{_name}_seeded",
-        _make_relaxed_backward(_backward_op, 2),
-        setup_context=_relaxed_setup_context,
+    for name, backward_in_y in (
+        ("gumbel_softmax", _softmax_backward_in_y),
+        ("gumbel_sigmoid", _sigmoid_backward_in_y),
     )
+}
 
 
-# The public API's eager entries (gradext/_ops/eager.py).
-gumbel_softmax = eager_call(
-    torch.ops.gradext.gumbel_softmax.default,
-    _relaxed_setup_context,
-    _sample_backward["gumbel_softmax"],
-)
-gumbel_sigmoid = eager_call(
-    torch.ops.gradext.gumbel_sigmoid.default,
-    _relaxed_setup_context,
-    _sample_backward["gumbel_sigmoid"],
-)
+# --- the sampling ops: the public API's entries (gradext/_ops/eager.py) and registrations ---
+
+def _registered(name):
+    register_autograd(
+        getattr(torch.ops.gradext, f"_{name}_seeded").default,
+        _relaxed_setup_context,
+        _make_relaxed_backward(name, 2),
+    )
+    return register_autograd(
+        getattr(torch.ops.gradext, name).default,
+        _relaxed_setup_context,
+        _make_relaxed_backward(name, 0),
+    )
+
+gumbel_softmax = _registered("gumbel_softmax")
+gumbel_sigmoid = _registered("gumbel_sigmoid")

@@ -1,14 +1,18 @@
-"""Fake kernels and autograd for score_function_loo, vimco and categorical_sample."""
+"""Fake kernels and autograd for score_function_loo, vimco and categorical_sample, and the
+derivatives of their fused backward ops (double backward; see gradext/_ops/__init__.py)."""
 
 import torch
 
-from gradext._ops.eager import eager_call
+from gradext._ops.eager import register_autograd
 
 
 def _reduced(values, dim):
     shape = list(values.shape)
     del shape[dim]
     return values.new_empty(shape)
+
+def _math_dtype(dtype):
+    return torch.promote_types(dtype, torch.float32)
 
 
 # --- score_function_loo -------------------------------------------------------------------
@@ -34,13 +38,36 @@ def _loo_backward(ctx, grad):
         # d mean / d f_k = 1 / K for every k: a broadcast view, nothing of size K is written.
         grad_f = (grad / f.shape[ctx.dim]).unsqueeze(ctx.dim).expand(f.shape)
     if ctx.needs_input_grad[1]:
-        grad_log_prob = torch.ops.gradext._score_function_loo_backward(
-            grad.contiguous(), f.detach(), ctx.dim
-        ).to(ctx.log_prob_dtype)
+        grad_log_prob = _score_function_loo_backward(grad.contiguous(), f, ctx.dim).to(
+            ctx.log_prob_dtype
+        )
     return grad_f, grad_log_prob, None
 
-torch.library.register_autograd(
-    "gradext::score_function_loo", _loo_backward, setup_context=_loo_setup_context
+# The fused backward, grad_log_prob = grad * (f_k - mean f) / (K - 1): linear in grad; the
+# learning signal is a constant, so nothing flows to f.
+def _loo_backward_op_setup_context(ctx, inputs, output):
+    grad, f, dim = inputs
+    ctx.save_for_backward(f)
+    ctx.dim = dim
+    ctx.grad_dtype = grad.dtype
+
+def _loo_backward_op_derivative(ctx, grad_grad_log_prob):
+    (f,) = ctx.saved_tensors
+    grad_grad = None
+    if ctx.needs_input_grad[0]:
+        values = f.detach().to(_math_dtype(f.dtype))
+        centred = values - values.mean(ctx.dim, keepdim=True)
+        grad_grad = (grad_grad_log_prob.to(values.dtype) * centred).sum(ctx.dim)
+        grad_grad = grad_grad.div(f.shape[ctx.dim] - 1).to(ctx.grad_dtype)
+    return grad_grad, None, None
+
+_score_function_loo_backward = register_autograd(
+    torch.ops.gradext._score_function_loo_backward.default,
+    _loo_backward_op_setup_context,
+    _loo_backward_op_derivative,
+)
+score_function_loo = register_autograd(
+    torch.ops.gradext.score_function_loo.default, _loo_setup_context, _loo_backward
 )
 
 
@@ -79,8 +106,8 @@ def _vimco_backward(ctx, grad, _grad_stats):
     need_weights, need_log_prob = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
     if grad is None or not (need_weights or need_log_prob):
         return None, None, None
-    grad_weights, grad_log_prob = torch.ops.gradext._vimco_backward(
-        grad.contiguous(), log_weights.detach(), stats, ctx.dim, [need_weights, need_log_prob]
+    grad_weights, grad_log_prob = _vimco_backward_op(
+        grad.contiguous(), log_weights, stats, ctx.dim, [need_weights, need_log_prob]
     )
     return (
         grad_weights if need_weights else None,
@@ -88,7 +115,57 @@ def _vimco_backward(ctx, grad, _grad_stats):
         None,
     )
 
-torch.library.register_autograd("gradext::vimco", _vimco_backward, setup_context=_vimco_setup_context)
+# The fused backward, (grad_log_weights, grad_log_prob) = grad * (softmax(w), L - L_{-k}):
+# differentiated exactly in grad and, through the softmax weights, in w; the learning signal
+# L - L_{-k} is a constant.
+def _vimco_backward_op_setup_context(ctx, inputs, output):
+    grad, log_weights, stats, dim, output_mask = inputs
+    ctx.save_for_backward(grad, log_weights, stats)
+    ctx.dim = dim
+    ctx.output_mask = output_mask
+    ctx.set_materialize_grads(False)
+
+def _vimco_backward_op_derivative(ctx, grad_grad_weights, grad_grad_log_prob):
+    grad, log_weights, stats = ctx.saved_tensors
+    dim = ctx.dim
+    if not ctx.output_mask[0]:
+        grad_grad_weights = None  # empty placeholders
+    if not ctx.output_mask[1]:
+        grad_grad_log_prob = None
+    need_grad = ctx.needs_input_grad[0]
+    need_weights = ctx.needs_input_grad[1] and grad_grad_weights is not None
+    want_softmax = grad_grad_weights is not None and (need_grad or need_weights)
+    want_signal = grad_grad_log_prob is not None and need_grad
+    if not (want_softmax or want_signal):
+        return None, None, None, None, None
+    # The op itself with grad = 1 gives the softmax weights and the learning signals, and keeps
+    # the softmax differentiable for the next order.
+    softmax, signal = _vimco_backward_op(
+        torch.ones_like(grad), log_weights, stats, dim, [want_softmax, want_signal]
+    )
+    math_dtype = _math_dtype(log_weights.dtype)
+    softmax = softmax.to(math_dtype)
+    grad_grad = grad_weights = None
+    if need_grad:
+        terms = []
+        if want_softmax:
+            terms.append((grad_grad_weights.to(math_dtype) * softmax).sum(dim))
+        if want_signal:
+            terms.append((grad_grad_log_prob.to(math_dtype) * signal.to(math_dtype)).sum(dim))
+        grad_grad = sum(terms[1:], terms[0]).to(grad.dtype)
+    if need_weights:
+        # d softmax_j / d w_i = softmax_j (delta_ij - softmax_i).
+        weighted = grad_grad_weights.to(math_dtype) * softmax
+        centred = weighted - softmax * weighted.sum(dim, keepdim=True)
+        grad_weights = (grad.to(math_dtype).unsqueeze(dim) * centred).to(log_weights.dtype)
+    return grad_grad, grad_weights, None, None, None
+
+_vimco_backward_op = register_autograd(
+    torch.ops.gradext._vimco_backward.default,
+    _vimco_backward_op_setup_context,
+    _vimco_backward_op_derivative,
+)
+vimco = register_autograd(torch.ops.gradext.vimco.default, _vimco_setup_context, _vimco_backward)
 
 
 # --- categorical_sample ----------------------------------------------------------------------
@@ -122,34 +199,46 @@ def _make_categorical_backward(extra_nones):
         logits, index = ctx.saved_tensors
         grad_logits = None
         if ctx.needs_input_grad[0] and grad_log_prob is not None:
-            grad_logits = torch.ops.gradext._categorical_sample_backward(
-                grad_log_prob.contiguous(), logits.detach(), index
-            )
+            grad_logits = _categorical_sample_backward(grad_log_prob.contiguous(), logits, index)
         return (grad_logits, None, *([None] * extra_nones))
 
     return backward
 
-_categorical_sample_backward = _make_categorical_backward(0)
-torch.library.register_autograd(
-    "gradext::categorical_sample",
-    _categorical_sample_backward,
-    setup_context=_categorical_setup_context,
+# The fused backward, grad_logits[b] = sum_s grad[s, b] * (onehot(index[s, b]) - p[b]), p the
+# softmax of the logits: the exact gradient of the drawn log-probabilities, differentiated
+# exactly.
+def _categorical_backward_op_setup_context(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)  # grad, logits, index
+
+def _categorical_backward_op_derivative(ctx, grad_grad_logits):
+    grad, logits, index = ctx.saved_tensors
+    math_dtype = _math_dtype(logits.dtype)
+    probs = torch.softmax(logits.to(math_dtype), -1)
+    u = grad_grad_logits.to(math_dtype)
+    u_dot_p = (u * probs).sum(-1)
+    grad_grad = grad_logits = None
+    if ctx.needs_input_grad[0]:
+        # d grad_logits[b] / d grad[s, b] = onehot(index[s, b]) - p[b].
+        picked = u.expand(index.shape[0], *u.shape).gather(-1, index.unsqueeze(-1)).squeeze(-1)
+        grad_grad = (picked - u_dot_p).to(grad.dtype)
+    if ctx.needs_input_grad[1]:
+        # Only p depends on the logits: d p_c / d l_j = p_c (delta_cj - p_j), times -sum_s grad.
+        grad_total = grad.to(math_dtype).sum(0).unsqueeze(-1)
+        grad_logits = (-grad_total * probs * (u - u_dot_p.unsqueeze(-1))).to(logits.dtype)
+    return grad_grad, grad_logits, None
+
+_categorical_sample_backward = register_autograd(
+    torch.ops.gradext._categorical_sample_backward.default,
+    _categorical_backward_op_setup_context,
+    _categorical_backward_op_derivative,
 )
-torch.library.register_autograd(
-    "gradext::_categorical_sample_seeded",
+register_autograd(
+    torch.ops.gradext._categorical_sample_seeded.default,
+    _categorical_setup_context,
     _make_categorical_backward(2),
-    setup_context=_categorical_setup_context,
 )
-
-
-# --- the public API's eager entries (gradext/_ops/eager.py) ---------------------------------
-
-score_function_loo = eager_call(
-    torch.ops.gradext.score_function_loo.default, _loo_setup_context, _loo_backward
-)
-vimco = eager_call(torch.ops.gradext.vimco.default, _vimco_setup_context, _vimco_backward)
-categorical_sample = eager_call(
+categorical_sample = register_autograd(
     torch.ops.gradext.categorical_sample.default,
     _categorical_setup_context,
-    _categorical_sample_backward,
+    _make_categorical_backward(0),
 )

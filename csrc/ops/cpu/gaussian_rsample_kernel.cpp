@@ -67,6 +67,15 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_seeded_cpu(const at::Tensor&
           ops::make_cpu_rng_state(seed, offset)};
 }
 
+std::tuple<at::Tensor, at::Tensor> gaussian_rsample_replay_cpu(const at::Tensor& mu,
+                                                               const at::Tensor& logvar,
+                                                               std::optional<int64_t> num_samples,
+                                                               const at::Tensor& rng_state) {
+  ops::check_rng_state(rng_state, mu.device(), "_gaussian_rsample_replay");
+  const int64_t* state = rng_state.const_data_ptr<int64_t>();
+  return gaussian_rsample_seeded_cpu(mu, logvar, num_samples, state[0], state[1]);
+}
+
 std::tuple<at::Tensor, at::Tensor> gaussian_rsample_backward_cpu(const at::Tensor& grad,
                                                                  const at::Tensor& logvar,
                                                                  const at::Tensor& rng_state,
@@ -107,5 +116,6 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_backward_cpu(const at::Tenso
 TORCH_LIBRARY_IMPL(gradext, CPU, m) {
   m.impl("gaussian_rsample", &gradext::cpu::gaussian_rsample_cpu);
   m.impl("_gaussian_rsample_seeded", &gradext::cpu::gaussian_rsample_seeded_cpu);
+  m.impl("_gaussian_rsample_replay", &gradext::cpu::gaussian_rsample_replay_cpu);
   m.impl("_gaussian_rsample_backward", &gradext::cpu::gaussian_rsample_backward_cpu);
 }

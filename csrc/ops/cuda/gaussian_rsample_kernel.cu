@@ -262,6 +262,19 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_seeded_cuda(
       std::nullopt);
 }
 
+std::tuple<at::Tensor, at::Tensor> gaussian_rsample_replay_cuda(const at::Tensor& mu,
+                                                                const at::Tensor& logvar,
+                                                                std::optional<int64_t> num_samples,
+                                                                const at::Tensor& rng_state) {
+  ops::check_rng_state(rng_state, mu.device(), "_gaussian_rsample_replay");
+  // The pointer form of PhiloxCudaState (the one CUDA graph capture uses): the kernel reads
+  // seed and offset from rng_state on the device, so nothing waits for the host. The kernel
+  // only reads through these pointers; the constructor takes them non-const.
+  auto* state = const_cast<int64_t*>(rng_state.const_data_ptr<int64_t>());
+  return run_forward(mu, logvar, num_samples, at::PhiloxCudaState(state, state + 1, 0),
+                     std::nullopt);
+}
+
 std::tuple<at::Tensor, at::Tensor> gaussian_rsample_backward_cuda(const at::Tensor& grad,
                                                                   const at::Tensor& logvar,
                                                                   const at::Tensor& rng_state,
@@ -308,5 +321,6 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_backward_cuda(const at::Tens
 TORCH_LIBRARY_IMPL(gradext, CUDA, m) {
   m.impl("gaussian_rsample", &gradext::cuda::gaussian_rsample_cuda);
   m.impl("_gaussian_rsample_seeded", &gradext::cuda::gaussian_rsample_seeded_cuda);
+  m.impl("_gaussian_rsample_replay", &gradext::cuda::gaussian_rsample_replay_cuda);
   m.impl("_gaussian_rsample_backward", &gradext::cuda::gaussian_rsample_backward_cuda);
 }

@@ -1,0 +1,391 @@
+"""Gradients of gradients (create_graph=True) through every op.
+
+Three independent checks of the derivatives of the fused backward ops
+(gradext/_ops/double_backward.py):
+- second (and, for the Gaussian, third) derivatives through the kernels equal autograd's on the
+  pure-PyTorch reference with the same noise, in float64;
+- gradgradcheck (finite differences) of the ops whose gradient is the derivative of their value
+  (the pathwise samples with a fixed seed, the categorical log-probabilities);
+- gradcheck of each backward op on its own, in the inputs where it is differentiated exactly.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+import gradext
+from gradext import reference
+from conftest import requires_extension
+from gaussian_helpers import noise, run_with_state
+
+F64 = dict(dtype=torch.float64)
+TIGHT = dict(rtol=1e-10, atol=1e-10)
+
+
+def _seeded(seed=7, device="cpu"):
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _second_order(fn, inputs, order=2):
+    """Derivatives of order `order` of a fixed scalar built from fn(*inputs).
+
+    The first loss is nonlinear in the output, so the incoming gradient of the op depends on its
+    output and every derivative of the backward op takes part; each later loss is a fixed
+    nonlinear function of the previous gradients."""
+    out = fn(*inputs)
+    weights = torch.linspace(-1.0, 2.0, out.numel(), dtype=out.dtype, device=out.device)
+    loss = (weights.view(out.shape) * out + 0.3 * out**3).sum()
+    for step in range(1, order + 1):
+        grads = torch.autograd.grad(loss, inputs, create_graph=step < order, allow_unused=True)
+        if step == order:
+            return grads
+        loss = sum((torch.sin(g) * (1.0 + i) + 0.5 * g**2).sum() for i, g in enumerate(grads))
+
+
+def _assert_same(actual, expected, **tol):
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected):
+        assert a is not None and e is not None
+        torch.testing.assert_close(a, e, **(tol or TIGHT))
+
+
+@pytest.fixture(autouse=True)
+def _warnings_are_errors():
+    """torch warns (and drops the derivative) when it backpropagates through an op without an
+    autograd kernel: every test here runs with that warning as an error."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*autograd kernel was not registered.*")
+        yield
+
+
+# --- gaussian_rsample ---------------------------------------------------------------------
+
+@requires_extension
+@pytest.mark.parametrize("order", [2, 3])
+@pytest.mark.parametrize("num_samples", [None, 1, 4])
+@pytest.mark.parametrize("logvar_shape", [(5, 3), (3,)])
+def test_gaussian_matches_reference_on_same_noise(device, order, num_samples, logvar_shape):
+    mu = torch.randn(5, 3, device=device, **F64).requires_grad_()
+    logvar = (0.5 * torch.randn(logvar_shape, device=device, **F64)).requires_grad_()
+    _, (seed, offset) = run_with_state(mu, logvar, num_samples, _seeded(device=device))
+    eps = noise((5, 3), seed, offset, device=device, num_samples=num_samples)
+
+    def kernels(m, lv):
+        return gradext.gaussian_rsample(m, lv, num_samples, generator=_seeded(device=device))
+
+    def on_same_noise(m, lv):
+        return reference.gaussian_rsample_from_noise(m, lv, eps)
+
+    _assert_same(
+        _second_order(kernels, (mu, logvar), order),
+        _second_order(on_same_noise, (mu, logvar), order),
+    )
+
+
+@requires_extension
+def test_gaussian_gradgradcheck(device):
+    mu = torch.randn(4, 3, device=device, **F64).requires_grad_()
+    logvar = (0.5 * torch.randn(3, device=device, **F64)).requires_grad_()
+
+    def sample(m, lv):
+        return gradext.gaussian_rsample(m, lv, 2, generator=_seeded(device=device))
+
+    assert torch.autograd.gradgradcheck(sample, (mu, logvar))
+
+
+@requires_extension
+def test_gaussian_registered_op_matches_public_entry():
+    """torch.compile and torch.func use the registered op; its double backward is the same."""
+    mu = torch.randn(6, 2, **F64).requires_grad_()
+    logvar = torch.randn(6, 2, **F64).requires_grad_()
+
+    def public(m, lv):
+        return gradext.gaussian_rsample(m, lv, 3, generator=_seeded())
+
+    def registered(m, lv):
+        return torch.ops.gradext.gaussian_rsample(m, lv, 3, generator=_seeded())[0]
+
+    _assert_same(_second_order(public, (mu, logvar)), _second_order(registered, (mu, logvar)))
+
+
+@requires_extension
+def test_gaussian_backward_op_gradcheck(device):
+    logvar = torch.randn(4, 3, device=device, **F64).requires_grad_()
+    grad = torch.randn(2, 4, 3, device=device, **F64).requires_grad_()
+    _, rng_state = torch.ops.gradext._gaussian_rsample_seeded(logvar, logvar, 2, 11, 4)
+
+    def backward(g, lv):
+        return torch.ops.gradext._gaussian_rsample_backward(g, lv, rng_state, [4, 3], True, True)
+
+    assert torch.autograd.gradcheck(backward, (grad, logvar))
+
+
+@requires_extension
+def test_replay_draws_the_forward_noise_again(device):
+    mu = torch.randn(3, 5, device=device)
+    logvar = torch.randn(5, device=device)
+    z, rng_state = torch.ops.gradext.gaussian_rsample(mu, logvar, 2, generator=_seeded(device=device))
+    again, state_again = torch.ops.gradext._gaussian_rsample_replay(mu, logvar, 2, rng_state)
+    assert torch.equal(z, again) and torch.equal(rng_state, state_again)
+    # With mu broadcast by a zero stride, as the double backward calls it.
+    zero_mu = torch.zeros((), device=device).expand(3, 5)
+    scaled, _ = torch.ops.gradext._gaussian_rsample_replay(zero_mu, logvar, 2, rng_state)
+    dense_zeros = torch.zeros(3, 5, device=device)
+    assert torch.equal(scaled, torch.ops.gradext._gaussian_rsample_replay(
+        dense_zeros, logvar, 2, rng_state)[0])
+    torch.testing.assert_close(scaled, z - mu)
+
+
+@requires_extension
+def test_replay_checks_rng_state():
+    x = torch.zeros(3)
+    with pytest.raises(RuntimeError, match=r"_gaussian_rsample_replay: rng_state must be the int64"):
+        torch.ops.gradext._gaussian_rsample_replay(x, x, None, torch.zeros(2))
+    with pytest.raises(RuntimeError, match=r"\(not contiguous\)"):
+        torch.ops.gradext._gaussian_rsample_replay(
+            x, x, None, torch.zeros(4, dtype=torch.long)[::2])
+
+
+# --- gumbel_softmax, gumbel_sigmoid ------------------------------------------------------------
+
+def _gumbels_of(logits, seed, offset):
+    u = torch.ops.gradext._philox_uniform(logits, seed, offset)
+    return -torch.log(-torch.log(u))
+
+
+def _logistic_of(logits, seed, offset):
+    u = torch.ops.gradext._philox_uniform(logits, seed, offset)
+    return torch.log(u) - torch.log1p(-u)
+
+
+@requires_extension
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("categories", [2, 7, 40])
+def test_gumbel_softmax_matches_reference_on_same_noise(device, hard, categories):
+    logits = torch.randn(6, categories, device=device, **F64).requires_grad_()
+    gumbels = _gumbels_of(logits.detach(), 5, 8)
+
+    def kernels(lg):
+        return torch.ops.gradext._gumbel_softmax_seeded(lg, 0.7, hard, 5, 8)[0]
+
+    def on_same_noise(lg):
+        return reference.gumbel_softmax_from_noise(lg, gumbels, 0.7, hard)
+
+    _assert_same(_second_order(kernels, (logits,)), _second_order(on_same_noise, (logits,)))
+
+
+@requires_extension
+@pytest.mark.parametrize("hard", [False, True])
+def test_gumbel_softmax_public_entry_along_a_middle_dim(device, hard):
+    """The public function (eager entry, dim moved last) against the registered seeded op."""
+    logits = torch.randn(3, 5, 4, device=device, **F64).requires_grad_()
+    def public(lg):
+        return gradext.gumbel_softmax(lg, tau=0.6, hard=hard, dim=1, generator=_seeded(device=device))
+
+    def registered(lg):
+        rows = lg.movedim(1, -1)
+        y, _ = torch.ops.gradext.gumbel_softmax(rows, 0.6, hard, generator=_seeded(device=device))
+        return y.movedim(-1, 1)
+
+    _assert_same(_second_order(public, (logits,)), _second_order(registered, (logits,)))
+
+
+@requires_extension
+@pytest.mark.parametrize("hard", [False, True])
+def test_gumbel_sigmoid_matches_reference_on_same_noise(device, hard):
+    logits = torch.randn(7, 3, device=device, **F64).requires_grad_()
+    logistic = _logistic_of(logits.detach(), 3, 4)
+
+    def kernels(lg):
+        return torch.ops.gradext._gumbel_sigmoid_seeded(lg, 0.8, hard, 3, 4)[0]
+
+    def on_same_noise(lg):
+        return reference.gumbel_sigmoid_from_noise(lg, logistic, 0.8, hard)
+
+    _assert_same(_second_order(kernels, (logits,)), _second_order(on_same_noise, (logits,)))
+
+
+@requires_extension
+@pytest.mark.parametrize("name", ["gumbel_softmax", "gumbel_sigmoid"])
+def test_relaxed_soft_gradgradcheck(device, name):
+    logits = torch.randn(4, 6, device=device, **F64).requires_grad_()
+    sample = getattr(gradext, name)
+    assert torch.autograd.gradgradcheck(
+        lambda lg: sample(lg, tau=0.9, generator=_seeded(device=device)), (logits,))
+
+
+@requires_extension
+@pytest.mark.parametrize("name", ["gumbel_softmax", "gumbel_sigmoid"])
+def test_relaxed_backward_op_gradcheck(device, name):
+    op = getattr(torch.ops.gradext, f"_{name}_backward")
+    grad = torch.randn(4, 6, device=device, **F64).requires_grad_()
+    y_soft = torch.softmax(torch.randn(4, 6, device=device, **F64), -1).requires_grad_()
+    assert torch.autograd.gradcheck(lambda g, y: op(g, y, 0.7), (grad, y_soft))
+
+
+# --- score_function_loo, vimco ------------------------------------------------------------------
+# The learning signal is a constant of the surrogate (gradext/_ops/double_backward.py), as in
+# the reference; the tests compare with the reference's autograd on the same inputs.
+
+@requires_extension
+@pytest.mark.parametrize("dim", [0, 1])
+def test_score_function_loo_matches_reference(device, dim):
+    f = torch.randn(5, 4, device=device, **F64).requires_grad_()
+    log_prob = torch.randn(5, 4, device=device, **F64).requires_grad_()
+    _assert_same(
+        _second_order(lambda a, b: gradext.score_function_loo(a, b, dim), (f, log_prob)),
+        _second_order(lambda a, b: reference.score_function_loo(a, b, dim), (f, log_prob)),
+    )
+
+
+@requires_extension
+@pytest.mark.parametrize("dim", [0, 1])
+def test_vimco_matches_reference(device, dim):
+    log_weights = (3 * torch.randn(6, 4, device=device, **F64)).requires_grad_()
+    log_prob = torch.randn(6, 4, device=device, **F64).requires_grad_()
+    _assert_same(
+        _second_order(lambda a, b: gradext.vimco(a, b, dim), (log_weights, log_prob)),
+        _second_order(lambda a, b: reference.vimco(a, b, dim), (log_weights, log_prob)),
+    )
+
+
+@requires_extension
+def test_vimco_third_order_matches_reference():
+    log_weights = torch.randn(5, 3, **F64).requires_grad_()
+    log_prob = torch.randn(5, 3, **F64).requires_grad_()
+    _assert_same(
+        _second_order(lambda a, b: gradext.vimco(a, b), (log_weights, log_prob), order=3),
+        _second_order(lambda a, b: reference.vimco(a, b), (log_weights, log_prob), order=3),
+    )
+
+
+@requires_extension
+def test_score_function_backward_ops_gradcheck(device):
+    grad = torch.randn(3, device=device, **F64).requires_grad_()
+    values = torch.randn(5, 3, device=device, **F64)
+    assert torch.autograd.gradcheck(
+        lambda g: torch.ops.gradext._score_function_loo_backward(g, values, 0), (grad,))
+
+    log_weights = (2 * torch.randn(5, 3, device=device, **F64)).requires_grad_()
+    log_prob = torch.zeros(5, 3, device=device, **F64)
+
+    def vimco_backward(g, w):
+        # The stats are a cache of w's top-two statistics: recomputed for each perturbed w.
+        _, stats = torch.ops.gradext.vimco(w.detach(), log_prob, 0)
+        return torch.ops.gradext._vimco_backward(g, w, stats, 0, [True, True])
+
+    # In grad, both outputs are exact; in log_weights, the softmax weights (the signal's
+    # derivative is the convention's zero, so that output is checked in grad only).
+    assert torch.autograd.gradcheck(lambda g: vimco_backward(g, log_weights.detach()), (grad,))
+    assert torch.autograd.gradcheck(lambda w: vimco_backward(grad.detach(), w)[0], (log_weights,))
+
+
+# --- categorical_sample -------------------------------------------------------------------------
+
+@requires_extension
+def test_categorical_log_prob_gradgradcheck(device):
+    logits = torch.randn(3, 5, device=device, **F64).requires_grad_()
+
+    def log_prob(lg):
+        return gradext.categorical_sample(lg, 4, generator=_seeded(device=device))[1]
+
+    assert torch.autograd.gradgradcheck(log_prob, (logits,))
+
+
+@requires_extension
+def test_categorical_matches_reference_on_same_draws(device):
+    logits = torch.randn(2, 3, 6, device=device, **F64).requires_grad_()
+    index, _ = gradext.categorical_sample(logits.detach(), 5, generator=_seeded(device=device))
+
+    def kernels(lg):
+        return gradext.categorical_sample(lg, 5, generator=_seeded(device=device))[1]
+
+    def on_same_draws(lg):
+        log_softmax = torch.log_softmax(lg, -1).expand(5, *lg.shape)
+        return log_softmax.gather(-1, index.unsqueeze(-1)).squeeze(-1)
+
+    _assert_same(_second_order(kernels, (logits,)), _second_order(on_same_draws, (logits,)))
+
+
+@requires_extension
+def test_categorical_backward_op_gradcheck(device):
+    logits = torch.randn(3, 5, device=device, **F64).requires_grad_()
+    grad = torch.randn(4, 3, device=device, **F64).requires_grad_()
+    index = torch.randint(0, 5, (4, 3), device=device)
+    assert torch.autograd.gradcheck(
+        lambda g, lg: torch.ops.gradext._categorical_sample_backward(g, lg, index), (grad, logits))
+
+
+# --- every op: the fallback agrees, and torch.func composes ---------------------------------------
+
+@pytest.mark.parametrize("name", ["score_function_loo", "vimco"])
+def test_fallback_estimators_match_kernels(name):
+    """The estimators have no noise, so the fallback and the kernels take the same inputs."""
+    if not gradext.has_extension():
+        pytest.skip("needs the kernels to compare with")
+    from gradext import _extension
+
+    a = torch.randn(4, 3, **F64).requires_grad_()
+    b = torch.randn(4, 3, **F64).requires_grad_()
+    op = getattr(gradext, name)
+    kernels = _second_order(op, (a, b))
+    with _extension.force_fallback():
+        fallback = _second_order(op, (a, b))
+    _assert_same(kernels, fallback)
+
+
+def _scalar_through(name):
+    """A scalar function of one [3, 4] input through op `name`, with a fixed seed."""
+    def generator():
+        return _seeded()
+
+    return {
+        "gaussian_rsample": lambda x: gradext.gaussian_rsample(x, 0.5 * x, 2, generator=generator()),
+        "gumbel_softmax": lambda x: gradext.gumbel_softmax(x, hard=True, generator=generator()),
+        "gumbel_sigmoid": lambda x: gradext.gumbel_sigmoid(x, generator=generator()),
+        "score_function_loo": lambda x: gradext.score_function_loo(x * x, x),
+        "vimco": lambda x: gradext.vimco(2 * x, x),
+        "categorical_sample": lambda x: gradext.categorical_sample(x, 2, generator=generator())[1],
+    }[name]
+
+
+@requires_extension
+@pytest.mark.parametrize("name", ["gaussian_rsample", "gumbel_softmax", "gumbel_sigmoid",
+                                  "score_function_loo", "vimco", "categorical_sample"])
+def test_torch_func_grad_equals_autograd(name):
+    """torch.func.grad through every op (the public entry builds a transform-ready Function;
+    the dispatcher op's generated one cannot serve torch.func: pytorch/pytorch#170834)."""
+    op = _scalar_through(name)
+
+    def loss(x):
+        return torch.sin(op(x)).sum()
+
+    x = torch.randn(3, 4, **F64)
+    by_func = torch.func.grad(loss)(x)
+    leaf = x.clone().requires_grad_()
+    (by_autograd,) = torch.autograd.grad(loss(leaf), leaf)
+    torch.testing.assert_close(by_func, by_autograd, **TIGHT)
+
+
+@requires_extension
+def test_torch_func_second_derivative_of_a_sample():
+    """torch.func.grad of torch.func.grad goes through the registered ops."""
+    mu = torch.randn(3, **F64)
+    logvar = torch.randn(3, **F64)
+
+    def loss(m, lv):
+        z = gradext.gaussian_rsample(m, lv, 2, generator=_seeded())
+        return (torch.sin(z)).sum()
+
+    def grad_norm(m, lv):
+        g_mu, g_lv = torch.func.grad(loss, argnums=(0, 1))(m, lv)
+        return (g_mu**2).sum() + (g_lv**2).sum()
+
+    by_func = torch.func.grad(grad_norm, argnums=(0, 1))(mu, logvar)
+    m, lv = mu.clone().requires_grad_(), logvar.clone().requires_grad_()
+    first = torch.autograd.grad(loss(m, lv), (m, lv), create_graph=True)
+    by_autograd = torch.autograd.grad(sum((g**2).sum() for g in first), (m, lv))
+    _assert_same(by_func, by_autograd)
