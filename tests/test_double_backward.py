@@ -352,12 +352,12 @@ def _scalar_through(name):
     }[name]
 
 
-@requires_extension
 @pytest.mark.parametrize("name", ["gaussian_rsample", "gumbel_softmax", "gumbel_sigmoid",
                                   "score_function_loo", "vimco", "categorical_sample"])
-def test_torch_func_grad_equals_autograd(name):
-    """torch.func.grad through every op (the public entry builds a transform-ready Function;
-    the dispatcher op's generated one cannot serve torch.func: pytorch/pytorch#170834)."""
+def test_torch_func_grad_equals_autograd(implementation, name):
+    """torch.func.grad through every op, kernels and fallback (the public entry builds a
+    transform-ready Function; the dispatcher op's generated one cannot serve torch.func:
+    pytorch/pytorch#170834)."""
     op = _scalar_through(name)
 
     def loss(x):

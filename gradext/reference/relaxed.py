@@ -23,6 +23,29 @@ class _StraightThrough(torch.autograd.Function):
         return grad, None
 
 
+class _StraightThroughForTransforms(torch.autograd.Function):
+    """The same in the style torch.func requires (setup_context apart), which costs an
+    inspect.signature per apply in plain eager mode: used only under torch.func transforms."""
+
+    @staticmethod
+    def forward(y_soft, y_hard):
+        return y_hard.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+def _straight_through(y_soft, y_hard):
+    if torch._C._are_functorch_transforms_active():
+        return _StraightThroughForTransforms.apply(y_soft, y_hard)
+    return _StraightThrough.apply(y_soft, y_hard)
+
+
 def _open_uniform(shape, dtype, device, generator):
     """Uniforms strictly inside (0, 1), in float32 for the half types (their math type)."""
     math_dtype = torch.float64 if dtype == torch.float64 else torch.float32
@@ -54,7 +77,7 @@ def gumbel_softmax_from_noise(logits, gumbels, tau=1.0, hard=False, dim=-1):
         return y_soft
     index = scores.argmax(dim=dim, keepdim=True)
     y_hard = torch.zeros_like(y_soft).scatter_(dim, index, 1.0)
-    return _StraightThrough.apply(y_soft, y_hard)
+    return _straight_through(y_soft, y_hard)
 
 
 def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1, *, generator=None):
@@ -69,7 +92,7 @@ def gumbel_sigmoid_from_noise(logits, noise, tau=1.0, hard=False):
     y_soft = torch.sigmoid(scores / tau).to(logits.dtype)
     if not hard:
         return y_soft
-    return _StraightThrough.apply(y_soft, (scores > 0).to(logits.dtype))
+    return _straight_through(y_soft, (scores > 0).to(logits.dtype))
 
 
 def gumbel_sigmoid(logits, tau=1.0, hard=False, *, generator=None):
