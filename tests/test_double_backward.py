@@ -151,28 +151,28 @@ def test_replay_checks_rng_state():
 
 # --- gumbel_softmax, gumbel_sigmoid ------------------------------------------------------------
 
-def _gumbels_of(logits, seed, offset):
-    u = torch.ops.gradext._philox_uniform(logits, seed, offset)
-    return -torch.log(-torch.log(u))
-
-
-def _logistic_of(logits, seed, offset):
-    u = torch.ops.gradext._philox_uniform(logits, seed, offset)
-    return torch.log(u) - torch.log1p(-u)
+def _relaxed_on_noise(name, uniforms):
+    """The reference sample of op `name` on the kernels' uniforms, and its noise transform."""
+    if name == "gumbel_softmax":
+        return reference.gumbel_softmax_from_noise, -torch.log(-torch.log(uniforms))
+    return reference.gumbel_sigmoid_from_noise, torch.log(uniforms) - torch.log1p(-uniforms)
 
 
 @requires_extension
 @pytest.mark.parametrize("hard", [False, True])
-@pytest.mark.parametrize("categories", [2, 7, 40])
-def test_gumbel_softmax_matches_reference_on_same_noise(device, hard, categories):
+@pytest.mark.parametrize("name, categories", [
+    ("gumbel_softmax", 2), ("gumbel_softmax", 7), ("gumbel_softmax", 40), ("gumbel_sigmoid", 3)])
+def test_relaxed_matches_reference_on_same_noise(device, hard, name, categories):
     logits = torch.randn(6, categories, device=device, **F64).requires_grad_()
-    gumbels = _gumbels_of(logits.detach(), 5, 8)
+    seeded = getattr(torch.ops.gradext, f"_{name}_seeded")
+    on_noise, noise = _relaxed_on_noise(
+        name, torch.ops.gradext._philox_uniform(logits.detach(), 5, 8))
 
     def kernels(lg):
-        return torch.ops.gradext._gumbel_softmax_seeded(lg, 0.7, hard, 5, 8)[0]
+        return seeded(lg, 0.7, hard, 5, 8)[0]
 
     def on_same_noise(lg):
-        return reference.gumbel_softmax_from_noise(lg, gumbels, 0.7, hard)
+        return on_noise(lg, noise, 0.7, hard)
 
     _assert_same(_second_order(kernels, (logits,)), _second_order(on_same_noise, (logits,)))
 
@@ -191,21 +191,6 @@ def test_gumbel_softmax_public_entry_along_a_middle_dim(device, hard):
         return y.movedim(-1, 1)
 
     _assert_same(_second_order(public, (logits,)), _second_order(registered, (logits,)))
-
-
-@requires_extension
-@pytest.mark.parametrize("hard", [False, True])
-def test_gumbel_sigmoid_matches_reference_on_same_noise(device, hard):
-    logits = torch.randn(7, 3, device=device, **F64).requires_grad_()
-    logistic = _logistic_of(logits.detach(), 3, 4)
-
-    def kernels(lg):
-        return torch.ops.gradext._gumbel_sigmoid_seeded(lg, 0.8, hard, 3, 4)[0]
-
-    def on_same_noise(lg):
-        return reference.gumbel_sigmoid_from_noise(lg, logistic, 0.8, hard)
-
-    _assert_same(_second_order(kernels, (logits,)), _second_order(on_same_noise, (logits,)))
 
 
 @requires_extension

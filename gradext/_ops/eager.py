@@ -112,3 +112,14 @@ def register_autograd(op: torch._ops.OpOverload, setup_context: Callable, backwa
     torch.compile traces) and returns its eager entry (``eager_call``) with the same formulas."""
     torch.library.register_autograd(op, backward, setup_context=setup_context)
     return eager_call(op, setup_context, backward)
+
+
+def register_sampling_op(name: str, setup_context: Callable, make_backward: Callable) -> Callable:
+    """Registers the sampling op ``gradext::<name>`` and its ``_<name>_seeded`` twin (the same
+    arguments plus seed and offset) with one formula, and returns the sampling op's eager entry.
+    ``make_backward(n)`` gives the formula for an op with n more non-tensor arguments than
+    the sampling op (their gradients are None)."""
+    register_autograd(
+        getattr(torch.ops.gradext, f"_{name}_seeded").default, setup_context, make_backward(2)
+    )
+    return register_autograd(getattr(torch.ops.gradext, name).default, setup_context, make_backward(0))

@@ -2,7 +2,7 @@
 
 import torch
 
-from gradext._ops.eager import register_autograd
+from gradext._ops.eager import register_autograd, register_sampling_op
 
 
 def _gaussian_output(mu, logvar, num_samples):
@@ -64,24 +64,21 @@ def _gaussian_backward(ctx, grad_z, _grad_rng_state):
     return (grad_mu if need_mu else None), grad_logvar
 
 def _make_gaussian_backward(extra_nones):
+    # The sampling op's formula: gradients for mu and logvar, None for num_samples and for any
+    # further (seed, offset / rng_state) arguments.
     def backward(ctx, grad_z, grad_rng_state):
-        return (*_gaussian_backward(ctx, grad_z, grad_rng_state), *([None] * extra_nones))
+        return (*_gaussian_backward(ctx, grad_z, grad_rng_state), *([None] * (1 + extra_nones)))
 
     return backward
 
 # The public API's entry (gradext/_ops/eager.py) and the registrations, with the same formulas.
-gaussian_rsample = register_autograd(
-    torch.ops.gradext.gaussian_rsample.default, _gaussian_setup_context, _make_gaussian_backward(1)
-)
-register_autograd(
-    torch.ops.gradext._gaussian_rsample_seeded.default,
-    _gaussian_setup_context,
-    _make_gaussian_backward(3),
+gaussian_rsample = register_sampling_op(
+    "gaussian_rsample", _gaussian_setup_context, _make_gaussian_backward
 )
 _gaussian_rsample_replay = register_autograd(
     torch.ops.gradext._gaussian_rsample_replay.default,
     _gaussian_setup_context,
-    _make_gaussian_backward(2),
+    _make_gaussian_backward(1),
 )
 
 

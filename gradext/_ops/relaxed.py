@@ -1,8 +1,10 @@
 """Fake kernels and autograd for gumbel_softmax and gumbel_sigmoid."""
 
+from functools import partial
+
 import torch
 
-from gradext._ops.eager import register_autograd
+from gradext._ops.eager import register_autograd, register_sampling_op
 
 
 def _relaxed_output(logits, hard):
@@ -99,17 +101,9 @@ _backward_ops = {
 
 # --- the sampling ops: the public API's entries (gradext/_ops/eager.py) and registrations ---
 
-def _registered(name):
-    register_autograd(
-        getattr(torch.ops.gradext, f"_{name}_seeded").default,
-        _relaxed_setup_context,
-        _make_relaxed_backward(name, 2),
-    )
-    return register_autograd(
-        getattr(torch.ops.gradext, name).default,
-        _relaxed_setup_context,
-        _make_relaxed_backward(name, 0),
-    )
-
-gumbel_softmax = _registered("gumbel_softmax")
-gumbel_sigmoid = _registered("gumbel_sigmoid")
+gumbel_softmax = register_sampling_op(
+    "gumbel_softmax", _relaxed_setup_context, partial(_make_relaxed_backward, "gumbel_softmax")
+)
+gumbel_sigmoid = register_sampling_op(
+    "gumbel_sigmoid", _relaxed_setup_context, partial(_make_relaxed_backward, "gumbel_sigmoid")
+)

@@ -3,7 +3,7 @@ derivatives of their fused backward ops (double backward; see gradext/_ops/__ini
 
 import torch
 
-from gradext._ops.eager import register_autograd
+from gradext._ops.eager import register_autograd, register_sampling_op
 
 
 def _reduced(values, dim):
@@ -232,13 +232,6 @@ _categorical_sample_backward = register_autograd(
     _categorical_backward_op_setup_context,
     _categorical_backward_op_derivative,
 )
-register_autograd(
-    torch.ops.gradext._categorical_sample_seeded.default,
-    _categorical_setup_context,
-    _make_categorical_backward(2),
-)
-categorical_sample = register_autograd(
-    torch.ops.gradext.categorical_sample.default,
-    _categorical_setup_context,
-    _make_categorical_backward(0),
+categorical_sample = register_sampling_op(
+    "categorical_sample", _categorical_setup_context, _make_categorical_backward
 )
