@@ -337,8 +337,29 @@ def _scalar_through(name):
     }[name]
 
 
-@pytest.mark.parametrize("name", ["gaussian_rsample", "gumbel_softmax", "gumbel_sigmoid",
-                                  "score_function_loo", "vimco", "categorical_sample"])
+OPS = ["gaussian_rsample", "gumbel_softmax", "gumbel_sigmoid", "score_function_loo", "vimco",
+       "categorical_sample"]
+
+# Scaled error |a - b| / (1 + |b|) allowed against float64: about 3x what was measured.
+SECOND_ORDER_TOLERANCE = {torch.float32: 2e-5, torch.float16: 3e-2, torch.bfloat16: 6e-2}
+
+
+@requires_extension
+@pytest.mark.parametrize("dtype", list(SECOND_ORDER_TOLERANCE))
+@pytest.mark.parametrize("name", OPS)
+def test_every_dtype_against_float64(name, dtype):
+    """Second derivatives in each dtype come back in the input's dtype, finite, and within the
+    dtype's precision of float64 on the same (rounded) inputs and seed."""
+    op = _scalar_through(name)
+    x = torch.randn(3, 4, **F64).to(dtype)
+    (got,) = _second_order(op, (x.clone().requires_grad_(),))
+    (expected,) = _second_order(op, (x.double().requires_grad_(),))
+    assert got.dtype == dtype and torch.isfinite(got).all()
+    scaled_error = ((got.double() - expected).abs() / (1 + expected.abs())).max().item()
+    assert scaled_error < SECOND_ORDER_TOLERANCE[dtype]
+
+
+@pytest.mark.parametrize("name", OPS)
 def test_torch_func_grad_equals_autograd(implementation, name):
     """torch.func.grad through every op, kernels and fallback (the public entry builds a
     transform-ready Function; the dispatcher op's generated one cannot serve torch.func:
