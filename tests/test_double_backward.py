@@ -86,6 +86,22 @@ def test_gaussian_matches_reference_on_same_noise(device, order, num_samples, lo
 
 
 @requires_extension
+def test_gaussian_differentiable_backward_keeps_no_noise(device):
+    """With create_graph=True the first backward is recorded for a second one, and still
+    nothing of the samples' size is saved: the backward op keeps logvar, the (seed, offset) pair
+    and its own grad_logvar; the second backward redraws the noise."""
+    mu = torch.randn(16, 8, device=device).requires_grad_()
+    logvar = torch.randn(16, 8, device=device).requires_grad_()
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        z = gradext.gaussian_rsample(mu, logvar, 32)
+        grad_mu, grad_logvar = torch.autograd.grad(z.sum(), (mu, logvar), create_graph=True)
+    assert saved and max(t.numel() for t in saved) == mu.numel()
+    (second,) = torch.autograd.grad(grad_logvar.sum(), logvar)
+    torch.testing.assert_close(second, grad_logvar.detach() / 2)
+
+
+@requires_extension
 def test_gaussian_gradgradcheck(device):
     mu = torch.randn(4, 3, device=device, **F64).requires_grad_()
     logvar = (0.5 * torch.randn(3, device=device, **F64)).requires_grad_()
@@ -127,7 +143,8 @@ def test_gaussian_backward_op_gradcheck(device):
 def test_replay_draws_the_forward_noise_again(device):
     mu = torch.randn(3, 5, device=device)
     logvar = torch.randn(5, device=device)
-    z, rng_state = torch.ops.gradext.gaussian_rsample(mu, logvar, 2, generator=_seeded(device=device))
+    z, rng_state = torch.ops.gradext.gaussian_rsample(
+        mu, logvar, 2, generator=_seeded(device=device))
     again, state_again = torch.ops.gradext._gaussian_rsample_replay(mu, logvar, 2, rng_state)
     assert torch.equal(z, again) and torch.equal(rng_state, state_again)
     # With mu broadcast by a zero stride, as the double backward calls it.
@@ -142,7 +159,8 @@ def test_replay_draws_the_forward_noise_again(device):
 @requires_extension
 def test_replay_checks_rng_state():
     x = torch.zeros(3)
-    with pytest.raises(RuntimeError, match=r"_gaussian_rsample_replay: rng_state must be the int64"):
+    with pytest.raises(RuntimeError,
+                       match=r"_gaussian_rsample_replay: rng_state must be the int64"):
         torch.ops.gradext._gaussian_rsample_replay(x, x, None, torch.zeros(2))
     with pytest.raises(RuntimeError, match=r"\(not contiguous\)"):
         torch.ops.gradext._gaussian_rsample_replay(
@@ -183,7 +201,8 @@ def test_gumbel_softmax_public_entry_along_a_middle_dim(device, hard):
     """The public function (eager entry, dim moved last) against the registered seeded op."""
     logits = torch.randn(3, 5, 4, device=device, **F64).requires_grad_()
     def public(lg):
-        return gradext.gumbel_softmax(lg, tau=0.6, hard=hard, dim=1, generator=_seeded(device=device))
+        return gradext.gumbel_softmax(
+            lg, tau=0.6, hard=hard, dim=1, generator=_seeded(device=device))
 
     def registered(lg):
         rows = lg.movedim(1, -1)
@@ -328,7 +347,8 @@ def _scalar_through(name):
         return _seeded()
 
     return {
-        "gaussian_rsample": lambda x: gradext.gaussian_rsample(x, 0.5 * x, 2, generator=generator()),
+        "gaussian_rsample":
+            lambda x: gradext.gaussian_rsample(x, 0.5 * x, 2, generator=generator()),
         "gumbel_softmax": lambda x: gradext.gumbel_softmax(x, hard=True, generator=generator()),
         "gumbel_sigmoid": lambda x: gradext.gumbel_sigmoid(x, generator=generator()),
         "score_function_loo": lambda x: gradext.score_function_loo(x * x, x),

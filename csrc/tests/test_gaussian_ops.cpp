@@ -1,6 +1,7 @@
 // C++ tests of the registered gaussian_rsample ops through the dispatcher (no Python): the CPU
 // kernel's tiled, vectorized noise equals the scalar reference of the random-number contract,
-// results do not depend on the CPU kernel variant, and the fused backward follows its formula.
+// results do not depend on the CPU kernel variant, the fused backward follows its formula, and
+// the replay op redraws a forward's noise.
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 
@@ -47,6 +48,16 @@ std::tuple<at::Tensor, at::Tensor> backward(const at::Tensor& grad, const at::Te
   return op.call(grad, logvar, state, mu_size, has_sample_dim, need_grad_mu);
 }
 
+std::tuple<at::Tensor, at::Tensor> replay(const at::Tensor& mu, const at::Tensor& logvar,
+                                          std::optional<int64_t> k, const at::Tensor& state) {
+  static auto op = c10::Dispatcher::singleton()
+                       .findSchemaOrThrow("gradext::_gaussian_rsample_replay", "")
+                       .typed<std::tuple<at::Tensor, at::Tensor>(
+                           const at::Tensor&, const at::Tensor&, std::optional<int64_t>,
+                           const at::Tensor&)>();
+  return op.call(mu, logvar, k, state);
+}
+
 // The kernel's noise equals normal_at(stream, i) element by element, for every CPU variant.
 void test_kernel_noise_matches_scalar_contract() {
   const int64_t n = 3 * 1024 + 7;  // several tiles and a ragged end
@@ -91,6 +102,22 @@ void test_backward_formula() {
         "backward: d/dlogvar = sum_k grad * eps * exp(logvar / 2) / 2");
 }
 
+// The replay op (double backward's source of the per-sample noise) redraws a forward's sample
+// bitwise from the rng_state that forward returned, with mu broadcast by a zero stride too.
+void test_replay_redraws_the_forward() {
+  const at::Tensor mu = at::randn({5, 8}, at::kFloat);
+  const at::Tensor logvar = at::randn({8}, at::kFloat);
+  auto [z, state] = seeded(mu, logvar, 3, 21, 8);
+  auto [again, state_again] = replay(mu, logvar, 3, state);
+  check(at::equal(z, again) && at::equal(state, state_again),
+        "replay redraws the forward's sample and returns its rng_state");
+  const at::Tensor zero_mu = at::zeros({}, at::kFloat).expand({5, 8});
+  const at::Tensor scaled = std::get<0>(replay(zero_mu, logvar, 3, state));
+  const at::Tensor scaled_dense =
+      std::get<0>(seeded(at::zeros({5, 8}, at::kFloat), logvar, 3, 21, 8));
+  check(at::equal(scaled, scaled_dense), "replay with a zero-stride mu equals a dense mu");
+}
+
 void test_empty() {
   const at::Tensor empty = at::zeros({0, 3}, at::kFloat);
   const at::Tensor z = std::get<0>(seeded(empty, empty, 4, 1, 0));
@@ -103,6 +130,7 @@ int main() {
   test_kernel_noise_matches_scalar_contract();
   test_forward_formula_and_broadcast();
   test_backward_formula();
+  test_replay_redraws_the_forward();
   test_empty();
   std::printf("%d passed, %d failed\n", g_passed, g_failed);
   return g_failed == 0 ? 0 : 1;

@@ -107,7 +107,9 @@ def eager_call(op: torch._ops.OpOverload, setup_context: Callable, backward: Cal
     return call
 
 
-def register_autograd(op: torch._ops.OpOverload, setup_context: Callable, backward: Callable) -> Callable:
+def register_autograd(
+    op: torch._ops.OpOverload, setup_context: Callable, backward: Callable
+) -> Callable:
     """Registers ``backward`` / ``setup_context`` as ``op``'s autograd on the dispatcher (what
     torch.compile traces) and returns its eager entry (``eager_call``) with the same formulas."""
     torch.library.register_autograd(op, backward, setup_context=setup_context)
@@ -122,4 +124,5 @@ def register_sampling_op(name: str, setup_context: Callable, make_backward: Call
     register_autograd(
         getattr(torch.ops.gradext, f"_{name}_seeded").default, setup_context, make_backward(2)
     )
-    return register_autograd(getattr(torch.ops.gradext, name).default, setup_context, make_backward(0))
+    sampling_op = getattr(torch.ops.gradext, name).default
+    return register_autograd(sampling_op, setup_context, make_backward(0))
