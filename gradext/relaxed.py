@@ -12,6 +12,17 @@ from gradext import reference
 
 
 def _check_tau(op: str, tau) -> float:
+    if isinstance(tau, torch.Tensor):
+        # torch.nn.functional.gumbel_softmax takes a tensor tau too (a temperature schedule
+        # kept as a tensor). The kernels take tau as a number, so they cannot give a gradient
+        # for it: a learned temperature is an error, not a silently missing gradient.
+        if tau.numel() != 1:
+            raise TypeError(f"{op}: a tensor tau must hold one number, got shape "
+                            f"{tuple(tau.shape)}")
+        if tau.requires_grad:
+            raise TypeError(f"{op}: tau requires grad, but gradext does not differentiate "
+                            "with respect to the temperature; pass a number or tau.detach()")
+        tau = tau.item()
     if isinstance(tau, bool) or not isinstance(tau, (int, float)):
         raise TypeError(f"{op}: tau must be a number, got {type(tau).__name__}")
     if not (math.isfinite(tau) and tau > 0):
@@ -41,7 +52,9 @@ def gumbel_softmax(
     argmax(logits + g) is an exact Categorical(softmax(logits)) sample), the gradient is the soft
     sample's, d logits = y * (grad - sum(grad * y, dim)) / tau. Never NaN or inf from the noise;
     logits of -inf (masked categories) get probability 0 and are never selected while one
-    category of the slice is finite. tau <= 0 is a ValueError (PyTorch returns NaN).
+    category of the slice is finite. tau <= 0 is a ValueError (PyTorch returns NaN). tau may be a
+    number or, as in PyTorch, a one-element tensor, which must not require grad: the kernels do
+    not differentiate with respect to the temperature.
 
     The kernels fuse noise, softmax, argmax and one-hot in one pass per row and keep one tensor
     of the logits' size for backward (the soft sample). Inside torch.compile use the default

@@ -184,6 +184,25 @@ def test_bad_tau(implementation, tau):
         gradext.gumbel_softmax(torch.zeros(2, 3), tau=tau)
 
 
+@pytest.mark.parametrize("name", ["gumbel_softmax", "gumbel_sigmoid"])
+def test_tensor_tau_as_in_torch(implementation, name):
+    """A one-element tensor tau works as in torch.nn.functional.gumbel_softmax (same sample as
+    the number); one that requires grad is refused rather than left without a gradient."""
+    sample = getattr(gradext, name)
+    logits = torch.randn(4, 5)
+    by_tensor = sample(logits, tau=torch.tensor(0.5), generator=torch.Generator().manual_seed(2))
+    by_number = sample(logits, tau=0.5, generator=torch.Generator().manual_seed(2))
+    assert torch.equal(by_tensor, by_number)
+    with pytest.raises(TypeError, match=rf"{name}: tau requires grad, but gradext does not "
+                                        r"differentiate with respect to the temperature"):
+        sample(logits, tau=torch.tensor(0.5, requires_grad=True))
+    with pytest.raises(TypeError, match=rf"{name}: a tensor tau must hold one number, got "
+                                        r"shape \(2,\)"):
+        sample(logits, tau=torch.tensor([0.5, 1.0]))
+    with pytest.raises(ValueError, match=rf"{name}: tau must be a finite number > 0, got -1.0"):
+        sample(logits, tau=torch.tensor(-1.0))
+
+
 def test_integer_logits(implementation):
     with pytest.raises(TypeError, match=r"logits must be a floating-point tensor, got dtype torch.int64"):
         gradext.gumbel_softmax(torch.zeros(2, 3, dtype=torch.long))
