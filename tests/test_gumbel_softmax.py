@@ -186,21 +186,47 @@ def test_bad_tau(implementation, tau):
 
 @pytest.mark.parametrize("name", ["gumbel_softmax", "gumbel_sigmoid"])
 def test_tensor_tau_as_in_torch(implementation, name):
-    """A one-element tensor tau works as in torch.nn.functional.gumbel_softmax (same sample as
-    the number); one that requires grad is refused rather than left without a gradient."""
+    """A one-element tensor tau works as in torch.nn.functional.gumbel_softmax: the same sample
+    as the number; bad values are refused as for a number."""
     sample = getattr(gradext, name)
     logits = torch.randn(4, 5)
     by_tensor = sample(logits, tau=torch.tensor(0.5), generator=torch.Generator().manual_seed(2))
     by_number = sample(logits, tau=0.5, generator=torch.Generator().manual_seed(2))
     assert torch.equal(by_tensor, by_number)
-    with pytest.raises(TypeError, match=rf"{name}: tau requires grad, but gradext does not "
-                                        r"differentiate with respect to the temperature"):
-        sample(logits, tau=torch.tensor(0.5, requires_grad=True))
     with pytest.raises(TypeError, match=rf"{name}: a tensor tau must hold one number, got "
                                         r"shape \(2,\)"):
         sample(logits, tau=torch.tensor([0.5, 1.0]))
     with pytest.raises(ValueError, match=rf"{name}: tau must be a finite number > 0, got -1.0"):
         sample(logits, tau=torch.tensor(-1.0))
+
+
+@pytest.mark.parametrize("name", ["gumbel_softmax", "gumbel_sigmoid"])
+@pytest.mark.parametrize("hard", [False, True])
+def test_learned_temperature_gets_its_gradient(implementation, name, hard):
+    """A tau that requires grad (a learned temperature) gets d loss / d tau, equal to the plain
+    PyTorch formula on the same noise, with the logits' gradient alongside."""
+    sample = getattr(gradext, name)
+    on_noise = getattr(reference, f"{name}_from_noise")
+    noise = getattr(reference, "gumbel_noise" if name == "gumbel_softmax" else "logistic_noise")
+    logits = torch.randn(6, 5, dtype=torch.float64, requires_grad=True)
+    log_tau = torch.tensor(-0.4, dtype=torch.float64, requires_grad=True)
+    weights = torch.randn(6, 5, dtype=torch.float64)
+
+    y = sample(logits, tau=log_tau.exp(), hard=hard, generator=torch.Generator().manual_seed(4))
+    got = torch.autograd.grad((weights * y).sum(), (logits, log_tau))
+    # The pure-PyTorch path draws its noise from the generator the same way.
+    g = noise(logits.shape, logits.dtype, logits.device, torch.Generator().manual_seed(4))
+    y_expected = on_noise(logits, g, log_tau.exp(), hard)
+    expected = torch.autograd.grad((weights * y_expected).sum(), (logits, log_tau))
+    assert torch.equal(y, y_expected)
+    for a, e in zip(got, expected):
+        torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
+    assert got[1].abs() > 0
+    if not hard:  # the soft sample is smooth in tau: finite differences agree
+        def soft_sample(t):
+            return sample(logits.detach(), tau=t.exp(), generator=torch.Generator().manual_seed(4))
+
+        assert torch.autograd.gradcheck(soft_sample, (log_tau,))
 
 
 def test_integer_logits(implementation):
