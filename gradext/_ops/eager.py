@@ -13,10 +13,11 @@ the same: keep the autograd.Function outside the operator (pytorch/pytorch#13950
 mode, applies an autograd.Function built from the *same* setup_context and backward formula that
 the registration uses, around a call of the op below the autograd keys; without a gradient to
 track it calls the op below autograd directly. Under torch.compile it calls the dispatcher op,
-so compiled graphs keep the registered path. Under a torch.func transform (grad, jacrev, ...)
-it applies a new-style Function (forward without ctx, setup_context apart) of the same
-formulas: functorch accepts only that style, and the Function torch.library generates for a
-registration is not (pytorch/pytorch#170834, open in the torch versions supported here).
+so compiled graphs keep the registered path. Under a torch.func transform (torch.func.grad,
+nested or not) it applies a new-style Function (forward without ctx, setup_context apart) of
+the same formulas: functorch accepts only that style, and the Function torch.library generates
+for a registration is not (pytorch/pytorch#170834, open in the torch versions supported here).
+vmap (and so jacrev) would also need batching rules, which the ops do not have yet.
 
 The fused backward ops are called through the same kind of entry (``register_autograd``
 below), so a first-order backward calls their kernels below autograd, and a backward with
