@@ -20,6 +20,7 @@ import gradext
 from gradext import reference
 from conftest import requires_extension
 from gaussian_helpers import noise, run_with_state
+from op_cases import OPS, function_through
 
 F64 = dict(dtype=torch.float64)
 TIGHT = dict(rtol=1e-10, atol=1e-10)
@@ -341,25 +342,6 @@ def test_fallback_estimators_match_kernels(name):
     _assert_same(kernels, fallback)
 
 
-def _scalar_through(name):
-    """A scalar function of one [3, 4] input through op `name`, with a fixed seed."""
-    def generator():
-        return _seeded()
-
-    return {
-        "gaussian_rsample":
-            lambda x: gradext.gaussian_rsample(x, 0.5 * x, 2, generator=generator()),
-        "gumbel_softmax": lambda x: gradext.gumbel_softmax(x, hard=True, generator=generator()),
-        "gumbel_sigmoid": lambda x: gradext.gumbel_sigmoid(x, generator=generator()),
-        "score_function_loo": lambda x: gradext.score_function_loo(x * x, x),
-        "vimco": lambda x: gradext.vimco(2 * x, x),
-        "categorical_sample": lambda x: gradext.categorical_sample(x, 2, generator=generator())[1],
-    }[name]
-
-
-OPS = ["gaussian_rsample", "gumbel_softmax", "gumbel_sigmoid", "score_function_loo", "vimco",
-       "categorical_sample"]
-
 # Scaled error |a - b| / (1 + |b|) allowed against float64: about 3x what was measured.
 SECOND_ORDER_TOLERANCE = {torch.float32: 2e-5, torch.float16: 3e-2, torch.bfloat16: 6e-2}
 
@@ -370,48 +352,10 @@ SECOND_ORDER_TOLERANCE = {torch.float32: 2e-5, torch.float16: 3e-2, torch.bfloat
 def test_every_dtype_against_float64(name, dtype):
     """Second derivatives in each dtype come back in the input's dtype, finite, and within the
     dtype's precision of float64 on the same (rounded) inputs and seed."""
-    op = _scalar_through(name)
+    op = function_through(name)
     x = torch.randn(3, 4, **F64).to(dtype)
     (got,) = _second_order(op, (x.clone().requires_grad_(),))
     (expected,) = _second_order(op, (x.double().requires_grad_(),))
     assert got.dtype == dtype and torch.isfinite(got).all()
     scaled_error = ((got.double() - expected).abs() / (1 + expected.abs())).max().item()
     assert scaled_error < SECOND_ORDER_TOLERANCE[dtype]
-
-
-@pytest.mark.parametrize("name", OPS)
-def test_torch_func_grad_equals_autograd(implementation, name):
-    """torch.func.grad through every op, kernels and fallback (the public entry builds a
-    transform-ready Function; the dispatcher op's generated one cannot serve torch.func:
-    pytorch/pytorch#170834)."""
-    op = _scalar_through(name)
-
-    def loss(x):
-        return torch.sin(op(x)).sum()
-
-    x = torch.randn(3, 4, **F64)
-    by_func = torch.func.grad(loss)(x)
-    leaf = x.clone().requires_grad_()
-    (by_autograd,) = torch.autograd.grad(loss(leaf), leaf)
-    torch.testing.assert_close(by_func, by_autograd, **TIGHT)
-
-
-@requires_extension
-def test_torch_func_second_derivative_of_a_sample():
-    """torch.func.grad of torch.func.grad goes through the registered ops."""
-    mu = torch.randn(3, **F64)
-    logvar = torch.randn(3, **F64)
-
-    def loss(m, lv):
-        z = gradext.gaussian_rsample(m, lv, 2, generator=_seeded())
-        return (torch.sin(z)).sum()
-
-    def grad_norm(m, lv):
-        g_mu, g_lv = torch.func.grad(loss, argnums=(0, 1))(m, lv)
-        return (g_mu**2).sum() + (g_lv**2).sum()
-
-    by_func = torch.func.grad(grad_norm, argnums=(0, 1))(mu, logvar)
-    m, lv = mu.clone().requires_grad_(), logvar.clone().requires_grad_()
-    first = torch.autograd.grad(loss(m, lv), (m, lv), create_graph=True)
-    by_autograd = torch.autograd.grad(sum((g**2).sum() for g in first), (m, lv))
-    _assert_same(by_func, by_autograd)

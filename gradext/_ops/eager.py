@@ -17,7 +17,8 @@ so compiled graphs keep the registered path. Under a torch.func transform (torch
 nested or not) it applies a new-style Function (forward without ctx, setup_context apart) of
 the same formulas: functorch accepts only that style, and the Function torch.library generates
 for a registration is not (pytorch/pytorch#170834, open in the torch versions supported here).
-vmap (and so jacrev) would also need batching rules, which the ops do not have yet.
+Batching rules (vmap, and jacrev, which vmaps the backward) exist for the deterministic ops:
+the estimators and every fused backward; the sampling ops refuse vmap with a clear error.
 
 The fused backward ops are called through the same kind of entry (``register_autograd``
 below), so a first-order backward calls their kernels below autograd, and a backward with
@@ -37,11 +38,29 @@ def _needs_grad(args) -> bool:
     return any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
 
 
-def eager_call(op: torch._ops.OpOverload, setup_context: Callable, backward: Callable) -> Callable:
+def _vmap_unsupported(op: torch._ops.OpOverload) -> Callable:
+    def rule(info, in_dims, *args):
+        raise NotImplementedError(
+            f"gradext: vmap over {op._opname} is not supported. The sampling ops draw their "
+            "noise over the whole tensor they are given: call them on the batched tensors "
+            "directly (inputs broadcast, and every element gets its own noise)."
+        )
+
+    return rule
+
+
+def eager_call(
+    op: torch._ops.OpOverload,
+    setup_context: Callable,
+    backward: Callable,
+    vmap: Callable | None = None,
+) -> Callable:
     """A callable with ``op``'s signature (keyword-only arguments by keyword) that, in eager
     mode, runs ``op``'s kernel with autograd from ``setup_context(ctx, inputs, output)`` and
     ``backward(ctx, *grads)`` (the register_autograd formulas: one gradient per positional
-    input)."""
+    input). ``vmap(info, in_dims, *args)`` is the op's batching rule under torch.func.vmap
+    (autograd.Function's vmap staticmethod; jacrev uses the backward ops' rules); without
+    one, vmap raises NotImplementedError."""
     keyword_only = [a for a in op._schema.arguments if a.kwarg_only]
     keyword_names = tuple(a.name for a in keyword_only)
     keyword_set = frozenset(keyword_names)
@@ -86,6 +105,7 @@ def eager_call(op: torch._ops.OpOverload, setup_context: Callable, backward: Cal
             "forward": staticmethod(forward_without_ctx),
             "setup_context": staticmethod(setup_context_of_all_inputs),
             "backward": staticmethod(backward_all_inputs),
+            "vmap": staticmethod(vmap if vmap is not None else _vmap_unsupported(op)),
         },
     )
 
@@ -109,12 +129,24 @@ def eager_call(op: torch._ops.OpOverload, setup_context: Callable, backward: Cal
 
 
 def register_autograd(
-    op: torch._ops.OpOverload, setup_context: Callable, backward: Callable
+    op: torch._ops.OpOverload,
+    setup_context: Callable,
+    backward: Callable,
+    vmap: Callable | None = None,
 ) -> Callable:
     """Registers ``backward`` / ``setup_context`` as ``op``'s autograd on the dispatcher (what
-    torch.compile traces) and returns its eager entry (``eager_call``) with the same formulas."""
+    torch.compile traces) and returns its eager entry (``eager_call``) with the same formulas
+    and batching rule."""
     torch.library.register_autograd(op, backward, setup_context=setup_context)
-    return eager_call(op, setup_context, backward)
+    return eager_call(op, setup_context, backward, vmap)
+
+
+def batch_first(x: torch.Tensor, batch_dim: int | None, batch_size: int) -> torch.Tensor:
+    """For a vmap rule: x with its vmapped dimension first (a broadcast view when x is not
+    batched)."""
+    if batch_dim is None:
+        return x.expand(batch_size, *x.shape)
+    return x.movedim(batch_dim, 0)
 
 
 def register_sampling_op(name: str, setup_context: Callable, make_backward: Callable) -> Callable:

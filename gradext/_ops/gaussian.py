@@ -119,8 +119,28 @@ def _backward_op_derivative(ctx, grad_grad_mu, grad_grad_logvar):
         grad_logvar_twice = (grad_grad_logvar * grad_logvar / 2).to(logvar.dtype)
     return grad_grad, grad_logvar_twice, None, None, None, None
 
+def _backward_op_vmap(info, in_dims, grad, logvar, rng_state, mu_size, has_sample_dim,
+                      need_grad_mu):
+    # Under jacrev the incoming gradients are batched and the noise is the one forward's (the
+    # sampling op itself refuses vmap), so each gradient is reduced against it in turn.
+    def select(tensor, batch_dim, index):
+        return tensor if batch_dim is None else tensor.select(batch_dim, index)
+
+    grads = [
+        _gaussian_rsample_backward(
+            select(grad, in_dims[0], b).contiguous(), select(logvar, in_dims[1], b),
+            select(rng_state, in_dims[2], b), mu_size, has_sample_dim, need_grad_mu,
+        )
+        for b in range(info.batch_size)
+    ]
+    grad_logvar = torch.stack([g[1] for g in grads])
+    if not need_grad_mu:
+        return (grads[0][0], grad_logvar), (None, 0)  # the empty placeholder
+    return (torch.stack([g[0] for g in grads]), grad_logvar), (0, 0)
+
 _gaussian_rsample_backward = register_autograd(
     torch.ops.gradext._gaussian_rsample_backward.default,
     _backward_op_setup_context,
     _backward_op_derivative,
+    _backward_op_vmap,
 )

@@ -4,7 +4,7 @@ from functools import partial
 
 import torch
 
-from gradext._ops.eager import register_autograd, register_sampling_op
+from gradext._ops.eager import batch_first, register_autograd, register_sampling_op
 
 
 def _relaxed_output(logits, hard):
@@ -86,11 +86,20 @@ def _make_backward_op_derivative(name, backward_in_y):
 
     return derivative
 
+def _make_backward_op_vmap(name):
+    # Row-wise along the last dimension: the vmapped dimension is one more row dimension.
+    def rule(info, in_dims, grad, y_soft, tau):
+        grad = batch_first(grad, in_dims[0], info.batch_size).contiguous()
+        return _backward_ops[name](grad, batch_first(y_soft, in_dims[1], info.batch_size), tau), 0
+
+    return rule
+
 _backward_ops = {
     name: register_autograd(
         getattr(torch.ops.gradext, f"_{name}_backward").default,
         _backward_op_setup_context,
         _make_backward_op_derivative(name, backward_in_y),
+        _make_backward_op_vmap(name),
     )
     for name, backward_in_y in (
         ("gumbel_softmax", _softmax_backward_in_y),

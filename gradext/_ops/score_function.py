@@ -3,7 +3,7 @@ derivatives of their fused backward ops (double backward; see gradext/_ops/__ini
 
 import torch
 
-from gradext._ops.eager import register_autograd, register_sampling_op
+from gradext._ops.eager import batch_first, register_autograd, register_sampling_op
 
 
 def _reduced(values, dim):
@@ -61,13 +61,29 @@ def _loo_backward_op_derivative(ctx, grad_grad_log_prob):
         grad_grad = grad_grad.div(f.shape[ctx.dim] - 1).to(ctx.grad_dtype)
     return grad_grad, None, None
 
+# Batching rules (vmap): the vmapped dimension goes first and the sample axis moves by one.
+def _logical_dim(dim, tensor, batch_dim):
+    return dim % (tensor.dim() - (batch_dim is not None))
+
+def _loo_vmap(info, in_dims, f, log_prob, dim):
+    dim = _logical_dim(dim, f, in_dims[0])
+    first = (batch_first(t, d, info.batch_size) for t, d in zip((f, log_prob), in_dims))
+    return score_function_loo(*first, dim + 1), 0
+
+def _loo_backward_op_vmap(info, in_dims, grad, f, dim):
+    dim = _logical_dim(dim, f, in_dims[1])
+    grad = batch_first(grad, in_dims[0], info.batch_size).contiguous()
+    return _score_function_loo_backward(grad, batch_first(f, in_dims[1], info.batch_size),
+                                        dim + 1), 0
+
 _score_function_loo_backward = register_autograd(
     torch.ops.gradext._score_function_loo_backward.default,
     _loo_backward_op_setup_context,
     _loo_backward_op_derivative,
+    _loo_backward_op_vmap,
 )
 score_function_loo = register_autograd(
-    torch.ops.gradext.score_function_loo.default, _loo_setup_context, _loo_backward
+    torch.ops.gradext.score_function_loo.default, _loo_setup_context, _loo_backward, _loo_vmap
 )
 
 
@@ -160,12 +176,40 @@ def _vimco_backward_op_derivative(ctx, grad_grad_weights, grad_grad_log_prob):
         grad_weights = (grad.to(math_dtype).unsqueeze(dim) * centred).to(log_weights.dtype)
     return grad_grad, grad_weights, None, None, None
 
+# Batching rules. stats is [5, datapoints] in the order of the flattened bound, so with the
+# vmapped dimension first in the bound it is [5, batch * datapoints]: a [5, batch, datapoints]
+# view, batched along dimension 1.
+def _vimco_vmap(info, in_dims, log_weights, log_prob, dim):
+    dim = _logical_dim(dim, log_weights, in_dims[0])
+    first = (batch_first(t, d, info.batch_size) for t, d in zip((log_weights, log_prob), in_dims))
+    bound, stats = vimco(*first, dim + 1)
+    return (bound, stats.view(stats.shape[0], info.batch_size, -1)), (0, 1)
+
+def _vimco_backward_op_vmap(info, in_dims, grad, log_weights, stats, dim, output_mask):
+    batch = info.batch_size
+    dim = _logical_dim(dim, log_weights, in_dims[1])
+    if in_dims[2] is None:
+        stats = stats.unsqueeze(1).expand(-1, batch, -1)
+    else:
+        stats = stats.movedim(in_dims[2], 1)
+    outputs = _vimco_backward_op(
+        batch_first(grad, in_dims[0], batch).contiguous(),
+        batch_first(log_weights, in_dims[1], batch),
+        stats.reshape(stats.shape[0], -1),
+        dim + 1,
+        output_mask,
+    )
+    return outputs, tuple(0 if wanted else None for wanted in output_mask)
+
 _vimco_backward_op = register_autograd(
     torch.ops.gradext._vimco_backward.default,
     _vimco_backward_op_setup_context,
     _vimco_backward_op_derivative,
+    _vimco_backward_op_vmap,
 )
-vimco = register_autograd(torch.ops.gradext.vimco.default, _vimco_setup_context, _vimco_backward)
+vimco = register_autograd(
+    torch.ops.gradext.vimco.default, _vimco_setup_context, _vimco_backward, _vimco_vmap
+)
 
 
 # --- categorical_sample ----------------------------------------------------------------------
@@ -227,10 +271,19 @@ def _categorical_backward_op_derivative(ctx, grad_grad_logits):
         grad_logits = (-grad_total * probs * (u - u_dot_p.unsqueeze(-1))).to(logits.dtype)
     return grad_grad, grad_logits, None
 
+def _categorical_backward_op_vmap(info, in_dims, grad, logits, index):
+    # grad and index are [draws, *batch]: the vmapped dimension goes right after the draws.
+    batch = info.batch_size
+    grad = batch_first(grad, in_dims[0], batch).movedim(0, 1).contiguous()
+    index = batch_first(index, in_dims[2], batch).movedim(0, 1).contiguous()
+    logits = batch_first(logits, in_dims[1], batch)
+    return _categorical_sample_backward(grad, logits, index), 0
+
 _categorical_sample_backward = register_autograd(
     torch.ops.gradext._categorical_sample_backward.default,
     _categorical_backward_op_setup_context,
     _categorical_backward_op_derivative,
+    _categorical_backward_op_vmap,
 )
 categorical_sample = register_sampling_op(
     "categorical_sample", _categorical_setup_context, _make_categorical_backward

@@ -50,7 +50,11 @@ def vimco_signal(log_weights: torch.Tensor, dim: int = 0) -> torch.Tensor:
     s1 = w.sum(dim, keepdim=True)
     w_tilde = torch.exp(mean_others - m1)
     signal = torch.log1p((w - w_tilde) / (s1 - w + w_tilde))
-    is_max = torch.zeros_like(x, dtype=torch.bool).scatter_(dim, i1, True)
+    # The argmax sample's mask by a comparison (vmap has a batching rule for it; not for an
+    # in-place scatter).
+    sample_axis = [1] * x.dim()
+    sample_axis[dim] = K
+    is_max = torch.arange(K, device=x.device).view(sample_axis) == i1
     s2 = torch.exp(x.masked_fill(is_max, -math.inf) - m2).sum(dim, keepdim=True)
     rest = s2 + torch.exp(mean_others.gather(dim, i1) - m2)
     signal_max = (m1 - m2) + torch.log(s1) - torch.log(rest)

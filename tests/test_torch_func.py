@@ -1,0 +1,118 @@
+"""torch.func transforms through the ops: grad (nested too), jacrev, and vmap of the
+deterministic estimators, against plain autograd and Python loops; the sampling ops refuse
+vmap with a clear error."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gradext
+from conftest import requires_extension
+from op_cases import OPS, function_through
+
+F64 = dict(dtype=torch.float64)
+TIGHT = dict(rtol=1e-10, atol=1e-10)
+
+
+def _jacobian_by_autograd(fn, x):
+    leaf = x.clone().requires_grad_()
+    out = fn(leaf)
+    rows = [torch.autograd.grad(out.reshape(-1)[i], leaf, retain_graph=True)[0]
+            for i in range(out.numel())]
+    return torch.stack(rows).reshape(*out.shape, *x.shape)
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_grad_equals_autograd(implementation, name):
+    """torch.func.grad through every op, kernels and fallback (the public entry builds a
+    transform-ready Function; the dispatcher op's generated one cannot serve torch.func:
+    pytorch/pytorch#170834)."""
+    op = function_through(name)
+
+    def loss(x):
+        return torch.sin(op(x)).sum()
+
+    x = torch.randn(3, 4, **F64)
+    by_func = torch.func.grad(loss)(x)
+    leaf = x.clone().requires_grad_()
+    (by_autograd,) = torch.autograd.grad(loss(leaf), leaf)
+    torch.testing.assert_close(by_func, by_autograd, **TIGHT)
+
+
+@requires_extension
+def test_nested_grad_is_a_second_derivative():
+    """torch.func.grad of torch.func.grad equals autograd's double backward."""
+    mu = torch.randn(3, **F64)
+    logvar = torch.randn(3, **F64)
+
+    def loss(m, lv):
+        z = gradext.gaussian_rsample(m, lv, 2, generator=torch.Generator().manual_seed(7))
+        return (torch.sin(z)).sum()
+
+    def grad_norm(m, lv):
+        g_mu, g_lv = torch.func.grad(loss, argnums=(0, 1))(m, lv)
+        return (g_mu**2).sum() + (g_lv**2).sum()
+
+    by_func = torch.func.grad(grad_norm, argnums=(0, 1))(mu, logvar)
+    m, lv = mu.clone().requires_grad_(), logvar.clone().requires_grad_()
+    first = torch.autograd.grad(loss(m, lv), (m, lv), create_graph=True)
+    by_autograd = torch.autograd.grad(sum((g**2).sum() for g in first), (m, lv))
+    for a, e in zip(by_func, by_autograd):
+        torch.testing.assert_close(a, e, **TIGHT)
+
+
+@pytest.mark.parametrize("name", OPS)
+def test_jacrev_equals_autograd_jacobian(implementation, name):
+    """jacrev vmaps the backward over the output's basis vectors: every fused backward op has
+    a batching rule (the Gaussian's reduces each against the one forward's noise)."""
+    op = function_through(name)
+    x = torch.randn(3, 4, **F64)
+    torch.testing.assert_close(torch.func.jacrev(op)(x), _jacobian_by_autograd(op, x), **TIGHT)
+
+
+@pytest.mark.parametrize("name", ["score_function_loo", "vimco"])
+@pytest.mark.parametrize("in_dims", [(2, 2), (0, 2), (None, 1)])
+@pytest.mark.parametrize("dim", [0, -1])
+def test_vmap_of_an_estimator_equals_a_loop(implementation, name, in_dims, dim):
+    op = getattr(gradext, name)
+    shapes = {0: (4, 5, 6), 1: (5, 4, 6), 2: (5, 6, 4), None: (5, 6)}
+    values = torch.randn(shapes[in_dims[0]], **F64)
+    log_prob = torch.randn(shapes[in_dims[1]], **F64)
+
+    def item(t, d, i):
+        return t if d is None else t.select(d, i)
+
+    batched = torch.vmap(lambda a, b: op(a, b, dim), in_dims=in_dims)(values, log_prob)
+    loop = torch.stack([op(item(values, in_dims[0], i), item(log_prob, in_dims[1], i), dim)
+                        for i in range(4)])
+    torch.testing.assert_close(batched, loop, **TIGHT)
+
+
+@pytest.mark.parametrize("name", ["score_function_loo", "vimco"])
+def test_per_sample_gradients_equal_a_loop(implementation, name):
+    """vmap(grad): one gradient per vmapped item, through the backward ops' batching rules."""
+    op = getattr(gradext, name)
+    values = torch.randn(3, 5, 6, **F64)   # vmapped over dim 0
+    log_prob = torch.randn(5, 6, **F64)    # shared
+
+    def loss(a, b):
+        return torch.sin(op(a * b, b, 0)).sum()
+
+    batched = torch.vmap(torch.func.grad(loss, argnums=(0, 1)), in_dims=(0, None))(values, log_prob)
+    for i in range(3):
+        a = values[i].clone().requires_grad_()
+        b = log_prob.clone().requires_grad_()
+        expected = torch.autograd.grad(loss(a, b), (a, b))
+        for got, want in zip(batched, expected):
+            torch.testing.assert_close(got[i], want, **TIGHT)
+
+
+@requires_extension
+@pytest.mark.parametrize("name", ["gaussian_rsample", "gumbel_softmax", "gumbel_sigmoid",
+                                  "categorical_sample"])
+def test_vmap_of_a_sampling_op_is_refused_clearly(name):
+    op = function_through(name)
+    with pytest.raises(NotImplementedError, match=rf"gradext: vmap over {name} is not "
+                                                  r"supported.*call them on the batched tensors"):
+        torch.vmap(op, randomness="different")(torch.randn(2, 3, 4, **F64))
