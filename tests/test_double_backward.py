@@ -1,9 +1,9 @@
 """Gradients of gradients (create_graph=True) through every op.
 
-Three independent checks of the derivatives of the fused backward ops
-(gradext/_ops/double_backward.py):
-- second (and, for the Gaussian, third) derivatives through the kernels equal autograd's on the
-  pure-PyTorch reference with the same noise, in float64;
+Three independent checks of the derivatives of the fused backward ops (registered in the
+family modules of gradext/_ops; the convention is in gradext/_ops/__init__.py):
+- second (and, for the Gaussian and VIMCO, third) derivatives through the kernels equal
+  autograd's on the pure-PyTorch reference with the same noise, in float64;
 - gradgradcheck (finite differences) of the ops whose gradient is the derivative of their value
   (the pathwise samples with a fixed seed, the categorical log-probabilities);
 - gradcheck of each backward op on its own, in the inputs where it is differentiated exactly.
@@ -46,11 +46,11 @@ def _second_order(fn, inputs, order=2):
         loss = sum((torch.sin(g) * (1.0 + i) + 0.5 * g**2).sum() for i, g in enumerate(grads))
 
 
-def _assert_same(actual, expected, **tol):
+def _assert_same(actual, expected):
     assert len(actual) == len(expected)
     for a, e in zip(actual, expected):
         assert a is not None and e is not None
-        torch.testing.assert_close(a, e, **(tol or TIGHT))
+        torch.testing.assert_close(a, e, **TIGHT)
 
 
 @pytest.fixture(autouse=True)
@@ -232,7 +232,7 @@ def test_relaxed_backward_op_gradcheck(device, name):
 
 
 # --- score_function_loo, vimco ------------------------------------------------------------------
-# The learning signal is a constant of the surrogate (gradext/_ops/double_backward.py), as in
+# The learning signal is a constant of the surrogate (gradext/_ops/__init__.py), as in
 # the reference; the tests compare with the reference's autograd on the same inputs.
 
 @requires_extension
