@@ -1,6 +1,6 @@
-"""torch.func transforms through the ops: grad (nested too), jacrev, and vmap of the
-deterministic estimators, against plain autograd and Python loops; the sampling ops refuse
-vmap with a clear error."""
+"""torch.func transforms through the ops: grad (nested too), jacrev, vmap of the estimators
+and (randomness="different") of the Gumbel samplers, against plain autograd, Python loops and
+the batched call; gaussian_rsample refuses vmap with a clear error."""
 
 from __future__ import annotations
 
@@ -108,11 +108,63 @@ def test_per_sample_gradients_equal_a_loop(implementation, name):
             torch.testing.assert_close(got[i], want, **TIGHT)
 
 
+def _seeded():
+    return torch.Generator().manual_seed(3)
+
+
+SAMPLERS = {
+    "gumbel_softmax": lambda t: gradext.gumbel_softmax(t, tau=0.5, generator=_seeded()),
+    "gumbel_softmax hard":
+        lambda t: gradext.gumbel_softmax(t, tau=0.5, hard=True, generator=_seeded()),
+    "gumbel_sigmoid": lambda t: gradext.gumbel_sigmoid(t, tau=0.5, generator=_seeded()),
+    "categorical_sample log_prob":
+        lambda t: gradext.categorical_sample(t, 2, generator=_seeded())[1].movedim(0, -1),
+}
+
+
 @requires_extension
-@pytest.mark.parametrize("name", ["gaussian_rsample", "gumbel_softmax", "gumbel_sigmoid",
-                                  "categorical_sample"])
-def test_vmap_of_a_sampling_op_is_refused_clearly(name):
-    op = function_through(name)
-    with pytest.raises(NotImplementedError, match=rf"gradext: vmap over {name} is not "
-                                                  r"supported.*call them on the batched tensors"):
-        torch.vmap(op, randomness="different")(torch.randn(2, 3, 4, **F64))
+@pytest.mark.parametrize("name", list(SAMPLERS))
+@pytest.mark.parametrize("in_dim", [0, 1])
+def test_vmap_of_a_gumbel_sampler_is_the_call_on_the_batched_tensor(name, in_dim):
+    """randomness="different": what calling the op on the batched tensor gives, bitwise (the
+    batching rule is exactly that call)."""
+    sample = SAMPLERS[name]
+    x = torch.randn(4, 3, 5, **F64)
+    batched = torch.vmap(sample, in_dims=in_dim, randomness="different")(x)
+    torch.testing.assert_close(batched, sample(x.movedim(in_dim, 0)), rtol=0, atol=0)
+
+
+@requires_extension
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_per_example_gradients_of_a_gumbel_sampler(name):
+    """vmap(grad) through a sampler: the gradient of the batched call, split per example."""
+    sample = SAMPLERS[name]
+
+    def loss(t):
+        return torch.sin(sample(t)).sum()
+
+    x = torch.randn(4, 3, 5, **F64)
+    per_example = torch.vmap(torch.func.grad(loss), randomness="different")(x)
+    leaf = x.clone().requires_grad_()
+    (whole,) = torch.autograd.grad(loss(leaf), leaf)
+    torch.testing.assert_close(per_example, whole, **TIGHT)
+
+
+@requires_extension
+def test_vmap_randomness_modes_of_a_sampler():
+    x = torch.randn(2, 3, 4, **F64)
+    sample = SAMPLERS["gumbel_softmax"]
+    with pytest.raises(RuntimeError, match=r"vmap: called random operation while in randomness "
+                                           r"error mode"):
+        torch.vmap(sample)(x)
+    with pytest.raises(NotImplementedError, match=r"gradext: vmap over gumbel_softmax supports "
+                                                  r"randomness='different' only"):
+        torch.vmap(sample, randomness="same")(x)
+
+
+@requires_extension
+def test_vmap_of_gaussian_rsample_is_refused_clearly():
+    with pytest.raises(NotImplementedError, match=r"gradext: vmap over gaussian_rsample is not "
+                                                  r"supported: call it on the batched tensors"):
+        torch.vmap(function_through("gaussian_rsample"), randomness="different")(
+            torch.randn(2, 3, 4, **F64))

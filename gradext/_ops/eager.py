@@ -17,8 +17,9 @@ so compiled graphs keep the registered path. Under a torch.func transform (torch
 nested or not) it applies a new-style Function (forward without ctx, setup_context apart) of
 the same formulas: functorch accepts only that style, and the Function torch.library generates
 for a registration is not (pytorch/pytorch#170834, open in the torch versions supported here).
-Batching rules (vmap, and jacrev, which vmaps the backward) exist for the deterministic ops:
-the estimators and every fused backward; the sampling ops refuse vmap with a clear error.
+Batching rules (vmap, and jacrev, which vmaps the backward) exist for the estimators, every
+fused backward, and the Gumbel samplers (randomness="different"); gaussian_rsample refuses vmap
+with a clear error.
 
 The fused backward ops are called through the same kind of entry (``register_autograd``
 below), so a first-order backward calls their kernels below autograd, and a backward with
@@ -41,8 +42,7 @@ def _needs_grad(args) -> bool:
 def _vmap_unsupported(op: torch._ops.OpOverload) -> Callable:
     def rule(info, in_dims, *args):
         raise NotImplementedError(
-            f"gradext: vmap over {op._opname} is not supported. The sampling ops draw their "
-            "noise over the whole tensor they are given: call them on the batched tensors "
+            f"gradext: vmap over {op._opname} is not supported: call it on the batched tensors "
             "directly (inputs broadcast, and every element gets its own noise)."
         )
 
@@ -141,6 +141,23 @@ def register_autograd(
     return eager_call(op, setup_context, backward, vmap)
 
 
+def check_vmap_randomness(info, name: str) -> None:
+    """For the batching rule of a sampling op: vmap's randomness="different" is what calling
+    the op on the batched tensor gives (every element its own noise); "error" is torch's
+    default for random ops, and "same" (one noise for the whole batch) is not supported."""
+    if info.randomness == "error":
+        raise RuntimeError(
+            "vmap: called random operation while in randomness error mode. Please either use "
+            "the 'same' or 'different' randomness flags on vmap or perform the randomness "
+            "operation out of vmap"
+        )
+    if info.randomness != "different":
+        raise NotImplementedError(
+            f"gradext: vmap over {name} supports randomness='different' only (every element "
+            f"its own noise), got randomness={info.randomness!r}"
+        )
+
+
 def batch_first(x: torch.Tensor, batch_dim: int | None, batch_size: int) -> torch.Tensor:
     """For a vmap rule: x with its vmapped dimension first (a broadcast view when x is not
     batched)."""
@@ -149,13 +166,15 @@ def batch_first(x: torch.Tensor, batch_dim: int | None, batch_size: int) -> torc
     return x.movedim(batch_dim, 0)
 
 
-def register_sampling_op(name: str, setup_context: Callable, make_backward: Callable) -> Callable:
+def register_sampling_op(
+    name: str, setup_context: Callable, make_backward: Callable, vmap: Callable | None = None
+) -> Callable:
     """Registers the sampling op ``gradext::<name>`` and its ``_<name>_seeded`` twin (the same
     arguments plus seed and offset) with one formula, and returns the sampling op's eager entry.
     ``make_backward(n)`` gives the formula for an op with n more non-tensor arguments than
-    the sampling op (their gradients are None)."""
+    the sampling op (their gradients are None); ``vmap`` is the sampling op's batching rule."""
     register_autograd(
         getattr(torch.ops.gradext, f"_{name}_seeded").default, setup_context, make_backward(2)
     )
     sampling_op = getattr(torch.ops.gradext, name).default
-    return register_autograd(sampling_op, setup_context, make_backward(0))
+    return register_autograd(sampling_op, setup_context, make_backward(0), vmap)

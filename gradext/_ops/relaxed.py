@@ -4,7 +4,12 @@ from functools import partial
 
 import torch
 
-from gradext._ops.eager import batch_first, register_autograd, register_sampling_op
+from gradext._ops.eager import (
+    batch_first,
+    check_vmap_randomness,
+    register_autograd,
+    register_sampling_op,
+)
 
 
 def _relaxed_output(logits, hard):
@@ -110,9 +115,23 @@ _backward_ops = {
 
 # --- the sampling ops: the public API's entries (gradext/_ops/eager.py) and registrations ---
 
-gumbel_softmax = register_sampling_op(
-    "gumbel_softmax", _relaxed_setup_context, partial(_make_relaxed_backward, "gumbel_softmax")
-)
-gumbel_sigmoid = register_sampling_op(
-    "gumbel_sigmoid", _relaxed_setup_context, partial(_make_relaxed_backward, "gumbel_sigmoid")
-)
+def _make_sampling_vmap(name):
+    # randomness="different": the op on the batched logits, the vmapped dimension one more row
+    # dimension (the soft sample is an empty placeholder unless hard).
+    def rule(info, in_dims, logits, tau, hard, generator):
+        check_vmap_randomness(info, name)
+        logits = batch_first(logits, in_dims[0], info.batch_size)
+        outputs = _sampling_ops[name](logits, tau, hard, generator=generator)
+        return outputs, (0, 0 if hard else None)
+
+    return rule
+
+_sampling_ops = {
+    name: register_sampling_op(
+        name, _relaxed_setup_context, partial(_make_relaxed_backward, name),
+        _make_sampling_vmap(name),
+    )
+    for name in ("gumbel_softmax", "gumbel_sigmoid")
+}
+gumbel_softmax = _sampling_ops["gumbel_softmax"]
+gumbel_sigmoid = _sampling_ops["gumbel_sigmoid"]

@@ -3,7 +3,12 @@ derivatives of their fused backward ops (double backward; see gradext/_ops/__ini
 
 import torch
 
-from gradext._ops.eager import batch_first, register_autograd, register_sampling_op
+from gradext._ops.eager import (
+    batch_first,
+    check_vmap_randomness,
+    register_autograd,
+    register_sampling_op,
+)
 
 
 def _reduced(values, dim):
@@ -285,6 +290,14 @@ _categorical_sample_backward = register_autograd(
     _categorical_backward_op_derivative,
     _categorical_backward_op_vmap,
 )
+def _categorical_vmap(info, in_dims, logits, num_samples, generator):
+    # randomness="different": the op on the batched logits; its outputs are [draws, *batch],
+    # so the vmapped dimension comes out right after the draws.
+    check_vmap_randomness(info, "categorical_sample")
+    logits = batch_first(logits, in_dims[0], info.batch_size)
+    return categorical_sample(logits, num_samples, generator=generator), (1, 1)
+
 categorical_sample = register_sampling_op(
-    "categorical_sample", _categorical_setup_context, _make_categorical_backward
+    "categorical_sample", _categorical_setup_context, _make_categorical_backward,
+    _categorical_vmap,
 )
