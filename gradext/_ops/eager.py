@@ -18,8 +18,8 @@ nested or not) it applies a new-style Function (forward without ctx, setup_conte
 the same formulas: functorch accepts only that style, and the Function torch.library generates
 for a registration is not (pytorch/pytorch#170834, open in the torch versions supported here).
 Batching rules (vmap, and jacrev, which vmaps the backward) exist for the estimators, every
-fused backward, and the Gumbel samplers (randomness="different"); gaussian_rsample refuses vmap
-with a clear error.
+fused backward, and every sampler (randomness="different"); the seeded twins of the samplers
+(internal) refuse vmap with a clear error.
 
 The fused backward ops are called through the same kind of entry (``register_autograd``
 below), so a first-order backward calls their kernels below autograd, and a backward with

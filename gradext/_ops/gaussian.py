@@ -2,7 +2,12 @@
 
 import torch
 
-from gradext._ops.eager import register_autograd, register_sampling_op
+from gradext._ops.eager import (
+    batch_first,
+    check_vmap_randomness,
+    register_autograd,
+    register_sampling_op,
+)
 
 
 def _gaussian_output(mu, logvar, num_samples):
@@ -71,14 +76,78 @@ def _make_gaussian_backward(extra_nones):
 
     return backward
 
+# --- vmap (randomness="different") ---
+# The batching rule of the sampling op calls it once on the batched tensors, so every example
+# gets its own noise: that of the batched output (K, B, *S) (or (B, *S)), example b's samples at
+# [:, b]. Its rng_state is then one state for the whole batch; the rule hands each example that
+# state as a batched tensor (an expanded view), which is how the rules of the backward and
+# replay ops below tell "this noise follows a batched forward's layout" from "one unbatched
+# forward's noise, shared by every cotangent" (jacrev), where rng_state arrives unbatched.
+
+def _sample_rank(mu, logvar, in_dims):
+    # The rank of one example's sample shape broadcast(mu, logvar).
+    return max(mu.dim() - (in_dims[0] is not None), logvar.dim() - (in_dims[1] is not None))
+
+def _batched_param(x, batch_dim, batch_size, rank, expand):
+    """x with its batch dimension first and singleton dimensions after it up to 1 + rank
+    dimensions, so that it broadcasts per example. An unbatched x is expanded over the batch
+    when `expand` (per-example gradients need the batch dimension) and left to broadcast as it is
+    otherwise."""
+    if batch_dim is None and not expand:
+        return x
+    x = batch_first(x, batch_dim, batch_size)
+    return x.reshape(batch_size, *([1] * (rank - (x.dim() - 1))), *x.shape[1:])
+
+def _forward_layout_vmap(op, info, in_dims, mu, logvar, num_samples, rng_state=None, **kw):
+    # The sampling or replay op on the batched tensors; z's batch dimension follows the samples.
+    rank = _sample_rank(mu, logvar, in_dims)
+    # Only rng_state batched (a replay after a forward whose logvar was shared): z still needs
+    # the batch dimension, so mu takes it.
+    only_state_batched = in_dims[0] is None and in_dims[1] is None
+    mu = _batched_param(mu, in_dims[0], info.batch_size, rank, expand=only_state_batched)
+    logvar = _batched_param(logvar, in_dims[1], info.batch_size, rank, expand=False)
+    args = (mu, logvar, num_samples) if rng_state is None else (mu, logvar, num_samples, rng_state)
+    z, state = op(*args, **kw)
+    return (z, state.expand(info.batch_size, 2)), (0 if num_samples is None else 1, 0)
+
+def _sampling_vmap(info, in_dims, mu, logvar, num_samples, generator):
+    check_vmap_randomness(info, "gaussian_rsample")
+    return _forward_layout_vmap(
+        gaussian_rsample, info, in_dims, mu, logvar, num_samples, generator=generator
+    )
+
+def _one_state(rng_state, batch_dim):
+    # The batched rng_state of a vmapped forward repeats one state; the ops take it contiguous.
+    return rng_state.select(batch_dim, 0).contiguous()
+
+def _replay_vmap(info, in_dims, mu, logvar, num_samples, rng_state):
+    if in_dims[3] is not None:  # a vmapped forward's noise: replay it on the batched tensors
+        return _forward_layout_vmap(
+            _gaussian_rsample_replay, info, in_dims, mu, logvar, num_samples,
+            _one_state(rng_state, in_dims[3]),
+        )
+    # One unbatched forward's noise, the same for every example (jacrev of a double backward).
+    def select(tensor, batch_dim, index):
+        return tensor if batch_dim is None else tensor.select(batch_dim, index)
+
+    zs = [
+        _gaussian_rsample_replay(
+            select(mu, in_dims[0], b), select(logvar, in_dims[1], b), num_samples, rng_state
+        )[0]
+        for b in range(info.batch_size)
+    ]
+    return (torch.stack(zs), rng_state.clone()), (0, None)
+
+
 # The public API's entry (gradext/_ops/eager.py) and the registrations, with the same formulas.
 gaussian_rsample = register_sampling_op(
-    "gaussian_rsample", _gaussian_setup_context, _make_gaussian_backward
+    "gaussian_rsample", _gaussian_setup_context, _make_gaussian_backward, _sampling_vmap
 )
 _gaussian_rsample_replay = register_autograd(
     torch.ops.gradext._gaussian_rsample_replay.default,
     _gaussian_setup_context,
     _make_gaussian_backward(1),
+    _replay_vmap,
 )
 
 
@@ -121,15 +190,19 @@ def _backward_op_derivative(ctx, grad_grad_mu, grad_grad_logvar):
 
 def _backward_op_vmap(info, in_dims, grad, logvar, rng_state, mu_size, has_sample_dim,
                       need_grad_mu):
-    # Under jacrev the incoming gradients are batched and the noise is the one forward's (the
-    # sampling op itself refuses vmap), so each gradient is reduced against it in turn.
+    if in_dims[2] is not None:
+        return _backward_of_batched_forward(
+            info, in_dims, grad, logvar, rng_state, mu_size, has_sample_dim, need_grad_mu
+        )
+    # jacrev: the cotangents are batched and the noise is one unbatched forward's, so each
+    # cotangent is reduced against it in turn.
     def select(tensor, batch_dim, index):
         return tensor if batch_dim is None else tensor.select(batch_dim, index)
 
     grads = [
         _gaussian_rsample_backward(
             select(grad, in_dims[0], b).contiguous(), select(logvar, in_dims[1], b),
-            select(rng_state, in_dims[2], b), mu_size, has_sample_dim, need_grad_mu,
+            rng_state, mu_size, has_sample_dim, need_grad_mu,
         )
         for b in range(info.batch_size)
     ]
@@ -137,6 +210,31 @@ def _backward_op_vmap(info, in_dims, grad, logvar, rng_state, mu_size, has_sampl
     if not need_grad_mu:
         return (grads[0][0], grad_logvar), (None, 0)  # the empty placeholder
     return (torch.stack([g[0] for g in grads]), grad_logvar), (0, 0)
+
+def _backward_of_batched_forward(info, in_dims, grad, logvar, rng_state, mu_size,
+                                 has_sample_dim, need_grad_mu):
+    # Per-example gradients (vmap of grad) after a vmapped forward: one fused backward over the
+    # batched layout, with mu and logvar given the batch dimension so that nothing is summed
+    # across examples (an example's gradient is its own even where its mu or logvar was shared).
+    batch = info.batch_size
+    logvar_shape = logvar.shape[1:] if in_dims[1] is not None else logvar.shape
+    rank = len(torch.broadcast_shapes(tuple(mu_size), tuple(logvar_shape)))
+    sample_axis = 1 if has_sample_dim else 0
+    if in_dims[0] is None:  # e.g. the cotangent of a plain sum: the same for every example
+        grad = grad.unsqueeze(sample_axis).expand(*grad.shape[:sample_axis], batch,
+                                                  *grad.shape[sample_axis:])
+    else:
+        grad = grad.movedim(in_dims[0], sample_axis)
+    batched_logvar = _batched_param(logvar, in_dims[1], batch, rank, expand=True)
+    batched_mu_size = [batch, *([1] * (rank - len(mu_size))), *mu_size]
+    grad_mu, grad_logvar = _gaussian_rsample_backward(
+        grad.contiguous(), batched_logvar, _one_state(rng_state, in_dims[2]), batched_mu_size,
+        has_sample_dim, need_grad_mu,
+    )
+    grad_logvar = grad_logvar.reshape(batch, *logvar_shape)
+    if not need_grad_mu:
+        return (grad_mu, grad_logvar), (None, 0)  # the empty placeholder
+    return (grad_mu.reshape(batch, *mu_size), grad_logvar), (0, 0)
 
 _gaussian_rsample_backward = register_autograd(
     torch.ops.gradext._gaussian_rsample_backward.default,
