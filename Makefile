@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: setup demo bench test test-python test-cpp test-oldest-torch gpu-check
+.PHONY: setup demo bench noise-floor test test-python test-cpp test-oldest-torch gpu-check
 
 setup:
 	bash scripts/setup.sh
@@ -15,6 +15,10 @@ demo: setup
 # Every op's benchmark: one table, CSV and chart (CPU, and CUDA when a GPU is present).
 bench: setup
 	$(PYTHON) -m gradext bench
+
+# The CPU kernels' arithmetic floor per piece (Philox, Box-Muller, exp, log): NOTES.md, session 6.
+noise-floor:
+	bash scripts/noise_floor.sh
 
 # The whole test suite: C++ tests (CTest) and the Python tests (pytest).
 test: setup test-cpp test-python
