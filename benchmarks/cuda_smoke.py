@@ -1,7 +1,8 @@
-"""A small run of every CUDA op and kernel path, for compute-sanitizer memcheck: Gaussian dense
-and strided kernels, Gumbel-Softmax warp-per-row and block-per-row kernels, Gumbel-sigmoid,
-score_function_loo and vimco (samples leading, in the middle, last), categorical_sample (warp
-and block per row), forward and backward, every dtype, ragged and empty sizes."""
+"""A small run of every CUDA op and kernel path, for compute-sanitizer memcheck and racecheck:
+Gaussian dense and strided kernels, Gumbel-Softmax with 4 threads, a warp and a block per row,
+Gumbel-sigmoid, score_function_loo and vimco (samples leading, in the middle, last),
+categorical_sample (the same three row kernels), forward and backward, every dtype, ragged and
+empty sizes, row counts that leave groups of a warp without a row."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def main() -> None:
             z = gradext.gaussian_rsample(mu, logvar, k)
             z.backward(torch.randn_like(z))
             torch.ops.gradext._gaussian_rsample_seeded(mu.detach(), logvar.detach(), k, 1, 4)
-        for rows, categories in [(33, 2), (9, 10), (5, 1024), (3, 1500), (2, 40_000), (0, 7)]:
+        for rows, categories in [(33, 2), (9, 10), (70, 64), (5, 1024), (3, 1500), (2, 40_000),
+                                 (0, 7)]:
             logits = torch.randn(rows, categories, device="cuda", dtype=dtype, requires_grad=True)
             for hard in (False, True):
                 y = gradext.gumbel_softmax(logits, tau=0.5, hard=hard)

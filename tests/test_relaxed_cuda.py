@@ -12,12 +12,16 @@ from conftest import ALL_DTYPES, requires_cuda
 pytestmark = [requires_cuda, pytest.mark.cuda]
 
 
+# Row lengths on each side of the CUDA kernels' group sizes (4 threads up to 64 categories, a
+# warp up to 1024, a block beyond), and row counts that leave groups of a warp or block without a
+# row (7) or span several blocks of 64 rows with a partial last one (1000).
 @pytest.mark.parametrize("dtype", ALL_DTYPES)
-@pytest.mark.parametrize("categories", [2, 10, 32, 1000, 1025, 40_000])
-def test_cpu_and_cuda_agree_for_the_same_seed(dtype, categories):
+@pytest.mark.parametrize("rows, categories", [(7, 2), (7, 10), (1000, 10), (7, 32), (7, 64),
+                                              (1000, 65), (7, 1000), (7, 1025), (3, 40_000)])
+def test_cpu_and_cuda_agree_for_the_same_seed(dtype, rows, categories):
     """Same (seed, offset): the same noise, hence the same one-hot; soft samples agree to
     rounding (the row sums are reduced in a different order)."""
-    logits = (torch.randn(7, categories) * 2).to(dtype)
+    logits = (torch.randn(rows, categories) * 2).to(dtype)
     y_cpu, soft_cpu = torch.ops.gradext._gumbel_softmax_seeded(logits, 0.5, True, 77, 8)
     y_gpu, soft_gpu = torch.ops.gradext._gumbel_softmax_seeded(logits.cuda(), 0.5, True, 77, 8)
     assert torch.equal(y_gpu.cpu(), y_cpu)
@@ -36,8 +40,8 @@ def test_sigmoid_cpu_and_cuda_agree():
 
 
 def test_backward_kernels_match_cpu():
-    for categories in (10, 3000):
-        y = torch.softmax(torch.randn(9, categories, dtype=torch.float64), -1)
+    for rows, categories in ((9, 10), (1000, 64), (9, 65), (9, 3000)):
+        y = torch.softmax(torch.randn(rows, categories, dtype=torch.float64), -1)
         g = torch.randn_like(y)
         cpu = torch.ops.gradext._gumbel_softmax_backward(g, y, 0.4)
         gpu = torch.ops.gradext._gumbel_softmax_backward(g.cuda(), y.cuda(), 0.4)

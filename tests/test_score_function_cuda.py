@@ -54,16 +54,19 @@ def test_large_batch_against_oracles():
     torch.testing.assert_close(grad_log_prob, expected_log_prob)
 
 
-@pytest.mark.parametrize("categories", [2, 10, 1024, 1025, 40_000])
-def test_categorical_cpu_and_cuda_draw_the_same(categories):
+# Row lengths on each side of the CUDA kernels' group sizes (4 threads up to 64 categories, a
+# warp up to 1024, a block beyond); 5 x 3 draws leave groups without a draw, 700 x 3 span blocks.
+@pytest.mark.parametrize("rows, categories", [(5, 2), (5, 10), (700, 10), (5, 64), (700, 65),
+                                              (5, 1024), (5, 1025), (5, 40_000)])
+def test_categorical_cpu_and_cuda_draw_the_same(rows, categories):
     """Same (seed, offset): the same Gumbel noise, so the same indices; log-probabilities and
     the backward agree to rounding (the row reductions run in another order)."""
-    logits = torch.randn(5, categories) * 2
+    logits = torch.randn(rows, categories) * 2
     lp_cpu, idx_cpu = torch.ops.gradext._categorical_sample_seeded(logits, 3, 21, 4)
     lp_gpu, idx_gpu = torch.ops.gradext._categorical_sample_seeded(logits.cuda(), 3, 21, 4)
     assert torch.equal(idx_gpu.cpu(), idx_cpu)
     torch.testing.assert_close(lp_gpu.cpu(), lp_cpu, rtol=1e-5, atol=1e-5)
-    grad = torch.randn(3, 5)
+    grad = torch.randn(3, rows)
     back_cpu = torch.ops.gradext._categorical_sample_backward(grad, logits, idx_cpu)
     back_gpu = torch.ops.gradext._categorical_sample_backward(grad.cuda(), logits.cuda(), idx_gpu)
     torch.testing.assert_close(back_gpu.cpu(), back_cpu, rtol=1e-5, atol=1e-6)

@@ -1,7 +1,7 @@
 // CUDA implementation of categorical_sample.
 //
-// Row-wise like gumbel_softmax (row_reduce.cuh): a group of threads (a warp up to 1024
-// categories, a 512-thread block beyond) handles one draw d = s * rows + b. In one pass over
+// Row-wise like gumbel_softmax (row_reduce.cuh): a group of threads (4 up to 64 categories, a
+// warp up to 1024, a 512-thread block beyond) handles one draw d = s * rows + b. In one pass over
 // the row it keeps the argmax of logits + g (the draw) and the online logsumexp of the logits
 // (its log-normalizer). The noise of draw d, column c is element d * C + c of the stream, as on
 // the CPU and as gumbel_softmax would draw it for row d of logits.expand(S, ...).
@@ -62,14 +62,13 @@ __global__ void categorical_sample_forward_impl(const scalar_t* __restrict__ log
   __shared__ RowStat<opmath_t> shared_norm[kGroup > kWarp ? kGroup / kWarp : 1];
   const auto [seed, offset] = at::cuda::philox::unpack(philox);
   const PhiloxStream stream = PhiloxStream::make(seed, offset);
-  const int rows_per_block = blockDim.x / kGroup;
   const int t = threadIdx.x % kGroup;
   const int64_t C = categories;
   const int64_t runs = (C + 3) / 4;
   auto pick = [](ArgMax<opmath_t> a, ArgMax<opmath_t> b) { return better(a, b); };
   auto merge = [](RowStat<opmath_t> a, RowStat<opmath_t> b) { return combine(a, b, opmath_t(1)); };
-  for (int64_t d = static_cast<int64_t>(blockIdx.x) * rows_per_block + threadIdx.x / kGroup;
-       d < draws; d += static_cast<int64_t>(gridDim.x) * rows_per_block) {
+  for (RowWalk<kGroup> walk; walk.more(draws); walk.next()) {
+    const int64_t d = walk.row_or_last(draws);
     const scalar_t* x = logits + (d % rows) * C;
     ArgMax<opmath_t> best{-INFINITY, C};
     RowStat<opmath_t> norm{-INFINITY, C, opmath_t(0)};
@@ -86,7 +85,7 @@ __global__ void categorical_sample_forward_impl(const scalar_t* __restrict__ log
     }
     best = group_reduce<kGroup>(best, pick, shared_best);
     norm = group_reduce<kGroup>(norm, merge, shared_norm);
-    if (t == 0) {
+    if (t == 0 && walk.active(draws)) {
       const int64_t chosen = best.index < C ? best.index : 0;  // every category masked
       index[d] = chosen;
       log_prob[d] = static_cast<scalar_t>(static_cast<opmath_t>(x[chosen]) - log_normalizer(norm));
@@ -104,13 +103,13 @@ __global__ void categorical_sample_backward_impl(const scalar_t* __restrict__ gr
   using opmath_t = at::opmath_type<scalar_t>;
   __shared__ RowStat<opmath_t> shared_norm[kGroup > kWarp ? kGroup / kWarp : 1];
   __shared__ opmath_t shared_sum[kGroup > kWarp ? kGroup / kWarp : 1];
-  const int rows_per_block = blockDim.x / kGroup;
   const int t = threadIdx.x % kGroup;
   const int64_t C = categories;
   auto merge = [](RowStat<opmath_t> a, RowStat<opmath_t> b) { return combine(a, b, opmath_t(1)); };
   auto add = [](opmath_t a, opmath_t b) { return a + b; };
-  for (int64_t row = static_cast<int64_t>(blockIdx.x) * rows_per_block + threadIdx.x / kGroup;
-       row < rows; row += static_cast<int64_t>(gridDim.x) * rows_per_block) {
+  for (RowWalk<kGroup> walk; walk.more(rows); walk.next()) {
+    const int64_t row = walk.row_or_last(rows);
+    const bool write = walk.active(rows);
     const scalar_t* x = logits + row * C;
     scalar_t* out = grad_logits + row * C;
     RowStat<opmath_t> norm{-INFINITY, C, opmath_t(0)};
@@ -120,7 +119,7 @@ __global__ void categorical_sample_backward_impl(const scalar_t* __restrict__ gr
     norm = group_reduce<kGroup>(norm, merge, shared_norm);
     grad_total = group_reduce<kGroup>(grad_total, add, shared_sum);
     const opmath_t lse = log_normalizer(norm);
-    for (int64_t c = t; c < C; c += kGroup) {
+    for (int64_t c = t; write && c < C; c += kGroup) {
       out[c] = static_cast<scalar_t>(-math::exp(static_cast<opmath_t>(x[c]) - lse) * grad_total);
     }
     // The draws' one-hot terms, added by one thread (several draws may share a category).
@@ -129,7 +128,7 @@ __global__ void categorical_sample_backward_impl(const scalar_t* __restrict__ gr
     } else {
       __syncwarp();
     }
-    if (t == 0) {
+    if (t == 0 && write) {
       for (int64_t s = 0; s < samples; ++s) {
         const int64_t c = index[s * rows + row];
         out[c] = static_cast<scalar_t>(static_cast<opmath_t>(out[c]) +

@@ -1,11 +1,12 @@
 // CUDA implementation of gumbel_softmax, gumbel_sigmoid and _philox_uniform.
 //
 // Gumbel-Softmax is row-wise (DESIGN.md, "Kernel shapes"): a group of kGroup threads reduces
-// one row, a warp for rows of up to 1024 categories (several rows per block) and a whole block
-// of 512 threads beyond. Each thread walks its row in runs of 4 columns. Pass 1 keeps an online
-// (max, argmax, sum of exp) triple, combined across the group; pass 2 recomputes the noise
-// (cheaper than a round trip through memory) and writes the soft sample and, when hard, the
-// one-hot. Rows of any length, 2 categories to LLM vocabularies, take one launch.
+// one row, 4 threads for rows of up to 64 categories, a warp up to 1024 (several rows per block
+// either way) and a whole block of 512 threads beyond (row_reduce.cuh). Each thread walks its
+// row in runs of 4 columns. Pass 1 keeps an online (max, argmax, sum of exp) triple, combined
+// across the group; pass 2 recomputes the noise (cheaper than a round trip through memory) and
+// writes the soft sample and, when hard, the one-hot. Rows of any length, 2 categories to LLM
+// vocabularies, take one launch.
 #include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -40,13 +41,13 @@ __global__ void gumbel_softmax_forward_impl(const scalar_t* __restrict__ logits,
   const auto [seed, offset] = at::cuda::philox::unpack(philox);
   const PhiloxStream stream = PhiloxStream::make(seed, offset);
   const opmath_t inv_tau = static_cast<opmath_t>(inv_tau_d);
-  const int rows_per_block = blockDim.x / kGroup;
   const int t = threadIdx.x % kGroup;
   const int64_t C = categories;
   const int64_t runs = (C + 3) / 4;
   auto op = [inv_tau](RowStat<opmath_t> a, RowStat<opmath_t> b) { return combine(a, b, inv_tau); };
-  for (int64_t row = static_cast<int64_t>(blockIdx.x) * rows_per_block + threadIdx.x / kGroup;
-       row < rows; row += static_cast<int64_t>(gridDim.x) * rows_per_block) {
+  for (RowWalk<kGroup> walk; walk.more(rows); walk.next()) {
+    const int64_t row = walk.row_or_last(rows);
+    const bool write = walk.active(rows);
     const scalar_t* x = logits + row * C;
     RowStat<opmath_t> st{-INFINITY, C, opmath_t(0)};
     for (int64_t run = t; run < runs; run += kGroup) {
@@ -61,7 +62,7 @@ __global__ void gumbel_softmax_forward_impl(const scalar_t* __restrict__ logits,
     const int64_t best = st.index < C ? st.index : 0;  // every category masked: like torch.argmax
     const opmath_t inv_sum = opmath_t(1) / st.sum;
     scalar_t* soft = (y_soft != nullptr ? y_soft : y) + row * C;
-    for (int64_t run = t; run < runs; run += kGroup) {
+    for (int64_t run = t; write && run < runs; run += kGroup) {
       opmath_t s[4];
       row_scores(stream, x, row * C, 4 * run, C, s);
 #pragma unroll
@@ -83,12 +84,11 @@ __global__ void gumbel_softmax_backward_impl(const scalar_t* __restrict__ grad,
   using opmath_t = at::opmath_type<scalar_t>;
   __shared__ opmath_t shared[kGroup > kWarp ? kGroup / kWarp : 1];
   const opmath_t inv_tau = static_cast<opmath_t>(inv_tau_d);
-  const int rows_per_block = blockDim.x / kGroup;
   const int t = threadIdx.x % kGroup;
   const int64_t C = categories;
   auto add = [](opmath_t a, opmath_t b) { return a + b; };
-  for (int64_t row = static_cast<int64_t>(blockIdx.x) * rows_per_block + threadIdx.x / kGroup;
-       row < rows; row += static_cast<int64_t>(gridDim.x) * rows_per_block) {
+  for (RowWalk<kGroup> walk; walk.more(rows); walk.next()) {
+    const int64_t row = walk.row_or_last(rows);
     const scalar_t* g = grad + row * C;
     const scalar_t* ys = y_soft + row * C;
     opmath_t dot = 0;
@@ -96,7 +96,7 @@ __global__ void gumbel_softmax_backward_impl(const scalar_t* __restrict__ grad,
       dot += static_cast<opmath_t>(g[c]) * static_cast<opmath_t>(ys[c]);
     }
     dot = group_reduce<kGroup>(dot, add, shared);
-    for (int64_t c = t; c < C; c += kGroup) {
+    for (int64_t c = t; walk.active(rows) && c < C; c += kGroup) {
       const opmath_t yc = static_cast<opmath_t>(ys[c]);
       grad_logits[row * C + c] =
           static_cast<scalar_t>(yc * (static_cast<opmath_t>(g[c]) - dot) * inv_tau);
