@@ -48,6 +48,25 @@ def test_dense_and_strided_kernels_agree():
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("num_samples", [None, 4])
+def test_broadcast_logvar_takes_the_blocked_kernel_bitwise(num_samples):
+    """A per-dimension logvar [D] against mu [B, D] (read through the layout, one Philox block
+    per thread) gives bitwise the sample of the expanded, dense logvar, and its gradient is the
+    dense gradient summed over the batch."""
+    mu = torch.randn(256, 64, device="cuda")
+    logvar = torch.randn(64, device="cuda")
+    gen = torch.Generator(device="cuda")
+    lv_leaf = logvar.clone().requires_grad_(True)
+    dense_leaf = logvar.expand(256, 64).contiguous().requires_grad_(True)
+    broadcast = gradext.gaussian_rsample(mu, lv_leaf, num_samples, generator=gen.manual_seed(3))
+    dense = gradext.gaussian_rsample(mu, dense_leaf, num_samples, generator=gen.manual_seed(3))
+    assert torch.equal(broadcast, dense)
+    upstream = torch.randn_like(dense)
+    (g_broadcast,) = torch.autograd.grad(broadcast, lv_leaf, upstream)
+    (g_dense,) = torch.autograd.grad(dense, dense_leaf, upstream)
+    torch.testing.assert_close(g_broadcast, g_dense.sum(0), rtol=1e-5, atol=1e-5)
+
+
 def test_cuda_graph_capture_gives_fresh_noise_each_replay():
     mu = torch.zeros(4096, device="cuda", requires_grad=False)
     logvar = torch.zeros(4096, device="cuda")

@@ -1,12 +1,14 @@
 // CUDA implementation of the gaussian_rsample ops.
 //
 // Two kernel shapes per direction (DESIGN.md, "Kernel shapes"):
-//  * dense: mu, logvar (and grad) dense over the sample shape S with numel(S) % 4 == 0. A thread
-//    owns 4 consecutive elements of S (one Philox block per sample), loads them with one vector
-//    load, and loops over the samples: the forward reuses mu and exp(logvar / 2) from registers
-//    for every sample; the backward reduces over the samples inside the thread (no atomics, so
-//    the gradient is deterministic).
-//  * strided: any broadcast or strided layout (Layout2D index arithmetic), scalar loads.
+//  * blocked, when numel(S) % 4 == 0 for the sample shape S: a thread owns 4 consecutive
+//    elements of S (one Philox block per sample) and loops over the samples: the forward reuses
+//    mu and exp(logvar / 2) from registers for every sample; the backward reduces over the
+//    samples inside the thread (no atomics, so the gradient is deterministic). Dense inputs
+//    come in with one vector load; broadcast or strided ones (a per-dimension logvar of shape
+//    [D] against mu of [B, D]) through Layout2D index arithmetic, once per thread, not per sample.
+//  * strided, for the other sizes: one thread per Philox block of the output (forward) or per
+//    element of S (backward, which draws the element's Box-Muller pair on its own).
 #include <ATen/core/Tensor.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -52,13 +54,29 @@ __device__ __forceinline__ void publish_rng_state(int64_t* rng_state, uint64_t s
   }
 }
 
+// Elements 4g .. 4g + 3 of S of input k (0: mu, 1: logvar in the forward; 0: logvar in the
+// backward): one aligned vector load when the inputs are dense, else through the layout.
+template <bool kDense, typename scalar_t>
+__device__ __forceinline__ Vec4<scalar_t> load_group(const scalar_t* __restrict__ x,
+                                                     const Layout2D& layout, int k, int64_t g) {
+  if constexpr (kDense) {
+    return load4(x + 4 * g);
+  } else {
+    Vec4<scalar_t> v;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) v.v[j] = x[layout.offset(k, 4 * g + j)];
+    return v;
+  }
+}
+
 // grid.x strides over the groups of 4 elements of S; grid.y splits the samples into chunks.
-template <typename scalar_t>
-__global__ void gaussian_forward_dense_impl(const scalar_t* __restrict__ mu,
-                                            const scalar_t* __restrict__ logvar,
-                                            scalar_t* __restrict__ z, int64_t groups,
-                                            int64_t num_samples, int64_t samples_per_chunk,
-                                            at::PhiloxCudaState philox, int64_t* rng_state) {
+template <typename scalar_t, bool kDense>
+__global__ void gaussian_forward_blocked_impl(const scalar_t* __restrict__ mu,
+                                              const scalar_t* __restrict__ logvar,
+                                              scalar_t* __restrict__ z, Layout2D layout,
+                                              int64_t groups, int64_t num_samples,
+                                              int64_t samples_per_chunk,
+                                              at::PhiloxCudaState philox, int64_t* rng_state) {
   using opmath_t = at::opmath_type<scalar_t>;
   const auto [seed, offset] = at::cuda::philox::unpack(philox);
   publish_rng_state(rng_state, seed, offset);
@@ -68,8 +86,8 @@ __global__ void gaussian_forward_dense_impl(const scalar_t* __restrict__ mu,
   const int64_t sample_numel = 4 * groups;
   for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
        g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const Vec4<scalar_t> m = load4(mu + 4 * g);
-    const Vec4<scalar_t> l = load4(logvar + 4 * g);
+    const Vec4<scalar_t> m = load_group<kDense>(mu, layout, 0, g);
+    const Vec4<scalar_t> l = load_group<kDense>(logvar, layout, 1, g);
     opmath_t mean[4], std[4];
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -115,13 +133,15 @@ __global__ void gaussian_forward_strided_impl(const scalar_t* __restrict__ mu,
   }
 }
 
-template <typename scalar_t>
-__global__ void gaussian_backward_dense_impl(const scalar_t* __restrict__ grad,
-                                             const scalar_t* __restrict__ logvar,
-                                             scalar_t* __restrict__ grad_mu,
-                                             scalar_t* __restrict__ grad_logvar, int64_t groups,
-                                             int64_t num_samples,
-                                             const int64_t* __restrict__ rng_state) {
+// grad is contiguous (the host makes it so) and the outputs are fresh tensors of shape S.
+template <typename scalar_t, bool kDense>
+__global__ void gaussian_backward_blocked_impl(const scalar_t* __restrict__ grad,
+                                               const scalar_t* __restrict__ logvar,
+                                               scalar_t* __restrict__ grad_mu,
+                                               scalar_t* __restrict__ grad_logvar,
+                                               Layout2D layout, int64_t groups,
+                                               int64_t num_samples,
+                                               const int64_t* __restrict__ rng_state) {
   using opmath_t = at::opmath_type<scalar_t>;
   const PhiloxStream stream = PhiloxStream::make(static_cast<uint64_t>(rng_state[0]),
                                                  static_cast<uint64_t>(rng_state[1]));
@@ -140,7 +160,7 @@ __global__ void gaussian_backward_dense_impl(const scalar_t* __restrict__ grad,
         sum_grad_eps[j] += gj * eps[j];
       }
     }
-    const Vec4<scalar_t> l = load4(logvar + 4 * g);
+    const Vec4<scalar_t> l = load_group<kDense>(logvar, layout, 0, g);
     Vec4<scalar_t> out_mu, out_logvar;
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
@@ -154,8 +174,8 @@ __global__ void gaussian_backward_dense_impl(const scalar_t* __restrict__ grad,
   }
 }
 
-// One thread per element of S; the noise of an element not aligned to its Philox block is
-// recomputed per element (normal_at).
+// One thread per element of S, for numel(S) % 4 != 0 (a sample's elements then straddle
+// Philox blocks): each element's noise is drawn on its own (normal_at).
 template <typename scalar_t>
 __global__ void gaussian_backward_strided_impl(const scalar_t* __restrict__ grad,
                                                const scalar_t* __restrict__ logvar,
@@ -191,14 +211,15 @@ bool aligned4(const void* p) {
 void gaussian_forward_cuda(const ops::GaussianForwardProblem& p, at::Tensor& z,
                            at::PhiloxCudaState philox, at::Tensor& rng_state) {
   const int64_t total = z.numel();
-  const bool dense = p.layout.all_contiguous(2) && p.sample_numel % 4 == 0;
   cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(),
                                   "gaussian_rsample_forward_cuda", [&] {
     const auto* mu = p.mu.const_data_ptr<scalar_t>();
     const auto* logvar = p.logvar.const_data_ptr<scalar_t>();
     auto* out = z.mutable_data_ptr<scalar_t>();
-    if (dense && aligned4<scalar_t>(mu) && aligned4<scalar_t>(logvar)) {
+    if (p.sample_numel % 4 == 0) {
+      const bool dense = p.layout.all_contiguous(2) && aligned4<scalar_t>(mu) &&
+                         aligned4<scalar_t>(logvar);
       const int64_t groups = p.sample_numel / 4;
       const int64_t grid_x = grid_for(groups);
       // Split the samples across grid.y until the launch has about one full wave of threads.
@@ -209,10 +230,16 @@ void gaussian_forward_cuda(const ops::GaussianForwardProblem& p, at::Tensor& z,
       chunks = std::min<int64_t>(chunks, 65535);
       const int64_t per_chunk = (p.num_samples + chunks - 1) / chunks;
       chunks = (p.num_samples + per_chunk - 1) / per_chunk;
-      gaussian_forward_dense_impl<scalar_t>
-          <<<dim3(grid_x, chunks), kThreads, 0, stream>>>(
-              mu, logvar, out, groups, p.num_samples, per_chunk, philox,
-              rng_state.mutable_data_ptr<int64_t>());
+      const auto launch = [&](auto kernel) {
+        kernel<<<dim3(grid_x, chunks), kThreads, 0, stream>>>(
+            mu, logvar, out, p.layout, groups, p.num_samples, per_chunk, philox,
+            rng_state.mutable_data_ptr<int64_t>());
+      };
+      if (dense) {
+        launch(gaussian_forward_blocked_impl<scalar_t, true>);
+      } else {
+        launch(gaussian_forward_blocked_impl<scalar_t, false>);
+      }
     } else {
       gaussian_forward_strided_impl<scalar_t>
           <<<grid_for((total + 3) / 4), kThreads, 0, stream>>>(
@@ -291,18 +318,25 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_backward_cuda(const at::Tens
     grad_logvar.zero_();
   } else if (p.sample_numel > 0) {
     cudaStream_t stream = at::cuda::getCurrentCUDAStream();
-    const bool dense = p.layout.all_contiguous(1) && p.sample_numel % 4 == 0;
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.grad.scalar_type(),
                                     "gaussian_rsample_backward_cuda", [&] {
       const auto* g = p.grad.const_data_ptr<scalar_t>();
       const auto* lv = p.logvar.const_data_ptr<scalar_t>();
       const int64_t* state = rng_state.const_data_ptr<int64_t>();
       scalar_t* mu_out = need_grad_mu ? grad_mu.mutable_data_ptr<scalar_t>() : nullptr;
-      if (dense && aligned4<scalar_t>(g) && aligned4<scalar_t>(lv)) {
+      if (p.sample_numel % 4 == 0 && aligned4<scalar_t>(g)) {
+        const bool dense = p.layout.all_contiguous(1) && aligned4<scalar_t>(lv);
         const int64_t groups = p.sample_numel / 4;
-        gaussian_backward_dense_impl<scalar_t><<<grid_for(groups), kThreads, 0, stream>>>(
-            g, lv, mu_out, grad_logvar.mutable_data_ptr<scalar_t>(), groups, p.num_samples,
-            state);
+        const auto launch = [&](auto kernel) {
+          kernel<<<grid_for(groups), kThreads, 0, stream>>>(
+              g, lv, mu_out, grad_logvar.mutable_data_ptr<scalar_t>(), p.layout, groups,
+              p.num_samples, state);
+        };
+        if (dense) {
+          launch(gaussian_backward_blocked_impl<scalar_t, true>);
+        } else {
+          launch(gaussian_backward_blocked_impl<scalar_t, false>);
+        }
       } else {
         gaussian_backward_strided_impl<scalar_t>
             <<<grid_for(p.sample_numel), kThreads, 0, stream>>>(
