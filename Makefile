@@ -33,6 +33,8 @@ test-python:
 test-oldest-torch: setup
 	bash scripts/check_oldest_torch.sh
 
-# On a machine with a GPU: build, CUDA tests, compute-sanitizer, benchmarks; logs to $$OUT.
+# On a machine with a GPU: build (or the prebuilt extension), CUDA tests, compute-sanitizer,
+# benchmarks; logs in build/gpu_check, packed into $$OUT when set.
+# scripts/prebuild_gpu_extension.sh builds the GPU machine's extension here beforehand.
 gpu-check:
 	bash benchmarks/gpu_check.sh

@@ -1,34 +1,59 @@
 #!/usr/bin/env bash
 # The whole GPU check for a lent GPU machine, in one run (each step has a time limit, 595 s in
 # all at worst, under the device tool's 600 s per command):
-# build the extension there, run the CUDA tests, run
-# compute-sanitizer memcheck on a small run of every CUDA op, run the benchmarks and a short
-# demo run on the GPU.
-# Logs and results go to $OUT (default: build/gpu_check); a summary is printed last.
+# build the extension there (or take the one scripts/prebuild_gpu_extension.sh built for it,
+# when it matches the sources), run the CUDA tests, run compute-sanitizer memcheck and
+# racecheck on a small run of every CUDA op, run the benchmarks and a short demo run on the GPU.
+# Logs and results go to build/gpu_check/; with $OUT set (the device tool), they are packed
+# into $OUT/gpu_check.tgz beside $OUT/summary.txt (the tool returns at most 8 files). A summary
+# is printed last.
 #
 #   bash benchmarks/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
-OUT=${OUT:-build/gpu_check}
-mkdir -p "$OUT"
+LOGS=build/gpu_check
+rm -rf "$LOGS"
+mkdir -p "$LOGS"
 PYTHON=${PYTHON:-python3}
+export PYTHON
+export PYTHONUNBUFFERED=1  # a step stopped by its time limit keeps the log it printed
 export MAX_JOBS=${MAX_JOBS:-16}
 export TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0}
+source scripts/source_stamp.sh
 summary=()
 step() {  # step NAME LOGFILE SECONDS COMMAND...: runs with a time limit, records pass/fail/time
   local name=$1 log=$2 limit=$3
   shift 3
   local start=$SECONDS
-  if timeout "$limit" "$@" > "$OUT/$log" 2>&1; then
+  if timeout "$limit" "$@" > "$LOGS/$log" 2>&1; then
     summary+=("PASS  $name ($((SECONDS - start)) s, $log)")
   else
     summary+=("FAIL  $name ($((SECONDS - start)) s, $log)")
-    tail -30 "$OUT/$log"
+    tail -30 "$LOGS/$log"
   fi
 }
 
-{ nvidia-smi; "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"; } > "$OUT/device.txt" 2>&1
-step "build" build.log 140 "$PYTHON" setup.py build_ext --inplace
+# The prebuilt extension when its stamp matches these sources and this interpreter and it loads
+# with CUDA; a build here otherwise.
+build_extension() {
+  local prebuilt=build/gpu_prebuilt
+  if [ -f "$prebuilt/stamp" ] && [ "$(cat "$prebuilt/stamp")" = "$(source_stamp "$PYTHON")" ]; then
+    cp "$prebuilt"/_C.*.so gradext/
+    if "$PYTHON" -c "import gradext, sys; sys.exit(0 if gradext.has_cuda() else 1)"; then
+      echo "[gradext build] prebuilt extension loaded with CUDA: $(cat "$prebuilt/stamp")"
+      return 0
+    fi
+    echo "[gradext build] the prebuilt extension did not load with CUDA; building"
+    rm -f gradext/_C.*.so
+  else
+    echo "[gradext build] no prebuilt extension for these sources; building"
+  fi
+  "$PYTHON" setup.py build_ext --inplace
+}
+export -f build_extension source_stamp
+
+{ nvidia-smi; "$PYTHON" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"; } > "$LOGS/device.txt" 2>&1
+step "build" build.log 140 bash -c build_extension
 # The CUDA-marked tests only (360 of them, 18 under torch.compile, whose Triton compiles take
 # most of the time): CI runs the CPU tests on every submission.
 step "CUDA tests" pytest.log 150 "$PYTHON" -m pytest -q -rs -m cuda -p no:cacheprovider tests
@@ -45,13 +70,19 @@ step "benchmark score_function" bench_score_function.log 55 \
 # The demo's CUDA path (one short epoch per model; the full demo is `python -m gradext demo`).
 # Its default data ship with scikit-learn, which the lent machine may lack: random 0/1 images
 # saved with torch stand in for them.
-"$PYTHON" -c "import torch; torch.save((torch.rand(600, 64) > 0.5).float(), '$OUT/images.pt')"
-step "demo smoke run (CUDA)" demo.log 30 "$PYTHON" -m gradext demo --data "$OUT/images.pt" \
-  --epochs 1 --quick --no-progress --out "$OUT/demo"
-cp benchmarks/results/*_cuda.* "$OUT/" 2>/dev/null
+"$PYTHON" -c "import torch; torch.save((torch.rand(600, 64) > 0.5).float(), '$LOGS/images.pt')"
+step "demo smoke run (CUDA)" demo.log 30 "$PYTHON" -m gradext demo --data "$LOGS/images.pt" \
+  --epochs 1 --quick --no-progress --out "$LOGS/demo"
+rm -f "$LOGS/images.pt"
+cp benchmarks/results/*_cuda.* "$LOGS/" 2>/dev/null
 
 echo
-cat "$OUT/device.txt" | tail -1
-printf '%s\n' "${summary[@]}" | tee "$OUT/summary.txt"
-grep -h -E "^(PASS|MISS) " "$OUT"/bench_*.log
-! grep -q "^FAIL" "$OUT/summary.txt"
+tail -1 "$LOGS/device.txt"
+printf '%s\n' "${summary[@]}" | tee "$LOGS/summary.txt"
+grep -h -E "^(PASS|MISS) " "$LOGS"/bench_*.log | tee "$LOGS/targets.txt"
+if [ -n "${OUT:-}" ]; then
+  mkdir -p "$OUT"
+  tar -czf "$OUT/gpu_check.tgz" -C build gpu_check
+  cp "$LOGS/summary.txt" "$LOGS/targets.txt" "$OUT/"
+fi
+! grep -q "^FAIL" "$LOGS/summary.txt"
