@@ -37,7 +37,7 @@ echo "[prebuild] $TORCH_SPEC for $("$VENV_PYTHON" --version) in $WORK/venv"
   numpy setuptools > "$WORK/pip.log" 2>&1 || { tail -20 "$WORK/pip.log"; exit 1; }
 
 git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$WORK/src"
-echo "[prebuild] building with CUDA for sm_$TORCH_CUDA_ARCH_LIST (log in $WORK/build.log)"
+echo "[prebuild] building with CUDA, TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST (log in $WORK/build.log)"
 (cd "$WORK/src" && FORCE_CUDA=1 MAX_JOBS=${MAX_JOBS:-2} "$VENV_PYTHON" setup.py build_ext \
    --inplace > ../build.log 2>&1) || { tail -40 "$WORK/build.log"; exit 1; }
 so=$(ls "$WORK"/src/gradext/_C.*.so)
