@@ -20,9 +20,39 @@ GRADEXT_CPU_INLINE void softmax_row(opmath_t* s, int64_t C, opmath_t inv_tau, sc
   }
 }
 
+// softmax_row for `batch` consecutive rows of C categories held together in s[0 .. batch * C)
+// (rows up to a tile long). The same values as softmax_row on each row, but the elementwise
+// work (exp, normalization, one-hot) runs as flat loops over all the rows: on short rows
+// (2 to a few dozen categories, the discrete latents of VAEs) per-row loops would spend most
+// of their time in scalar remainder iterations (a row of 10 is one vector of 8 and two scalar
+// polynomial exps) and loop set-up. Per row remain only the reductions (max, argmax, sum).
+template <typename scalar_t, typename opmath_t>
+GRADEXT_CPU_INLINE void softmax_rows_flat(opmath_t* s, int64_t batch, int64_t C, opmath_t inv_tau,
+                                          scalar_t* soft, scalar_t* one_hot) {
+  alignas(64) opmath_t per_element[kRelaxedTile];  // the row's max, then 1 / the row's sum
+  alignas(64) int64_t best_index[kRelaxedTile];
+  const int64_t n = batch * C;
+  for (int64_t r = 0; r < batch; ++r) {
+    opmath_t best;
+    best_index[r] = first_index_of_max(s + r * C, C, &best);
+    for (int64_t c = 0; c < C; ++c) per_element[r * C + c] = best;
+  }
+  for (int64_t i = 0; i < n; ++i) s[i] = math::exp((s[i] - per_element[i]) * inv_tau);
+  for (int64_t r = 0; r < batch; ++r) {
+    const opmath_t inv_total = opmath_t(1) / sum_fixed_order(s + r * C, C);
+    for (int64_t c = 0; c < C; ++c) per_element[r * C + c] = inv_total;
+  }
+  for (int64_t i = 0; i < n; ++i) soft[i] = static_cast<scalar_t>(s[i] * per_element[i]);
+  if (one_hot != nullptr) {
+    for (int64_t i = 0; i < n; ++i) one_hot[i] = static_cast<scalar_t>(0);
+    for (int64_t r = 0; r < batch; ++r) one_hot[r * C + best_index[r]] = static_cast<scalar_t>(1);
+  }
+}
+
 // Rows [row_begin, row_end): s = logits + g; y_soft = softmax(s / tau); hard: one-hot(argmax s).
 // Rows up to a tile long share one noise fill (a fill has a fixed cost, which rows of a few
-// categories would otherwise pay each); longer rows are filled tile by tile.
+// categories would otherwise pay each) and one flat softmax pass; longer rows are filled tile by
+// tile into the scratch row.
 template <typename scalar_t>
 void gumbel_softmax_rows(const RelaxedForwardArgs& a, int64_t row_begin, int64_t row_end,
                          void* scratch_ptr) {
@@ -34,17 +64,17 @@ void gumbel_softmax_rows(const RelaxedForwardArgs& a, int64_t row_begin, int64_t
   const int64_t C = a.categories;
   const opmath_t inv_tau = static_cast<opmath_t>(a.inv_tau);
   alignas(64) opmath_t noise[kRelaxedTile + 8];
+  alignas(64) opmath_t scores[kRelaxedTile];
   for (int64_t row = row_begin; row < row_end;) {
     const int64_t batch = C >= kRelaxedTile ? 1 : std::min(row_end - row, kRelaxedTile / C);
     if (C <= kRelaxedTile) {
-      const opmath_t* g = fill_noise(a.stream, static_cast<uint64_t>(row * C), batch * C, noise,
+      const int64_t n = batch * C;
+      const int64_t at = row * C;
+      const opmath_t* g = fill_noise(a.stream, static_cast<uint64_t>(at), n, noise,
                                      GumbelBlock<opmath_t>{});
-      for (int64_t r = 0; r < batch; ++r) {
-        const int64_t at = (row + r) * C;
-        for (int64_t c = 0; c < C; ++c) s[c] = static_cast<opmath_t>(logits[at + c]) + g[r * C + c];
-        softmax_row(s, C, inv_tau, (y_soft != nullptr ? y_soft : y) + at,
-                    y_soft != nullptr ? y + at : nullptr);
-      }
+      for (int64_t i = 0; i < n; ++i) scores[i] = static_cast<opmath_t>(logits[at + i]) + g[i];
+      softmax_rows_flat(scores, batch, C, inv_tau, (y_soft != nullptr ? y_soft : y) + at,
+                        y_soft != nullptr ? y + at : nullptr);
     } else {
       const int64_t at = row * C;
       for (int64_t c0 = 0; c0 < C; c0 += kRelaxedTile) {
