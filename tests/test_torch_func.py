@@ -296,6 +296,22 @@ def test_jacobians_in_logvar_through_vmapped_gaussian_rsample():
 
 
 @requires_extension
+@pytest.mark.parametrize("num_samples", [None, 2])
+def test_vmap_of_the_replay_op_over_one_forwards_noise(num_samples):
+    """The replay op (the Gaussian backward's derivative redraws noise with it) vmapped over
+    batched mu and logvar with an unbatched rng_state: every example replays that one
+    forward's noise, as a loop of unbatched replays does."""
+    mu = torch.randn(BATCH, 4, 5, **F64)
+    logvar = torch.randn(5, **F64)
+    _, rng_state = torch.ops.gradext.gaussian_rsample(mu[0], logvar, num_samples)
+    replay = gradext._ops.gaussian._gaussian_rsample_replay
+    by_vmap, _ = torch.vmap(replay, in_dims=(0, None, None, None))(mu, logvar, num_samples,
+                                                                    rng_state)
+    by_loop = torch.stack([replay(m, logvar, num_samples, rng_state)[0] for m in mu])
+    torch.testing.assert_close(by_vmap, by_loop, rtol=0, atol=0)
+
+
+@requires_extension
 def test_vmap_randomness_modes_of_gaussian_rsample():
     mu = torch.randn(2, 3, **F64)
     sample = _gaussian_sampler(None)

@@ -116,6 +116,9 @@ def _sampling_vmap(info, in_dims, mu, logvar, num_samples, generator):
         gaussian_rsample, info, in_dims, mu, logvar, num_samples, generator=generator
     )
 
+def _select_example(tensor, batch_dim, index):
+    return tensor if batch_dim is None else tensor.select(batch_dim, index)
+
 def _one_state(rng_state, batch_dim):
     # The batched rng_state of a vmapped forward repeats one state; the ops take it contiguous.
     return rng_state.select(batch_dim, 0).contiguous()
@@ -126,13 +129,11 @@ def _replay_vmap(info, in_dims, mu, logvar, num_samples, rng_state):
             _gaussian_rsample_replay, info, in_dims, mu, logvar, num_samples,
             _one_state(rng_state, in_dims[3]),
         )
-    # One unbatched forward's noise, the same for every example (jacrev of a double backward).
-    def select(tensor, batch_dim, index):
-        return tensor if batch_dim is None else tensor.select(batch_dim, index)
-
+    # One unbatched forward's noise, the same for every example.
     zs = [
         _gaussian_rsample_replay(
-            select(mu, in_dims[0], b), select(logvar, in_dims[1], b), num_samples, rng_state
+            _select_example(mu, in_dims[0], b), _select_example(logvar, in_dims[1], b),
+            num_samples, rng_state,
         )[0]
         for b in range(info.batch_size)
     ]
@@ -196,13 +197,11 @@ def _backward_op_vmap(info, in_dims, grad, logvar, rng_state, mu_size, has_sampl
         )
     # jacrev: the cotangents are batched and the noise is one unbatched forward's, so each
     # cotangent is reduced against it in turn.
-    def select(tensor, batch_dim, index):
-        return tensor if batch_dim is None else tensor.select(batch_dim, index)
-
     grads = [
         _gaussian_rsample_backward(
-            select(grad, in_dims[0], b).contiguous(), select(logvar, in_dims[1], b),
-            rng_state, mu_size, has_sample_dim, need_grad_mu,
+            _select_example(grad, in_dims[0], b).contiguous(),
+            _select_example(logvar, in_dims[1], b), rng_state, mu_size, has_sample_dim,
+            need_grad_mu,
         )
         for b in range(info.batch_size)
     ]
