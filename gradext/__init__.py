@@ -7,15 +7,20 @@ Ops (each a drop-in function; CPU and CUDA kernels, pure-PyTorch fallback everyw
     score_function_loo REINFORCE with the leave-one-out baseline (RLOO), K samples
     vimco              the K-sample bound with VIMCO's leave-one-out learning signals
     categorical_sample Gumbel-max categorical samples and their differentiable log-probs
+
+One module per op family holds its public functions and, beside them, the fake kernels,
+autograd formulas and vmap rules of its dispatcher ops (torch.ops.gradext.*): gaussian.py,
+relaxed.py, score_function.py, categorical.py. Their pure-PyTorch fallbacks are in reference/.
 """
 
 import torch  # noqa: F401  (load libtorch before the extension that links against it)
 
-from gradext import _ops  # noqa: F401  (fake kernels and autograd for torch.ops.gradext)
+from gradext import philox_uniform  # noqa: F401  (the fake kernel of the noise test view)
 from gradext._extension import cpu_isa, extension_error, has_cuda, has_extension
+from gradext.categorical import categorical_sample
 from gradext.gaussian import gaussian_rsample
 from gradext.relaxed import gumbel_sigmoid, gumbel_softmax
-from gradext.score_function import categorical_sample, score_function_loo, vimco
+from gradext.score_function import score_function_loo, vimco
 
 __version__ = "0.1.0"
 

@@ -1,5 +1,19 @@
-"""Relaxation gradients for discrete latents: Gumbel-Softmax (Concrete) and Gumbel-sigmoid
-(binary Concrete), soft or straight-through hard."""
+"""The relaxed family: relaxation gradients of discrete latents, Gumbel-Softmax (Concrete)
+and Gumbel-sigmoid (binary Concrete), soft or straight-through hard.
+
+    soft:  y = softmax((logits + g) / tau),  g = -log(-log u)          (gumbel_softmax)
+           y = sigmoid((logits + L) / tau),  L = log u - log(1 - u)    (gumbel_sigmoid)
+    hard:  the exact one-hot of argmax(logits + g) (or 1[logits + L > 0]) in the forward, the
+           soft sample's gradient in the backward (straight-through)
+
+The fused ops keep one tensor of the logits' size for backward: the soft sample.
+
+Read top to bottom: the public functions and their argument checks; the fake kernels of the
+dispatcher ops (each sampler, its seeded twin ``_<op>_seeded`` and its fused backward
+``_<op>_backward``); the autograd formula of the samplers; the derivatives of the fused
+backwards (double backward); the vmap rules; the registrations. C++: csrc/ops/relaxed.{h,cpp},
+csrc/ops/cpu/relaxed_*, csrc/ops/cuda/relaxed_kernel.cu. Fallback: gradext/reference/relaxed.py.
+"""
 
 from __future__ import annotations
 
@@ -7,34 +21,8 @@ import math
 
 import torch
 
-from gradext import _extension, _ops, _validation
-from gradext import reference
-
-
-def _check_tau(op: str, tau) -> float:
-    """tau's value as a float. Like torch.nn.functional.gumbel_softmax, a one-element tensor
-    is accepted too (a temperature schedule, or a learned temperature that requires grad)."""
-    if isinstance(tau, torch.Tensor):
-        if tau.numel() != 1:
-            raise TypeError(f"{op}: a tensor tau must hold one number, got shape "
-                            f"{tuple(tau.shape)}")
-        tau = tau.detach().item()
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)):
-        raise TypeError(f"{op}: tau must be a number, got {type(tau).__name__}")
-    if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"{op}: tau must be a finite number > 0, got {tau}")
-    return float(tau)
-
-
-def _learned_temperature(tau) -> bool:
-    """The kernels take tau as a number, so a tau that requires grad (a learned temperature)
-    runs the pure-PyTorch path, which differentiates with respect to it at every order."""
-    return isinstance(tau, torch.Tensor) and tau.requires_grad
-
-
-def _check_hard(op: str, hard) -> None:
-    if not isinstance(hard, bool):
-        raise TypeError(f"{op}: hard must be a bool, got {type(hard).__name__}")
+from gradext import _extension, _validation, reference
+from gradext._custom_op import batch_first, check_vmap_randomness, register_fake, with_autograd
 
 
 def gumbel_softmax(
@@ -79,10 +67,10 @@ def gumbel_softmax(
     if not _extension.uses_kernels(logits.device):
         return reference.gumbel_softmax(logits, tau_value, hard, eps, dim, generator=generator)
     if dim % logits.dim() == logits.dim() - 1:  # the common case; a view costs microseconds
-        y, _ = _ops.relaxed.gumbel_softmax(logits, tau_value, hard, generator=generator)
+        y, _ = _gumbel_softmax(logits, tau_value, hard, generator=generator)
         return y
     rows = logits.movedim(dim, -1)  # the kernels work along the last (contiguous) dimension
-    y, _ = _ops.relaxed.gumbel_softmax(rows, tau_value, hard, generator=generator)
+    y, _ = _gumbel_softmax(rows, tau_value, hard, generator=generator)
     return y.movedim(-1, dim)
 
 
@@ -107,5 +95,218 @@ def gumbel_sigmoid(
         return reference.gumbel_sigmoid(logits, tau, hard, generator=generator)
     if not _extension.uses_kernels(logits.device):
         return reference.gumbel_sigmoid(logits, tau_value, hard, generator=generator)
-    y, _ = _ops.relaxed.gumbel_sigmoid(logits, tau_value, hard, generator=generator)
+    y, _ = _gumbel_sigmoid(logits, tau_value, hard, generator=generator)
     return y
+
+
+def _check_tau(op: str, tau) -> float:
+    """tau's value as a float. Like torch.nn.functional.gumbel_softmax, a one-element tensor
+    is accepted too (a temperature schedule, or a learned temperature that requires grad)."""
+    if isinstance(tau, torch.Tensor):
+        if tau.numel() != 1:
+            raise TypeError(f"{op}: a tensor tau must hold one number, got shape "
+                            f"{tuple(tau.shape)}")
+        tau = tau.detach().item()
+    if isinstance(tau, bool) or not isinstance(tau, (int, float)):
+        raise TypeError(f"{op}: tau must be a number, got {type(tau).__name__}")
+    if not (math.isfinite(tau) and tau > 0):
+        raise ValueError(f"{op}: tau must be a finite number > 0, got {tau}")
+    return float(tau)
+
+
+def _learned_temperature(tau) -> bool:
+    """The kernels take tau as a number, so a tau that requires grad (a learned temperature)
+    runs the pure-PyTorch path, which differentiates with respect to it at every order."""
+    return isinstance(tau, torch.Tensor) and tau.requires_grad
+
+
+def _check_hard(op: str, hard) -> None:
+    if not isinstance(hard, bool):
+        raise TypeError(f"{op}: hard must be a bool, got {type(hard).__name__}")
+
+
+# --- fake kernels ---------------------------------------------------------------------------
+
+
+def _sample_and_soft_sample(logits, hard):
+    y = torch.empty_like(logits, memory_format=torch.contiguous_format)
+    y_soft = torch.empty_like(y) if hard else logits.new_empty((0,))
+    return y, y_soft
+
+
+@register_fake("gradext::gumbel_softmax")
+def _gumbel_softmax_fake(logits, tau, hard, *, generator=None):
+    return _sample_and_soft_sample(logits, hard)
+
+
+@register_fake("gradext::_gumbel_softmax_seeded")
+def _gumbel_softmax_seeded_fake(logits, tau, hard, seed, offset):
+    return _sample_and_soft_sample(logits, hard)
+
+
+@register_fake("gradext::_gumbel_softmax_backward")
+def _gumbel_softmax_backward_fake(grad, y_soft, tau):
+    return torch.empty_like(y_soft, memory_format=torch.contiguous_format)
+
+
+@register_fake("gradext::gumbel_sigmoid")
+def _gumbel_sigmoid_fake(logits, tau, hard, *, generator=None):
+    return _sample_and_soft_sample(logits, hard)
+
+
+@register_fake("gradext::_gumbel_sigmoid_seeded")
+def _gumbel_sigmoid_seeded_fake(logits, tau, hard, seed, offset):
+    return _sample_and_soft_sample(logits, hard)
+
+
+@register_fake("gradext::_gumbel_sigmoid_backward")
+def _gumbel_sigmoid_backward_fake(grad, y_soft, tau):
+    return torch.empty_like(y_soft, memory_format=torch.contiguous_format)
+
+
+# --- autograd of the samplers ---------------------------------------------------------------
+
+
+def _sample_setup_context(ctx, inputs, output, keyword_only_inputs=None):
+    tau, hard = inputs[1], inputs[2]
+    y, y_soft = output
+    # The one tensor kept for backward: the soft sample (the output itself when soft).
+    ctx.save_for_backward(y_soft if hard else y)
+    ctx.tau = tau
+    ctx.hard = hard
+    # The second output (y_soft) gets a gradient only in a double backward; skip autograd's
+    # zero-filling for it on every first-order backward.
+    ctx.set_materialize_grads(False)
+
+
+def _incoming_gradient(ctx, grad_y, grad_y_soft):
+    # With hard=True the saved soft sample is the second output, so a double backward that
+    # differentiates the first backward's use of it sends its gradient here. Its Jacobian is the
+    # soft sample's, the same one the straight-through gradient of the hard output uses.
+    if ctx.hard and grad_y_soft is not None:
+        return grad_y_soft if grad_y is None else grad_y + grad_y_soft
+    return grad_y
+
+
+def _gumbel_softmax_sample_backward(ctx, grad_y, grad_y_soft):
+    (y_soft,) = ctx.saved_tensors
+    grad_y = _incoming_gradient(ctx, grad_y, grad_y_soft)
+    if not ctx.needs_input_grad[0] or grad_y is None:
+        return (None,)
+    return (_gumbel_softmax_backward(grad_y.contiguous(), y_soft, ctx.tau),)
+
+
+def _gumbel_sigmoid_sample_backward(ctx, grad_y, grad_y_soft):
+    (y_soft,) = ctx.saved_tensors
+    grad_y = _incoming_gradient(ctx, grad_y, grad_y_soft)
+    if not ctx.needs_input_grad[0] or grad_y is None:
+        return (None,)
+    return (_gumbel_sigmoid_backward(grad_y.contiguous(), y_soft, ctx.tau),)
+
+
+# --- the derivatives of the fused backwards (double backward) --------------------------------
+# softmax: grad_logits = y * (grad - sum(grad * y)) / tau along the last dim;
+# sigmoid: grad_logits = grad * y * (1 - y) / tau; y the soft sample. Both Jacobians are
+# symmetric in (grad, grad_logits), so the fused backward applies them to the new incoming
+# gradient; the derivative in y is written out below.
+
+
+def _backward_setup_context(ctx, inputs, output):
+    grad, y_soft, tau = inputs
+    ctx.save_for_backward(grad, y_soft)
+    ctx.tau = tau
+
+
+def _derivative_in_y(ctx, grad_grad_logits, in_y):
+    grad, y_soft = ctx.saved_tensors
+    math_dtype = torch.promote_types(y_soft.dtype, torch.float32)
+    grad_y = in_y(grad.to(math_dtype), grad_grad_logits.to(math_dtype), y_soft.to(math_dtype))
+    return grad_y.div(ctx.tau).to(y_soft.dtype)
+
+
+def _softmax_backward_in_y(grad, grad_grad, y):
+    # d/dy_m of sum_i u_i y_i (g_i - <g, y>) = u_m (g_m - <g, y>) - g_m <u, y>.
+    dot_gy = (grad * y).sum(-1, keepdim=True)
+    return grad_grad * (grad - dot_gy) - grad * (grad_grad * y).sum(-1, keepdim=True)
+
+
+def _sigmoid_backward_in_y(grad, grad_grad, y):
+    return grad_grad * grad * (1 - 2 * y)
+
+
+def _gumbel_softmax_backward_derivative(ctx, grad_grad_logits):
+    grad_grad = grad_y_soft = None
+    if ctx.needs_input_grad[0]:
+        grad_grad = _gumbel_softmax_backward(
+            grad_grad_logits.contiguous(), ctx.saved_tensors[1], ctx.tau
+        )
+    if ctx.needs_input_grad[1]:
+        grad_y_soft = _derivative_in_y(ctx, grad_grad_logits, _softmax_backward_in_y)
+    return grad_grad, grad_y_soft
+
+
+def _gumbel_sigmoid_backward_derivative(ctx, grad_grad_logits):
+    grad_grad = grad_y_soft = None
+    if ctx.needs_input_grad[0]:
+        grad_grad = _gumbel_sigmoid_backward(
+            grad_grad_logits.contiguous(), ctx.saved_tensors[1], ctx.tau
+        )
+    if ctx.needs_input_grad[1]:
+        grad_y_soft = _derivative_in_y(ctx, grad_grad_logits, _sigmoid_backward_in_y)
+    return grad_grad, grad_y_soft
+
+
+# --- vmap rules -----------------------------------------------------------------------------
+# Every op here is row-wise along the last dimension (or elementwise), so the vmapped dimension
+# is one more row dimension. Samplers: randomness="different", the op on the batched logits
+# (the soft sample is an empty placeholder unless hard).
+
+
+def _gumbel_softmax_vmap(info, in_dims, logits, tau, hard, generator=None):
+    check_vmap_randomness(info, "gumbel_softmax")
+    logits = batch_first(logits, in_dims[0], info.batch_size)
+    return _gumbel_softmax(logits, tau, hard, generator=generator), (0, 0 if hard else None)
+
+
+def _gumbel_sigmoid_vmap(info, in_dims, logits, tau, hard, generator=None):
+    check_vmap_randomness(info, "gumbel_sigmoid")
+    logits = batch_first(logits, in_dims[0], info.batch_size)
+    return _gumbel_sigmoid(logits, tau, hard, generator=generator), (0, 0 if hard else None)
+
+
+def _gumbel_softmax_backward_vmap(info, in_dims, grad, y_soft, tau):
+    grad = batch_first(grad, in_dims[0], info.batch_size).contiguous()
+    y_soft = batch_first(y_soft, in_dims[1], info.batch_size)
+    return _gumbel_softmax_backward(grad, y_soft, tau), 0
+
+
+def _gumbel_sigmoid_backward_vmap(info, in_dims, grad, y_soft, tau):
+    grad = batch_first(grad, in_dims[0], info.batch_size).contiguous()
+    y_soft = batch_first(y_soft, in_dims[1], info.batch_size)
+    return _gumbel_sigmoid_backward(grad, y_soft, tau), 0
+
+
+# --- registrations: each op's formulas, and the eager entries the code above calls ----------
+
+_gumbel_softmax = with_autograd(
+    "gradext::gumbel_softmax", _sample_setup_context, _gumbel_softmax_sample_backward,
+    _gumbel_softmax_vmap,
+)
+with_autograd(
+    "gradext::_gumbel_softmax_seeded", _sample_setup_context, _gumbel_softmax_sample_backward
+)
+_gumbel_softmax_backward = with_autograd(
+    "gradext::_gumbel_softmax_backward", _backward_setup_context,
+    _gumbel_softmax_backward_derivative, _gumbel_softmax_backward_vmap,
+)
+_gumbel_sigmoid = with_autograd(
+    "gradext::gumbel_sigmoid", _sample_setup_context, _gumbel_sigmoid_sample_backward,
+    _gumbel_sigmoid_vmap,
+)
+with_autograd(
+    "gradext::_gumbel_sigmoid_seeded", _sample_setup_context, _gumbel_sigmoid_sample_backward
+)
+_gumbel_sigmoid_backward = with_autograd(
+    "gradext::_gumbel_sigmoid_backward", _backward_setup_context,
+    _gumbel_sigmoid_backward_derivative, _gumbel_sigmoid_backward_vmap,
+)

@@ -44,6 +44,8 @@ void check_categorical_backward(const at::Tensor& grad, const at::Tensor& logits
 }  // namespace gradext::ops
 
 TORCH_LIBRARY_FRAGMENT(gradext, m) {
+  // The fake kernels and autograd formulas of these ops live in this Python module.
+  m.set_python_module("gradext.categorical");
   // index = argmax(logits + g) along the last dim for num_samples independent Gumbel draws g
   // (exact Categorical(softmax(logits)) samples), log_prob = log_softmax(logits) at index.
   // Values before indices, as torch.max and torch.topk return them (and as opcheck's autograd

@@ -28,6 +28,8 @@ at::Tensor philox_uniform_cpu(const at::Tensor& like, int64_t seed, int64_t offs
 }  // namespace gradext::ops
 
 TORCH_LIBRARY_FRAGMENT(gradext, m) {
+  // The fake kernels and autograd formulas of these ops live in this Python module.
+  m.set_python_module("gradext.philox_uniform");
   m.def("_philox_uniform(Tensor like, int seed, int offset) -> Tensor");
 }
 

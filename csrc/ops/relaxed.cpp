@@ -42,6 +42,8 @@ void check_relaxed_backward(const char* op, const at::Tensor& grad, const at::Te
 }  // namespace gradext::ops
 
 TORCH_LIBRARY_FRAGMENT(gradext, m) {
+  // The fake kernels and autograd formulas of these ops live in this Python module.
+  m.set_python_module("gradext.relaxed");
   // y = softmax((logits + g) / tau) along the last dim, g ~ Gumbel(0, 1). Returns (y, y_soft):
   // with hard=True, y is the exact one-hot of argmax(logits + g) and y_soft the soft sample
   // (kept for the straight-through backward); with hard=False, y is the soft sample and y_soft

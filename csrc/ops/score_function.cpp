@@ -86,6 +86,8 @@ void check_vimco_stats(const at::Tensor& stats, const SampleAxisProblem& p) {
 }  // namespace gradext::ops
 
 TORCH_LIBRARY_FRAGMENT(gradext, m) {
+  // The fake kernels and autograd formulas of these ops live in this Python module.
+  m.set_python_module("gradext.score_function");
   // RLOO: returns mean_k f_k along dim. log_prob (same shape) only carries the graph: its
   // gradient is grad * (f_k - b_k) / K with b_k = (sum_j f_j - f_k) / (K - 1).
   m.def("score_function_loo(Tensor f, Tensor log_prob, int dim) -> Tensor");

@@ -5,6 +5,7 @@ kernels with, and the "eager" baseline of the benchmarks, so they are written th
 user would write each op in plain PyTorch.
 """
 
+from gradext.reference.categorical import categorical_sample, categorical_sample_from_noise
 from gradext.reference.gaussian import gaussian_rsample, gaussian_rsample_from_noise
 from gradext.reference.relaxed import (
     gumbel_noise,
@@ -14,13 +15,7 @@ from gradext.reference.relaxed import (
     gumbel_softmax_from_noise,
     logistic_noise,
 )
-from gradext.reference.score_function import (
-    categorical_sample,
-    categorical_sample_from_noise,
-    score_function_loo,
-    vimco,
-    vimco_signal,
-)
+from gradext.reference.score_function import score_function_loo, vimco, vimco_signal
 
 __all__ = [
     "categorical_sample",

@@ -1,5 +1,4 @@
-"""Score-function (REINFORCE) estimators with leave-one-out baselines, and the Gumbel-max
-categorical sampler, in plain PyTorch.
+"""Score-function (REINFORCE) estimators with leave-one-out baselines in plain PyTorch.
 
 Each estimator returns a surrogate whose value is the Monte Carlo objective and whose gradient
 is the estimator: the score term is ``signal * (log_prob - log_prob.detach())``, zero in value,
@@ -12,8 +11,6 @@ from __future__ import annotations
 import math
 
 import torch
-
-from gradext.reference.relaxed import gumbel_noise
 
 
 def _score_term(signal: torch.Tensor, log_prob: torch.Tensor) -> torch.Tensor:
@@ -68,24 +65,3 @@ def vimco(log_weights: torch.Tensor, log_prob: torch.Tensor, dim: int = 0) -> to
     bound = torch.logsumexp(log_weights, dim) - math.log(K)
     score = _score_term(vimco_signal(log_weights, dim), log_prob).sum(dim)
     return bound + score.to(bound.dtype)
-
-
-def categorical_sample_from_noise(
-    logits: torch.Tensor, gumbels: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Gumbel-max: index = argmax(logits + g) along the last dim for each of the
-    gumbels.shape[0] samples; log_prob = log_softmax(logits) at index (differentiable)."""
-    num_samples = gumbels.shape[0]
-    math_dtype = _math_dtype(logits.dtype)
-    index = (logits.detach().to(math_dtype) + gumbels.to(math_dtype)).argmax(-1)
-    log_softmax = torch.log_softmax(logits.to(math_dtype), -1)
-    log_prob = log_softmax.expand(num_samples, *logits.shape).gather(-1, index.unsqueeze(-1))
-    return index, log_prob.squeeze(-1).to(logits.dtype)
-
-
-def categorical_sample(
-    logits: torch.Tensor, num_samples: int = 1, *, generator: torch.Generator | None = None
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Same contract as gradext.categorical_sample."""
-    gumbels = gumbel_noise((num_samples, *logits.shape), logits.dtype, logits.device, generator)
-    return categorical_sample_from_noise(logits, gumbels)

@@ -1,4 +1,4 @@
-// What the per-ISA CPU relaxation kernels receive (see gaussian_rsample_cpu_args.h for why raw
+// What the per-ISA CPU relaxation kernels receive (see gaussian_cpu_args.h for why raw
 // pointers).
 #pragma once
 

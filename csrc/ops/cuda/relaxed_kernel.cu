@@ -1,4 +1,4 @@
-// CUDA implementation of gumbel_softmax, gumbel_sigmoid and _philox_uniform.
+// CUDA implementation of gumbel_softmax and gumbel_sigmoid.
 //
 // Gumbel-Softmax is row-wise (DESIGN.md, "Kernel shapes"): a group of kGroup threads reduces
 // one row, 4 threads for rows of up to 64 categories, a warp up to 1024 (several rows per block
@@ -145,16 +145,6 @@ __global__ void gumbel_sigmoid_backward_impl(const scalar_t* __restrict__ grad,
   }
 }
 
-__global__ void philox_uniform_impl(double* __restrict__ out, int64_t numel, uint64_t seed,
-                                    uint64_t offset, bool double_grid) {
-  const PhiloxStream stream = PhiloxStream::make(seed, offset);
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const uint32_t bits = philox_word_at(stream, static_cast<uint64_t>(i));
-    out[i] = double_grid ? uniform_open(bits, 0.0) : static_cast<double>(uniform_open(bits, 0.0f));
-  }
-}
-
 enum class Relaxation { kSoftmax, kSigmoid };
 
 std::tuple<at::Tensor, at::Tensor> relaxed_forward(Relaxation r, const at::Tensor& logits,
@@ -245,17 +235,6 @@ at::Tensor backward_op(const at::Tensor& grad, const at::Tensor& y_soft, double 
   return relaxed_backward(R, grad, y_soft, tau);
 }
 
-at::Tensor philox_uniform_cuda(const at::Tensor& like, int64_t seed, int64_t offset) {
-  c10::cuda::CUDAGuard guard(like.device());
-  at::Tensor out = at::empty(like.sizes(), like.options().dtype(at::kDouble));
-  if (out.numel() == 0) return out;
-  philox_uniform_impl<<<grid_for(out.numel()), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(
-      out.mutable_data_ptr<double>(), out.numel(), static_cast<uint64_t>(seed),
-      static_cast<uint64_t>(offset), like.scalar_type() == at::kDouble);
-  C10_CUDA_KERNEL_LAUNCH_CHECK();
-  return out;
-}
-
 }  // namespace
 }  // namespace gradext::cuda
 
@@ -267,5 +246,4 @@ TORCH_LIBRARY_IMPL(gradext, CUDA, m) {
   m.impl("gumbel_sigmoid", &sample_op<Relaxation::kSigmoid>);
   m.impl("_gumbel_sigmoid_seeded", &seeded_op<Relaxation::kSigmoid>);
   m.impl("_gumbel_sigmoid_backward", &backward_op<Relaxation::kSigmoid>);
-  m.impl("_philox_uniform", &philox_uniform_cuda);
 }

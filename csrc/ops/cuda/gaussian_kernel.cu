@@ -1,0 +1,360 @@
+// CUDA implementation of the gaussian_rsample ops.
+//
+// Two kernel shapes per direction (DESIGN.md, "Kernel shapes"):
+//  * blocked, when numel(S) % 4 == 0 for the sample shape S: a thread owns 4 consecutive
+//    elements of S (one Philox block per sample) and loops over the samples: the forward reuses
+//    mu and exp(logvar / 2) from registers for every sample; the backward reduces over the
+//    samples inside the thread (no atomics, so the gradient is deterministic). Dense inputs
+//    come in with one vector load; broadcast or strided ones (a per-dimension logvar of shape
+//    [D] against mu of [B, D]) through Layout2D index arithmetic, once per thread, not per sample.
+//  * strided, for the other sizes: one thread per Philox block of the output (forward) or per
+//    element of S (backward, which draws the element's Box-Muller pair on its own).
+#include <ATen/core/Tensor.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/cuda/CUDAContext.h>
+#include <ATen/cuda/PhiloxUtils.cuh>
+#include <ATen/ops/empty.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include <algorithm>
+
+#include "common/layout2d.h"
+#include "common/philox.h"
+#include "common/random_transforms.h"
+#include "common/scalar_math.h"
+#include "ops/cuda/cuda_generator.h"
+#include "ops/cuda/launch.cuh"
+#include "ops/gaussian.h"
+
+namespace gradext::cuda {
+namespace {
+
+template <typename scalar_t>
+struct alignas(4 * sizeof(scalar_t)) Vec4 {
+  scalar_t v[4];
+};
+
+template <typename scalar_t>
+__device__ __forceinline__ Vec4<scalar_t> load4(const scalar_t* p) {
+  return *reinterpret_cast<const Vec4<scalar_t>*>(p);
+}
+
+template <typename scalar_t>
+__device__ __forceinline__ void store4(scalar_t* p, const Vec4<scalar_t>& v) {
+  *reinterpret_cast<Vec4<scalar_t>*>(p) = v;
+}
+
+__device__ __forceinline__ void publish_rng_state(int64_t* rng_state, uint64_t seed,
+                                                  uint64_t offset) {
+  if (rng_state != nullptr && blockIdx.x == 0 && blockIdx.y == 0 && threadIdx.x == 0) {
+    rng_state[0] = static_cast<int64_t>(seed);
+    rng_state[1] = static_cast<int64_t>(offset);
+  }
+}
+
+// Elements 4g .. 4g + 3 of S of input k (0: mu, 1: logvar in the forward; 0: logvar in the
+// backward): one aligned vector load when the inputs are dense, else through the layout.
+template <bool kDense, typename scalar_t>
+__device__ __forceinline__ Vec4<scalar_t> load_group(const scalar_t* __restrict__ x,
+                                                     const Layout2D& layout, int k, int64_t g) {
+  if constexpr (kDense) {
+    return load4(x + 4 * g);
+  } else {
+    Vec4<scalar_t> v;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) v.v[j] = x[layout.offset(k, 4 * g + j)];
+    return v;
+  }
+}
+
+// grid.x strides over the groups of 4 elements of S; grid.y splits the samples into chunks.
+template <typename scalar_t, bool kDense>
+__global__ void gaussian_forward_blocked_impl(const scalar_t* __restrict__ mu,
+                                              const scalar_t* __restrict__ logvar,
+                                              scalar_t* __restrict__ z, Layout2D layout,
+                                              int64_t groups, int64_t num_samples,
+                                              int64_t samples_per_chunk,
+                                              at::PhiloxCudaState philox, int64_t* rng_state) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const auto [seed, offset] = at::cuda::philox::unpack(philox);
+  publish_rng_state(rng_state, seed, offset);
+  const PhiloxStream stream = PhiloxStream::make(seed, offset);
+  const int64_t k_begin = static_cast<int64_t>(blockIdx.y) * samples_per_chunk;
+  const int64_t k_end = min(num_samples, k_begin + samples_per_chunk);
+  const int64_t sample_numel = 4 * groups;
+  for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
+       g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const Vec4<scalar_t> m = load_group<kDense>(mu, layout, 0, g);
+    const Vec4<scalar_t> l = load_group<kDense>(logvar, layout, 1, g);
+    opmath_t mean[4], std[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      mean[j] = static_cast<opmath_t>(m.v[j]);
+      std[j] = math::exp(opmath_t(0.5) * static_cast<opmath_t>(l.v[j]));
+    }
+    for (int64_t k = k_begin; k < k_end; ++k) {
+      opmath_t eps[4];
+      normal4(stream, static_cast<uint64_t>(k * groups + g), eps);
+      Vec4<scalar_t> out;
+#pragma unroll
+      for (int j = 0; j < 4; ++j) out.v[j] = static_cast<scalar_t>(mean[j] + std[j] * eps[j]);
+      store4(z + k * sample_numel + 4 * g, out);
+    }
+  }
+}
+
+// One thread per Philox block of the output (4 elements), any layout of mu and logvar.
+template <typename scalar_t>
+__global__ void gaussian_forward_strided_impl(const scalar_t* __restrict__ mu,
+                                              const scalar_t* __restrict__ logvar,
+                                              scalar_t* __restrict__ z, Layout2D layout,
+                                              int64_t sample_numel, int64_t total,
+                                              at::PhiloxCudaState philox, int64_t* rng_state) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const auto [seed, offset] = at::cuda::philox::unpack(philox);
+  publish_rng_state(rng_state, seed, offset);
+  const PhiloxStream stream = PhiloxStream::make(seed, offset);
+  const int64_t blocks = (total + 3) / 4;
+  for (int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; b < blocks;
+       b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    opmath_t eps[4];
+    normal4(stream, static_cast<uint64_t>(b), eps);
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int64_t i = 4 * b + j;
+      if (i >= total) break;
+      const int64_t s = i % sample_numel;
+      const opmath_t m = static_cast<opmath_t>(mu[layout.offset(0, s)]);
+      const opmath_t l = static_cast<opmath_t>(logvar[layout.offset(1, s)]);
+      z[i] = static_cast<scalar_t>(m + math::exp(opmath_t(0.5) * l) * eps[j]);
+    }
+  }
+}
+
+// grad is contiguous (the host makes it so) and the outputs are fresh tensors of shape S.
+template <typename scalar_t, bool kDense>
+__global__ void gaussian_backward_blocked_impl(const scalar_t* __restrict__ grad,
+                                               const scalar_t* __restrict__ logvar,
+                                               scalar_t* __restrict__ grad_mu,
+                                               scalar_t* __restrict__ grad_logvar,
+                                               Layout2D layout, int64_t groups,
+                                               int64_t num_samples,
+                                               const int64_t* __restrict__ rng_state) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const PhiloxStream stream = PhiloxStream::make(static_cast<uint64_t>(rng_state[0]),
+                                                 static_cast<uint64_t>(rng_state[1]));
+  const int64_t sample_numel = 4 * groups;
+  for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
+       g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    opmath_t sum_grad[4] = {0, 0, 0, 0}, sum_grad_eps[4] = {0, 0, 0, 0};
+    for (int64_t k = 0; k < num_samples; ++k) {
+      const Vec4<scalar_t> gv = load4(grad + k * sample_numel + 4 * g);
+      opmath_t eps[4];
+      normal4(stream, static_cast<uint64_t>(k * groups + g), eps);
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        const opmath_t gj = static_cast<opmath_t>(gv.v[j]);
+        sum_grad[j] += gj;
+        sum_grad_eps[j] += gj * eps[j];
+      }
+    }
+    const Vec4<scalar_t> l = load_group<kDense>(logvar, layout, 0, g);
+    Vec4<scalar_t> out_mu, out_logvar;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const opmath_t half_std =
+          opmath_t(0.5) * math::exp(opmath_t(0.5) * static_cast<opmath_t>(l.v[j]));
+      out_mu.v[j] = static_cast<scalar_t>(sum_grad[j]);
+      out_logvar.v[j] = static_cast<scalar_t>(sum_grad_eps[j] * half_std);
+    }
+    if (grad_mu != nullptr) store4(grad_mu + 4 * g, out_mu);
+    store4(grad_logvar + 4 * g, out_logvar);
+  }
+}
+
+// One thread per element of S, for numel(S) % 4 != 0 (a sample's elements then straddle
+// Philox blocks): each element's noise is drawn on its own (normal_at).
+template <typename scalar_t>
+__global__ void gaussian_backward_strided_impl(const scalar_t* __restrict__ grad,
+                                               const scalar_t* __restrict__ logvar,
+                                               scalar_t* __restrict__ grad_mu,
+                                               scalar_t* __restrict__ grad_logvar,
+                                               Layout2D layout, int64_t sample_numel,
+                                               int64_t num_samples,
+                                               const int64_t* __restrict__ rng_state) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const PhiloxStream stream = PhiloxStream::make(static_cast<uint64_t>(rng_state[0]),
+                                                 static_cast<uint64_t>(rng_state[1]));
+  for (int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; s < sample_numel;
+       s += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    opmath_t sum_grad = 0, sum_grad_eps = 0;
+    for (int64_t k = 0; k < num_samples; ++k) {
+      const int64_t i = k * sample_numel + s;
+      const opmath_t gi = static_cast<opmath_t>(grad[i]);
+      sum_grad += gi;
+      sum_grad_eps += gi * normal_at<opmath_t>(stream, static_cast<uint64_t>(i));
+    }
+    const opmath_t l = static_cast<opmath_t>(logvar[layout.offset(0, s)]);
+    if (grad_mu != nullptr) grad_mu[s] = static_cast<scalar_t>(sum_grad);
+    grad_logvar[s] =
+        static_cast<scalar_t>(sum_grad_eps * opmath_t(0.5) * math::exp(opmath_t(0.5) * l));
+  }
+}
+
+template <typename scalar_t>
+bool aligned4(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % (4 * sizeof(scalar_t)) == 0;
+}
+
+void gaussian_forward_cuda(const ops::GaussianForwardProblem& p, at::Tensor& z,
+                           at::PhiloxCudaState philox, at::Tensor& rng_state) {
+  const int64_t total = z.numel();
+  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(),
+                                  "gaussian_rsample_forward_cuda", [&] {
+    const auto* mu = p.mu.const_data_ptr<scalar_t>();
+    const auto* logvar = p.logvar.const_data_ptr<scalar_t>();
+    auto* out = z.mutable_data_ptr<scalar_t>();
+    if (p.sample_numel % 4 == 0) {
+      const bool dense = p.layout.all_contiguous(2) && aligned4<scalar_t>(mu) &&
+                         aligned4<scalar_t>(logvar);
+      const int64_t groups = p.sample_numel / 4;
+      const int64_t grid_x = grid_for(groups);
+      // Split the samples across grid.y until the launch has about one full wave of threads.
+      const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
+      const int64_t wanted_threads = sms * 2048;
+      int64_t chunks = std::min<int64_t>(
+          p.num_samples, std::max<int64_t>(1, wanted_threads / (grid_x * kThreads)));
+      chunks = std::min<int64_t>(chunks, 65535);
+      const int64_t per_chunk = (p.num_samples + chunks - 1) / chunks;
+      chunks = (p.num_samples + per_chunk - 1) / per_chunk;
+      const auto launch = [&](auto kernel) {
+        kernel<<<dim3(grid_x, chunks), kThreads, 0, stream>>>(
+            mu, logvar, out, p.layout, groups, p.num_samples, per_chunk, philox,
+            rng_state.mutable_data_ptr<int64_t>());
+      };
+      if (dense) {
+        launch(gaussian_forward_blocked_impl<scalar_t, true>);
+      } else {
+        launch(gaussian_forward_blocked_impl<scalar_t, false>);
+      }
+    } else {
+      gaussian_forward_strided_impl<scalar_t>
+          <<<grid_for((total + 3) / 4), kThreads, 0, stream>>>(
+              mu, logvar, out, p.layout, p.sample_numel, total, philox,
+              rng_state.mutable_data_ptr<int64_t>());
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+}
+
+std::tuple<at::Tensor, at::Tensor> run_forward(const at::Tensor& mu, const at::Tensor& logvar,
+                                               std::optional<int64_t> num_samples,
+                                               const std::optional<at::PhiloxCudaState>& seeded,
+                                               std::optional<at::Generator> generator) {
+  c10::cuda::CUDAGuard guard(mu.device());
+  const ops::GaussianForwardProblem p =
+      ops::make_gaussian_forward_problem(mu, logvar, num_samples);
+  at::Tensor z = at::empty(p.out_shape, p.mu.options());
+  at::Tensor rng_state = at::empty({2}, mu.options().dtype(at::kLong));
+  if (z.numel() == 0) {
+    rng_state.zero_();
+    return {z, rng_state};
+  }
+  at::PhiloxCudaState philox;
+  if (seeded.has_value()) {
+    philox = *seeded;
+  } else {
+    philox = next_philox_state(generator, mu.device().index());
+  }
+  gaussian_forward_cuda(p, z, philox, rng_state);
+  return {z, rng_state};
+}
+
+std::tuple<at::Tensor, at::Tensor> gaussian_rsample_cuda(const at::Tensor& mu,
+                                                         const at::Tensor& logvar,
+                                                         std::optional<int64_t> num_samples,
+                                                         std::optional<at::Generator> generator) {
+  return run_forward(mu, logvar, num_samples, std::nullopt, std::move(generator));
+}
+
+std::tuple<at::Tensor, at::Tensor> gaussian_rsample_seeded_cuda(
+    const at::Tensor& mu, const at::Tensor& logvar, std::optional<int64_t> num_samples,
+    int64_t seed, int64_t offset) {
+  return run_forward(
+      mu, logvar, num_samples,
+      at::PhiloxCudaState(static_cast<uint64_t>(seed), static_cast<uint64_t>(offset)),
+      std::nullopt);
+}
+
+std::tuple<at::Tensor, at::Tensor> gaussian_rsample_replay_cuda(const at::Tensor& mu,
+                                                                const at::Tensor& logvar,
+                                                                std::optional<int64_t> num_samples,
+                                                                const at::Tensor& rng_state) {
+  ops::check_rng_state(rng_state, mu.device(), "_gaussian_rsample_replay");
+  // The pointer form of PhiloxCudaState (the one CUDA graph capture uses): the kernel reads
+  // seed and offset from rng_state on the device, so nothing waits for the host. The kernel
+  // only reads through these pointers; the constructor takes them non-const.
+  auto* state = const_cast<int64_t*>(rng_state.const_data_ptr<int64_t>());
+  return run_forward(mu, logvar, num_samples, at::PhiloxCudaState(state, state + 1, 0),
+                     std::nullopt);
+}
+
+std::tuple<at::Tensor, at::Tensor> gaussian_rsample_backward_cuda(const at::Tensor& grad,
+                                                                  const at::Tensor& logvar,
+                                                                  const at::Tensor& rng_state,
+                                                                  at::IntArrayRef mu_size,
+                                                                  bool has_sample_dim,
+                                                                  bool need_grad_mu) {
+  c10::cuda::CUDAGuard guard(grad.device());
+  const ops::GaussianBackwardProblem p =
+      ops::make_gaussian_backward_problem(grad, logvar, rng_state, mu_size, has_sample_dim);
+  at::Tensor grad_mu = ops::empty_grad_mu(p, need_grad_mu);
+  at::Tensor grad_logvar = at::empty(p.sample_shape, p.grad.options());
+  if (p.sample_numel > 0 && p.num_samples == 0) {
+    grad_mu.zero_();
+    grad_logvar.zero_();
+  } else if (p.sample_numel > 0) {
+    cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.grad.scalar_type(),
+                                    "gaussian_rsample_backward_cuda", [&] {
+      const auto* g = p.grad.const_data_ptr<scalar_t>();
+      const auto* lv = p.logvar.const_data_ptr<scalar_t>();
+      const int64_t* state = rng_state.const_data_ptr<int64_t>();
+      scalar_t* mu_out = need_grad_mu ? grad_mu.mutable_data_ptr<scalar_t>() : nullptr;
+      if (p.sample_numel % 4 == 0 && aligned4<scalar_t>(g)) {
+        const bool dense = p.layout.all_contiguous(1) && aligned4<scalar_t>(lv);
+        const int64_t groups = p.sample_numel / 4;
+        const auto launch = [&](auto kernel) {
+          kernel<<<grid_for(groups), kThreads, 0, stream>>>(
+              g, lv, mu_out, grad_logvar.mutable_data_ptr<scalar_t>(), p.layout, groups,
+              p.num_samples, state);
+        };
+        if (dense) {
+          launch(gaussian_backward_blocked_impl<scalar_t, true>);
+        } else {
+          launch(gaussian_backward_blocked_impl<scalar_t, false>);
+        }
+      } else {
+        gaussian_backward_strided_impl<scalar_t>
+            <<<grid_for(p.sample_numel), kThreads, 0, stream>>>(
+                g, lv, mu_out, grad_logvar.mutable_data_ptr<scalar_t>(), p.layout, p.sample_numel,
+                p.num_samples, state);
+      }
+      C10_CUDA_KERNEL_LAUNCH_CHECK();
+    });
+  }
+  return ops::reduce_gaussian_grads(grad_mu, grad_logvar, mu_size, logvar.sizes(), need_grad_mu);
+}
+
+}  // namespace
+}  // namespace gradext::cuda
+
+TORCH_LIBRARY_IMPL(gradext, CUDA, m) {
+  m.impl("gaussian_rsample", &gradext::cuda::gaussian_rsample_cuda);
+  m.impl("_gaussian_rsample_seeded", &gradext::cuda::gaussian_rsample_seeded_cuda);
+  m.impl("_gaussian_rsample_replay", &gradext::cuda::gaussian_rsample_replay_cuda);
+  m.impl("_gaussian_rsample_backward", &gradext::cuda::gaussian_rsample_backward_cuda);
+}

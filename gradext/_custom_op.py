@@ -1,0 +1,206 @@
+"""How a family module attaches Python to its C++ ops: fake kernels, autograd formulas, vmap
+rules, and the eager entry that applies those formulas without torch.library's per-call hops.
+
+A family module names each op literally, so that grep finds every op where it is registered::
+
+    @register_fake("gradext::gaussian_rsample")
+    def _gaussian_rsample_fake(mu, logvar, num_samples=None, *, generator=None): ...
+
+    _gaussian_rsample = with_autograd(
+        "gradext::gaussian_rsample", _setup_context, _backward, vmap=_vmap)
+
+``with_autograd`` does two things with one pair of formulas ``setup_context(ctx, inputs,
+output)`` / ``backward(ctx, *grads)``:
+
+1. It registers them with torch.library.register_autograd. That is what torch.compile and
+   AOTAutograd trace, and what a direct caller of ``torch.ops.gradext.<op>`` gets.
+2. It returns the op's *eager entry*, a callable with the op's signature that the public
+   functions call. In plain eager mode the registration costs Python hops on every call (the
+   dispatcher calls torch.library's Python autograd kernel, which fills in the schema's
+   defaults, builds an autograd.Function and redispatches): about 40 us per forward + backward
+   on a 2-core CPU. The entry applies one of two autograd.Function classes below around a call
+   of the op below the autograd keys instead; with no gradient to track it calls the op below
+   autograd directly; under torch.compile it calls the dispatcher op (the registered path).
+
+Why two Function classes: torch.func transforms accept only the new style (forward without
+ctx, setup_context apart), but in plain eager mode that style binds its arguments with
+inspect.signature on every apply (tens of microseconds). So ``_EagerOp`` is old-style and
+``_TransformOp`` new-style; both carry the entry as their last argument and delegate to its
+formulas, so ``ctx.needs_input_grad[i]`` is input i of the op in every path. The Function that
+torch.library generates for a registration cannot serve torch.func at all (it has no
+setup_context: pytorch/pytorch#170834).
+
+``backward`` returns one gradient per leading input (``None`` where there is none); the rest of
+the op's arguments (sample counts, seeds, rng states) are padded with ``None`` here. ``vmap(info,
+in_dims, *args)`` is the op's batching rule under torch.func.vmap (and jacrev, which vmaps the
+backward ops); without one, vmap raises a clear NotImplementedError.
+
+Without the compiled extension the ops do not exist: ``register_fake`` leaves its function
+alone, ``with_autograd`` returns None, and the public functions run the fallback.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+
+from gradext._extension import _C
+
+LOADED = _C is not None
+
+
+def op_overload(qualname: str) -> torch._ops.OpOverload:
+    """torch.ops.gradext.<name>.default for "gradext::<name>"."""
+    namespace, name = qualname.split("::")
+    return getattr(getattr(torch.ops, namespace), name).default
+
+
+def register_fake(qualname: str) -> Callable:
+    """torch.library.register_fake(qualname) when the extension is loaded."""
+    if not LOADED:
+        return lambda fake: fake
+    return torch.library.register_fake(qualname)
+
+
+class EagerEntry:
+    """One op with its formulas; calling it runs the op with autograd (see the module doc)."""
+
+    def __init__(self, qualname, setup_context, backward, vmap):
+        self.op = op_overload(qualname)
+        self.name = qualname
+        schema_args = self.op._schema.arguments
+        keyword_only = [a for a in schema_args if a.kwarg_only]
+        self.keyword_names = tuple(a.name for a in keyword_only)
+        self.keyword_defaults = tuple(
+            a.default_value if a.has_default_value() else None for a in keyword_only
+        )
+        self.keyword_set = frozenset(self.keyword_names)
+        self.num_positional = len(schema_args) - len(keyword_only)
+        # The Function classes' trailing arguments (keyword-only values, the entry) take None.
+        self.trailing_nones = (None,) * (len(keyword_only) + 1)
+        self.setup_context = setup_context
+        self.formula = backward
+        self.vmap = vmap
+
+    def backward(self, ctx, grads) -> tuple:
+        """The formula's gradients padded with None to one per positional argument."""
+        result = self.formula(ctx, *grads)
+        return (*result, *([None] * (self.num_positional - len(result))))
+
+    def below_autograd(self, args):
+        """The op on (positional..., keyword values...) below the autograd keys."""
+        positional = args[: self.num_positional]
+        keyword = dict(zip(self.keyword_names, args[self.num_positional :]))
+        with torch._C._AutoDispatchBelowAutograd():
+            return self.op(*positional, **keyword)
+
+    def __call__(self, *args, **kwargs):
+        if len(args) != self.num_positional or not kwargs.keys() <= self.keyword_set:
+            raise TypeError(
+                f"{self.name} takes the {self.num_positional} positional arguments and the "
+                f"keyword-only {self.keyword_names} of its schema"
+            )
+        if torch.compiler.is_compiling():
+            return self.op(*args, **kwargs)
+        transforms = torch._C._are_functorch_transforms_active()
+        if transforms or _needs_grad(args):
+            keyword = (kwargs.get(n, d) for n, d in zip(self.keyword_names, self.keyword_defaults))
+            function = _TransformOp if transforms else _EagerOp
+            return function.apply(*args, *keyword, self)
+        with torch._C._AutoDispatchBelowAutograd():
+            return self.op(*args, **kwargs)
+
+
+def _needs_grad(args) -> bool:
+    if not torch.is_grad_enabled():
+        return False
+    return any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
+
+
+class _EagerOp(torch.autograd.Function):
+    """Plain eager mode: forward(ctx, *op_args, entry), old style (no inspect.signature)."""
+
+    @staticmethod
+    def forward(ctx, *args):
+        entry = args[-1]
+        ctx.entry = entry
+        output = entry.below_autograd(args[:-1])
+        entry.setup_context(ctx, args[: entry.num_positional], output)
+        return output
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (*ctx.entry.backward(ctx, grads), *ctx.entry.trailing_nones)
+
+
+class _TransformOp(torch.autograd.Function):
+    """Under torch.func transforms: the new style they require, with the op's batching rule."""
+
+    @staticmethod
+    def forward(*args):
+        return args[-1].below_autograd(args[:-1])
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        entry = inputs[-1]
+        ctx.entry = entry
+        entry.setup_context(ctx, inputs[: entry.num_positional], output)
+
+    @staticmethod
+    def backward(ctx, *grads):
+        return (*ctx.entry.backward(ctx, grads), *ctx.entry.trailing_nones)
+
+    @staticmethod
+    def vmap(info, in_dims, *args):
+        entry = args[-1]
+        if entry.vmap is None:
+            raise NotImplementedError(
+                f"gradext: vmap over {entry.name} is not supported: call it on the batched "
+                "tensors directly (inputs broadcast, and every element gets its own noise)."
+            )
+        positional = args[: entry.num_positional]
+        keyword = dict(zip(entry.keyword_names, args[entry.num_positional : -1]))
+        return entry.vmap(info, in_dims[: entry.num_positional], *positional, **keyword)
+
+
+def with_autograd(
+    qualname: str, setup_context: Callable, backward: Callable, vmap: Callable | None = None
+) -> EagerEntry | None:
+    """Registers the formulas as the op's autograd and returns its eager entry (None without
+    the extension)."""
+    if not LOADED:
+        return None
+    entry = EagerEntry(qualname, setup_context, backward, vmap)
+    torch.library.register_autograd(
+        qualname, lambda ctx, *grads: entry.backward(ctx, grads), setup_context=setup_context
+    )
+    return entry
+
+
+# --- helpers of the vmap rules ---
+
+
+def check_vmap_randomness(info, name: str) -> None:
+    """For the batching rule of a sampling op: vmap's randomness="different" is what calling
+    the op on the batched tensor gives (every element its own noise); "error" is torch's
+    default for random ops, and "same" (one noise for the whole batch) is not supported."""
+    if info.randomness == "error":
+        raise RuntimeError(
+            "vmap: called random operation while in randomness error mode. Please either use "
+            "the 'same' or 'different' randomness flags on vmap or perform the randomness "
+            "operation out of vmap"
+        )
+    if info.randomness != "different":
+        raise NotImplementedError(
+            f"gradext: vmap over {name} supports randomness='different' only (every element "
+            f"its own noise), got randomness={info.randomness!r}"
+        )
+
+
+def batch_first(x: torch.Tensor, batch_dim: int | None, batch_size: int) -> torch.Tensor:
+    """For a vmap rule: x with its vmapped dimension first (a broadcast view when x is not
+    batched)."""
+    if batch_dim is None:
+        return x.expand(batch_size, *x.shape)
+    return x.movedim(batch_dim, 0)

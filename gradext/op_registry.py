@@ -1,0 +1,273 @@
+"""The registry of gradext's ops: one entry per public op, which every cross-cutting check
+iterates, so that adding an op here is what puts it under them.
+
+Who reads it:
+- tests/contracts/: opcheck of every dispatcher op, every dtype against float64 (first and second
+  derivatives), torch.func (grad, jacrev), the eager entry against the registered path, the
+  fallback against the kernels, activation checkpointing, and that every op of
+  torch.ops.gradext belongs to an entry;
+- ``python -m gradext bench`` (gradext/bench/): one benchmark module per family, in registry
+  order;
+- the CUDA smoke run under compute-sanitizer (``python -m gradext.bench.cuda_smoke``) and
+  benchmarks/gpu_check.sh, which runs it, the CUDA tests and the benchmarks.
+
+An entry names its family (the module gradext/<family>.py, csrc/ops/<family>.cpp, tests/<family>/,
+gradext/bench/<family>.py), every dispatcher op the public function runs on, and three ways to
+call it: ``example`` (x -> the public function's differentiable output, the noise fixed by a
+seeded generator), ``registered`` (the same through the dispatcher op directly, which bypasses
+the eager entry), ``opcheck_samples`` (arguments for torch.library.opcheck of each dispatcher
+op) and ``smoke`` (a run of every kernel path: shape classes, dtypes, forward and backward).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Iterator
+
+import torch
+
+import gradext
+
+# The input of ``example``: a [3, 4] tensor (3 rows of 4 categories; 3 samples of 4 datapoints).
+EXAMPLE_SHAPE = (3, 4)
+DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+
+@dataclasses.dataclass(frozen=True)
+class OpCase:
+    name: str
+    family: str
+    dispatcher_ops: tuple[str, ...]
+    random: bool
+    example: Callable[[torch.Tensor], torch.Tensor]
+    registered: Callable[[torch.Tensor], torch.Tensor]
+    opcheck_samples: Callable[[torch.device], Iterator[tuple[str, tuple]]]
+    smoke: Callable[[torch.device, torch.dtype], None]
+
+    @property
+    def function(self) -> Callable:
+        return getattr(gradext, self.name)
+
+
+def _seeded(seed: int = 7, device="cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+def _leaf(*shape, device, dtype=torch.float32, scale=1.0):
+    return (scale * torch.randn(*shape, device=device, dtype=dtype)).requires_grad_()
+
+
+def _backward_with_random_grad(output):
+    output.backward(torch.randn_like(output))
+
+
+# --- gaussian_rsample -----------------------------------------------------------------------
+
+
+def _gaussian_opcheck(device):
+    mu = _leaf(4, 5, device=device)
+    logvar = _leaf(4, 5, device=device, scale=0.5)
+    yield "gaussian_rsample", (mu, logvar, None)
+    yield "gaussian_rsample", (mu, logvar, 3)
+    yield "_gaussian_rsample_seeded", (mu, logvar, 3, 17, 4)
+    z, state = torch.ops.gradext._gaussian_rsample_seeded(mu, logvar, 3, 17, 4)
+    yield "_gaussian_rsample_replay", (mu, logvar, 3, state)
+    # Inputs that require grad: opcheck then checks the backward op's own autograd (its
+    # derivative, for double backward) under AOTAutograd too.
+    grad = torch.randn_like(z).requires_grad_()
+    yield "_gaussian_rsample_backward", (grad, logvar, state, list(mu.shape), True, True)
+
+
+def _gaussian_smoke(device, dtype):
+    for mu_shape, logvar_shape, k in [
+        ((64, 32), (64, 32), 3),  # dense kernels
+        ((7, 5), (5,), None),  # strided kernels, numel not a multiple of 4
+        ((33,), (33,), 2),  # dense shape, ragged total
+        ((0, 4), (0, 4), 2),  # empty
+    ]:
+        mu = _leaf(*mu_shape, device=device, dtype=dtype)
+        logvar = _leaf(*logvar_shape, device=device, dtype=dtype)
+        _backward_with_random_grad(gradext.gaussian_rsample(mu, logvar, k))
+        torch.ops.gradext._gaussian_rsample_seeded(mu.detach(), logvar.detach(), k, 1, 4)
+
+
+GAUSSIAN_RSAMPLE = OpCase(
+    name="gaussian_rsample",
+    family="gaussian",
+    dispatcher_ops=("gaussian_rsample", "_gaussian_rsample_seeded", "_gaussian_rsample_replay",
+                    "_gaussian_rsample_backward"),
+    random=True,
+    example=lambda x: gradext.gaussian_rsample(x, 0.5 * x, 2, generator=_seeded(device=x.device)),
+    registered=lambda x: torch.ops.gradext.gaussian_rsample(
+        x, 0.5 * x, 2, generator=_seeded(device=x.device))[0],
+    opcheck_samples=_gaussian_opcheck,
+    smoke=_gaussian_smoke,
+)
+
+
+# --- gumbel_softmax, gumbel_sigmoid ---------------------------------------------------------
+
+
+def _relaxed_opcheck(name):
+    def samples(device):
+        logits = _leaf(5, 7, device=device)
+        for hard in (False, True):
+            yield name, (logits, 0.5, hard)
+            yield f"_{name}_seeded", (logits, 0.5, hard, 3, 4)
+        y, soft = getattr(torch.ops.gradext, f"_{name}_seeded")(logits.detach(), 0.5, True, 3, 4)
+        # Inputs that require grad: opcheck checks the backward op's own autograd too.
+        yield f"_{name}_backward", (torch.randn_like(y).requires_grad_(),
+                                    soft.requires_grad_(), 0.5)
+
+    return samples
+
+
+def _gumbel_softmax_smoke(device, dtype):
+    # Rows for each CUDA row kernel: 4 threads (up to 64 categories), a warp (up to 1024), a
+    # block; row counts that leave groups without a row; empty.
+    for rows, categories in [(33, 2), (9, 10), (70, 64), (5, 1024), (3, 1500), (2, 40_000),
+                             (0, 7)]:
+        logits = _leaf(rows, categories, device=device, dtype=dtype)
+        for hard in (False, True):
+            _backward_with_random_grad(gradext.gumbel_softmax(logits, tau=0.5, hard=hard))
+
+
+def _gumbel_sigmoid_smoke(device, dtype):
+    for shape in [(33, 2), (9, 10), (5, 1024), (0, 7)]:
+        logits = _leaf(*shape, device=device, dtype=dtype)
+        for hard in (False, True):
+            _backward_with_random_grad(gradext.gumbel_sigmoid(logits, tau=0.5, hard=hard))
+
+
+GUMBEL_SOFTMAX = OpCase(
+    name="gumbel_softmax",
+    family="relaxed",
+    dispatcher_ops=("gumbel_softmax", "_gumbel_softmax_seeded", "_gumbel_softmax_backward"),
+    random=True,
+    example=lambda x: gradext.gumbel_softmax(x, hard=True, generator=_seeded(device=x.device)),
+    registered=lambda x: torch.ops.gradext.gumbel_softmax(
+        x, 1.0, True, generator=_seeded(device=x.device))[0],
+    opcheck_samples=_relaxed_opcheck("gumbel_softmax"),
+    smoke=_gumbel_softmax_smoke,
+)
+
+GUMBEL_SIGMOID = OpCase(
+    name="gumbel_sigmoid",
+    family="relaxed",
+    dispatcher_ops=("gumbel_sigmoid", "_gumbel_sigmoid_seeded", "_gumbel_sigmoid_backward"),
+    random=True,
+    example=lambda x: gradext.gumbel_sigmoid(x, generator=_seeded(device=x.device)),
+    registered=lambda x: torch.ops.gradext.gumbel_sigmoid(
+        x, 1.0, False, generator=_seeded(device=x.device))[0],
+    opcheck_samples=_relaxed_opcheck("gumbel_sigmoid"),
+    smoke=_gumbel_sigmoid_smoke,
+)
+
+
+# --- score_function_loo, vimco --------------------------------------------------------------
+
+
+def _estimator_opcheck(name):
+    def samples(device):
+        for dim in (0, -1):
+            values = _leaf(4, 6, device=device)
+            log_prob = _leaf(4, 6, device=device)
+            yield name, (values, log_prob, dim)
+            # The backward op gets inputs that require grad, so that opcheck checks its own
+            # autograd (its derivative, for double backward) too.
+            grad = _leaf(6 if dim == 0 else 4, device=device)
+            if name == "score_function_loo":
+                yield "_score_function_loo_backward", (grad, values, dim)
+            else:
+                _, stats = torch.ops.gradext.vimco(values.detach(), log_prob.detach(), dim)
+                for mask in ([True, True], [True, False], [False, True]):
+                    yield "_vimco_backward", (grad, values, stats, dim, mask)
+
+    return samples
+
+
+def _estimator_smoke(name):
+    def smoke(device, dtype):
+        # Samples leading, in the middle, last; empty.
+        for shape, dim in [((4, 33), 0), ((3, 5, 7), 1), ((9, 2), -1), ((2, 0), 0)]:
+            values = _leaf(*shape, device=device, dtype=dtype)
+            log_prob = _leaf(*shape, device=device, dtype=dtype)
+            _backward_with_random_grad(getattr(gradext, name)(values, log_prob, dim))
+
+    return smoke
+
+
+SCORE_FUNCTION_LOO = OpCase(
+    name="score_function_loo",
+    family="score_function",
+    dispatcher_ops=("score_function_loo", "_score_function_loo_backward"),
+    random=False,
+    example=lambda x: gradext.score_function_loo(x * x, x),
+    registered=lambda x: torch.ops.gradext.score_function_loo(x * x, x, 0),
+    opcheck_samples=_estimator_opcheck("score_function_loo"),
+    smoke=_estimator_smoke("score_function_loo"),
+)
+
+VIMCO = OpCase(
+    name="vimco",
+    family="score_function",
+    dispatcher_ops=("vimco", "_vimco_backward"),
+    random=False,
+    example=lambda x: gradext.vimco(2 * x, x),
+    registered=lambda x: torch.ops.gradext.vimco(2 * x, x, 0)[0],
+    opcheck_samples=_estimator_opcheck("vimco"),
+    smoke=_estimator_smoke("vimco"),
+)
+
+
+# --- categorical_sample ---------------------------------------------------------------------
+
+
+def _categorical_opcheck(device):
+    logits = _leaf(3, 4, 7, device=device)
+    yield "categorical_sample", (logits, 5)
+    yield "_categorical_sample_seeded", (logits, 5, 1, 2)
+    _, index = torch.ops.gradext._categorical_sample_seeded(logits.detach(), 5, 1, 2)
+    yield "_categorical_sample_backward", (_leaf(5, 3, 4, device=device), logits, index)
+
+
+def _categorical_smoke(device, dtype):
+    # The row kernels of gumbel_softmax: 4 threads, a warp, a block per draw.
+    for rows, categories in [(33, 2), (9, 10), (70, 64), (5, 1024), (3, 1500), (2, 40_000),
+                             (0, 7)]:
+        logits = _leaf(rows, categories, device=device, dtype=dtype)
+        _, log_prob = gradext.categorical_sample(logits, 3)
+        _backward_with_random_grad(log_prob)
+
+
+CATEGORICAL_SAMPLE = OpCase(
+    name="categorical_sample",
+    family="categorical",
+    dispatcher_ops=("categorical_sample", "_categorical_sample_seeded",
+                    "_categorical_sample_backward"),
+    random=True,
+    example=lambda x: gradext.categorical_sample(x, 2, generator=_seeded(device=x.device))[1],
+    registered=lambda x: torch.ops.gradext.categorical_sample(
+        x, 2, generator=_seeded(device=x.device))[0],
+    opcheck_samples=_categorical_opcheck,
+    smoke=_categorical_smoke,
+)
+
+
+OPS: tuple[OpCase, ...] = (
+    GAUSSIAN_RSAMPLE,
+    GUMBEL_SOFTMAX,
+    GUMBEL_SIGMOID,
+    SCORE_FUNCTION_LOO,
+    VIMCO,
+    CATEGORICAL_SAMPLE,
+)
+BY_NAME = {case.name: case for case in OPS}
+
+# Dispatcher ops that no public function runs on: the random-number contract's test view.
+TEST_VIEW_OPS = ("_philox_uniform",)
+
+
+def families() -> list[str]:
+    """The op families in registry order, each once."""
+    return list(dict.fromkeys(case.family for case in OPS))

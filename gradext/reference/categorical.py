@@ -1,0 +1,28 @@
+"""Gumbel-max categorical sampling in plain PyTorch."""
+
+from __future__ import annotations
+
+import torch
+
+from gradext.reference.relaxed import gumbel_noise
+
+
+def categorical_sample_from_noise(
+    logits: torch.Tensor, gumbels: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gumbel-max: index = argmax(logits + g) along the last dim for each of the
+    gumbels.shape[0] samples; log_prob = log_softmax(logits) at index (differentiable)."""
+    num_samples = gumbels.shape[0]
+    math_dtype = torch.promote_types(logits.dtype, torch.float32)
+    index = (logits.detach().to(math_dtype) + gumbels.to(math_dtype)).argmax(-1)
+    log_softmax = torch.log_softmax(logits.to(math_dtype), -1)
+    log_prob = log_softmax.expand(num_samples, *logits.shape).gather(-1, index.unsqueeze(-1))
+    return index, log_prob.squeeze(-1).to(logits.dtype)
+
+
+def categorical_sample(
+    logits: torch.Tensor, num_samples: int = 1, *, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same contract as gradext.categorical_sample."""
+    gumbels = gumbel_noise((num_samples, *logits.shape), logits.dtype, logits.device, generator)
+    return categorical_sample_from_noise(logits, gumbels)

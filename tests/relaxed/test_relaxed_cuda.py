@@ -1,0 +1,68 @@
+"""CUDA-only behaviour of gumbel_softmax / gumbel_sigmoid (skipped without a GPU); the same
+properties are tested on the CPU kernels by the device-parametrized tests."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import gradext
+from helpers.common import ALL_DTYPES, requires_cuda
+
+pytestmark = [requires_cuda, pytest.mark.cuda]
+
+
+# Row lengths on each side of the CUDA kernels' group sizes (4 threads up to 64 categories, a
+# warp up to 1024, a block beyond), and row counts that leave groups of a warp or block without a
+# row (7) or span several blocks of 64 rows with a partial last one (1000).
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("rows, categories", [(7, 2), (7, 10), (1000, 10), (7, 32), (7, 64),
+                                              (1000, 65), (7, 1000), (7, 1025), (3, 40_000)])
+def test_cpu_and_cuda_agree_for_the_same_seed(dtype, rows, categories):
+    """Same (seed, offset): the same noise, hence the same one-hot; soft samples agree to
+    rounding (the row sums are reduced in a different order)."""
+    logits = (torch.randn(rows, categories) * 2).to(dtype)
+    y_cpu, soft_cpu = torch.ops.gradext._gumbel_softmax_seeded(logits, 0.5, True, 77, 8)
+    y_gpu, soft_gpu = torch.ops.gradext._gumbel_softmax_seeded(logits.cuda(), 0.5, True, 77, 8)
+    assert torch.equal(y_gpu.cpu(), y_cpu)
+    tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
+    torch.testing.assert_close(soft_gpu.cpu(), soft_cpu, rtol=tol, atol=tol)
+    u_cpu = torch.ops.gradext._philox_uniform(logits, 77, 8)
+    u_gpu = torch.ops.gradext._philox_uniform(logits.cuda(), 77, 8)
+    assert torch.equal(u_gpu.cpu(), u_cpu)
+
+
+def test_sigmoid_cpu_and_cuda_agree():
+    logits = torch.randn(1001)
+    y_cpu, _ = torch.ops.gradext._gumbel_sigmoid_seeded(logits, 0.3, False, 5, 0)
+    y_gpu, _ = torch.ops.gradext._gumbel_sigmoid_seeded(logits.cuda(), 0.3, False, 5, 0)
+    torch.testing.assert_close(y_gpu.cpu(), y_cpu, rtol=1e-6, atol=1e-6)
+
+
+def test_backward_kernels_match_cpu():
+    for rows, categories in ((9, 10), (1000, 64), (9, 65), (9, 3000)):
+        y = torch.softmax(torch.randn(rows, categories, dtype=torch.float64), -1)
+        g = torch.randn_like(y)
+        cpu = torch.ops.gradext._gumbel_softmax_backward(g, y, 0.4)
+        gpu = torch.ops.gradext._gumbel_softmax_backward(g.cuda(), y.cuda(), 0.4)
+        torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-12, atol=1e-12)
+
+
+def test_cuda_graph_capture_fresh_samples():
+    logits = torch.randn(512, 10, device="cuda")
+    out = torch.empty_like(logits)
+    stream = torch.cuda.Stream()
+    stream.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(stream):
+        out.copy_(gradext.gumbel_softmax(logits, hard=True))
+    torch.cuda.current_stream().wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out.copy_(gradext.gumbel_softmax(logits, hard=True))
+    graph.replay()
+    torch.cuda.synchronize()
+    first = out.clone()
+    graph.replay()
+    torch.cuda.synchronize()
+    assert not torch.equal(first, out)
+    assert torch.equal(out.sum(-1), torch.ones(512, device="cuda"))
