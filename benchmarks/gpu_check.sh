@@ -63,14 +63,15 @@ print('CUDA kernels on', torch.cuda.get_device_name(), '- CPU kernels', gradext.
 step "CUDA tests" pytest.log 150 "$PYTHON" -m pytest -q -rs -m cuda -p no:cacheprovider tests
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 step "compute-sanitizer memcheck" memcheck.log 60 \
-  "$sanitizer" --tool memcheck --error-exitcode 1 "$PYTHON" benchmarks/cuda_smoke.py
+  "$sanitizer" --tool memcheck --error-exitcode 1 "$PYTHON" -m gradext.bench.cuda_smoke
 # The block-per-row Gumbel-Softmax and categorical kernels reduce through shared memory.
 step "compute-sanitizer racecheck" racecheck.log 50 \
-  "$sanitizer" --tool racecheck --error-exitcode 1 "$PYTHON" benchmarks/cuda_smoke.py
-step "benchmark gaussian" bench_gaussian.log 55 "$PYTHON" benchmarks/bench_gaussian.py --device cuda --quick
-step "benchmark gumbel" bench_gumbel.log 55 "$PYTHON" benchmarks/bench_gumbel.py --device cuda --quick
-step "benchmark score_function" bench_score_function.log 55 \
-  "$PYTHON" benchmarks/bench_score_function.py --device cuda --quick
+  "$sanitizer" --tool racecheck --error-exitcode 1 "$PYTHON" -m gradext.bench.cuda_smoke
+# One step per op family of the registry (gradext.op_registry), each with its own time limit.
+for family in $("$PYTHON" -c 'from gradext import op_registry; print(*op_registry.families())'); do
+  step "benchmark $family" "bench_$family.log" 34 \
+    "$PYTHON" -m gradext.bench."$family" --device cuda --quick
+done
 # The demo's CUDA path (one short epoch per model; the full demo is `python -m gradext demo`).
 # Its default data ship with scikit-learn, which the lent machine may lack: random 0/1 images
 # saved with torch stand in for them.

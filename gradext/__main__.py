@@ -7,7 +7,7 @@
     variance   the estimator lab: mean and variance of the pathwise, score-function and
                leave-one-out score-function gradients for z ~ N(mu, 1), f(z) = z^2, beside the
                analytic values
-    bench      every op's benchmark (benchmarks/): one table, a CSV and a PNG chart of the
+    bench      every op family's benchmark (gradext/bench/): one table, a CSV and a PNG chart of the
                speed-up over eager PyTorch
 """
 
@@ -74,9 +74,12 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from gradext import benchmark_suite
+    from gradext.bench import suite
 
-    return benchmark_suite.run(args.device, args.quick)
+    try:
+        return suite.run(args.device, args.quick, args.family, args.out)
+    except ValueError as error:  # an unknown family, or no CUDA device for --device cuda
+        raise SystemExit(f"python -m gradext bench: {error}") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="every op's benchmark, one table and chart")
     bench.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     bench.add_argument("--quick", action="store_true", help="the target sizes only")
+    bench.add_argument("--family", nargs="+", help="only these op families (default: all)")
+    bench.add_argument("--out", default="benchmarks/results",
+                       help="results folder (default: %(default)s under the current directory)")
     bench.set_defaults(run=_bench)
     return parser
 

@@ -29,12 +29,12 @@ def test_bench_command_rejects_bad_arguments():
 def test_speedup_chart(tmp_path):
     """The chart of `python -m gradext bench` from a few synthetic measurements."""
     pytest.importorskip("matplotlib")
-    from benchmarks.harness import Measurement
-    from gradext import benchmark_suite
+    from gradext.bench.harness import Measurement
+    from gradext.bench import suite
 
     rows = [Measurement("op", "[8, 8]", "forward+backward", impl, ms)
             for impl, ms in (("eager", 4.0), ("compile", 2.0), ("gradext", 1.0))]
-    path = benchmark_suite.speedup_chart(rows, tmp_path / "chart.png", "test")
+    path = suite.speedup_chart(rows, tmp_path / "chart.png", "test")
     assert path is not None and path.stat().st_size > 1000
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -49,3 +49,21 @@ def test_demo_command_rejects_bad_arguments(tmp_path):
     missing = run("--data", str(tmp_path / "nothing.npy"), "--out", str(tmp_path))
     assert missing.returncode != 0 and "no such file" in missing.stderr
     assert "Traceback" not in missing.stderr
+
+
+def test_every_family_of_the_registry_has_a_benchmark():
+    """`python -m gradext bench` runs one module per family of the registry: each exists in the
+    installed package and has the harness's two entry points."""
+    from gradext import op_registry
+    from gradext.bench import suite
+
+    modules = suite.family_benchmarks()
+    assert [m.__name__ for m in modules] == [f"gradext.bench.{f}" for f in op_registry.families()]
+    for module in modules:
+        assert callable(module.measure) and callable(module.report_targets)
+
+
+def test_bench_rejects_an_unknown_family():
+    bad = subprocess.run([sys.executable, "-m", "gradext", "bench", "--family", "gama"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and "no op family 'gama'" in bad.stderr

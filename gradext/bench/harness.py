@@ -1,6 +1,7 @@
 """Shared benchmark harness: times several implementations of one op side by side in one
-process, reports medians (and CUDA peak memory), and writes CSV + markdown under
-benchmarks/results/ stamped with device, torch version and commit.
+process, reports medians (and CUDA peak memory), and writes CSV + markdown into the results
+folder (``benchmarks/results`` under the current directory unless told otherwise: run from a
+checkout, that is the repository's) stamped with device, torch version and commit.
 
 CPU timings use torch.utils.benchmark (blocked_autorange, median); CUDA timings use CUDA events
 around each call after warm-up, median of the repeats. Compile time is excluded: every
@@ -23,7 +24,7 @@ import torch.utils.benchmark
 
 import gradext
 
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
+RESULTS_DIR = os.path.join("benchmarks", "results")
 
 
 @dataclasses.dataclass
@@ -59,15 +60,18 @@ def device_name(device: torch.device) -> str:
 
 
 def commit() -> str:
+    """The checkout's commit when gradext runs from one, else the installed version."""
     try:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
                              capture_output=True, text=True, timeout=10)
         dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
                                cwd=root, capture_output=True, text=True, timeout=10).stdout
-        return out.stdout.strip() + ("+dirty" if dirty.strip() else "") if out.returncode == 0 else "unknown"
+        if out.returncode == 0:
+            return out.stdout.strip() + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        pass
+    return f"installed {gradext.__version__}"
 
 
 def time_call(fn: Callable[[], object], device: torch.device, min_run_time: float = 0.5,
@@ -130,10 +134,11 @@ def markdown_table(rows: list[Measurement], device: torch.device) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(name: str, rows: list[Measurement], device: torch.device) -> tuple[str, str]:
-    """Writes benchmarks/results/<name>_<device type>.{csv,md}; returns the two paths."""
-    os.makedirs(RESULTS_DIR, exist_ok=True)
-    stem = os.path.join(RESULTS_DIR, f"{name}_{device.type}")
+def write_results(name: str, rows: list[Measurement], device: torch.device,
+                  out_dir: str = RESULTS_DIR) -> tuple[str, str]:
+    """Writes <out_dir>/<name>_<device type>.{csv,md}; returns the two paths."""
+    os.makedirs(out_dir, exist_ok=True)
+    stem = os.path.join(out_dir, f"{name}_{device.type}")
     ratio = speedups(rows)
     with open(stem + ".csv", "w", newline="") as f:
         writer = csv.writer(f)
@@ -174,13 +179,15 @@ def time_modes(op: str, case: str, impls: dict, inputs: tuple, grad_out: torch.T
     return rows
 
 
-def main(name: str, description: str, measure, report_targets, issue: str, argv=None) -> int:
-    """The shared command line of the bench_*.py scripts: --device cpu|cuda|all, --quick."""
+def main(name: str, description: str, measure, report_targets, argv=None) -> int:
+    """The shared command line of the family benchmarks (python -m gradext.bench.<family>):
+    --device cpu|cuda|all, --quick, --out."""
     import argparse
 
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     parser.add_argument("--quick", action="store_true", help="the target sizes only")
+    parser.add_argument("--out", default=RESULTS_DIR, help="results folder (%(default)s)")
     args = parser.parse_args(argv)
     devices = [torch.device("cpu")] if args.device in ("cpu", "all") else []
     if args.device in ("cuda", "all"):
@@ -192,9 +199,9 @@ def main(name: str, description: str, measure, report_targets, issue: str, argv=
         print(f"{name} on {device_name(device)}", flush=True)
         rows = measure(device, args.quick)
         targets = report_targets(rows, device)
-        csv_path, md_path = write_results(name, rows, device)
+        csv_path, md_path = write_results(name, rows, device, args.out)
         with open(md_path, "a") as f:
-            f.write(f"\nTargets ({issue}):\n\n" + "\n".join(f"- {t}" for t in targets) + "\n")
+            f.write("\nTargets:\n\n" + "\n".join(f"- {t}" for t in targets) + "\n")
         print()
         print(markdown_table(rows, device))
         print("\n".join(targets))

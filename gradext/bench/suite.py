@@ -1,30 +1,25 @@
-"""``python -m gradext bench``: every op's benchmark (the scripts in benchmarks/) in one run, one
-table, a CSV and a PNG bar chart of the speed-up over eager PyTorch per op and size."""
+"""``python -m gradext bench``: the benchmark of every op family in the registry
+(gradext.op_registry, in its order; gradext/bench/<family>.py each) in one run, one table, a CSV
+and a PNG bar chart of the speed-up over eager PyTorch per op and size."""
 
 from __future__ import annotations
 
 import importlib
-import sys
 from pathlib import Path
 
 import torch
 
-SUITES = ("bench_gaussian", "bench_gumbel", "bench_score_function")
+from gradext import op_registry
+from gradext.bench import harness
 
 
-def _load_suites():
-    """The benchmarks package of the source tree gradext was installed from (editable install or
-    a run from the clone); the benchmarks are not part of the installed package."""
-    root = Path(__file__).resolve().parent.parent
-    if not (root / "benchmarks" / "harness.py").is_file():
-        raise FileNotFoundError(
-            f"python -m gradext bench needs the source tree: no benchmarks/harness.py next to "
-            f"{Path(__file__).resolve().parent}; run it from a clone of gradext "
-            "(pip install -e . keeps the package there)")
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    harness = importlib.import_module("benchmarks.harness")
-    return harness, [importlib.import_module(f"benchmarks.{name}") for name in SUITES]
+def family_benchmarks(families=None) -> list:
+    """The benchmark module of each family (all of the registry's by default)."""
+    known = op_registry.families()
+    for family in families or ():
+        if family not in known:
+            raise ValueError(f"no op family {family!r}; the registry has {known}")
+    return [importlib.import_module(f"gradext.bench.{family}") for family in families or known]
 
 
 def speedup_chart(rows, path: Path, title: str) -> Path | None:
@@ -60,8 +55,9 @@ def speedup_chart(rows, path: Path, title: str) -> Path | None:
     return path
 
 
-def run(device_choice: str = "all", quick: bool = False) -> int:
-    harness, suites = _load_suites()
+def run(device_choice: str = "all", quick: bool = False, families=None,
+        out_dir: str = harness.RESULTS_DIR) -> int:
+    suites = family_benchmarks(families)
     devices = [torch.device("cpu")] if device_choice in ("cpu", "all") else []
     if device_choice in ("cuda", "all") and torch.cuda.is_available():
         devices.append(torch.device("cuda"))
@@ -74,7 +70,8 @@ def run(device_choice: str = "all", quick: bool = False) -> int:
             suite_rows = suite.measure(device, quick)
             rows += suite_rows
             targets += suite.report_targets(suite_rows, device)
-        csv_path, md_path = harness.write_results("all", rows, device)
+        name = "all" if not families else "_".join(families)
+        csv_path, md_path = harness.write_results(name, rows, device, out_dir)
         with open(md_path, "a") as f:
             f.write("\nTargets:\n\n" + "\n".join(f"- {t}" for t in targets) + "\n")
         chart = speedup_chart(rows, Path(md_path).with_suffix(".png"),

@@ -1,25 +1,22 @@
 """Score-function estimators: eager PyTorch (gradext.reference: O(K) leave-one-out sums), its
-torch.compile and gradext, for score_function_loo (RLOO), vimco and categorical_sample, forward
-and forward+backward, K in {2, 8, 16, 64} samples and up to 2^20 datapoints, CPU and CUDA.
+torch.compile and gradext, for score_function_loo (RLOO) and vimco, forward and forward+backward,
+K in {2, 8, 16, 64} samples and up to 2^20 datapoints, CPU and CUDA.
 
-    python benchmarks/bench_score_function.py [--device cpu|cuda|all] [--quick]
+    python -m gradext.bench.score_function [--device cpu|cuda|all] [--quick]
 
-Prints a markdown table and the issue's speed targets; writes
+Prints a markdown table and the speed targets; writes
 benchmarks/results/score_function_<device>.{csv,md}.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import gradext  # noqa: E402
-from gradext import reference  # noqa: E402
-from benchmarks import harness  # noqa: E402
+import gradext
+from gradext import reference
+from gradext.bench import harness
 
 torch._dynamo.config.cache_size_limit = 64
 
@@ -39,15 +36,6 @@ def estimator_cases(device: torch.device, quick: bool):
     else:
         full = [(2, 1 << 18), (8, 1 << 17), (16, 1 << 16), (64, 1 << 14)]
     return full[2:3] if quick else [minibatch, *full]
-
-
-def categorical_cases(device: torch.device, quick: bool):
-    """(rows, categories, num_samples)."""
-    if device.type == "cuda":
-        full = [(1 << 16, 10, 16), (1 << 10, 32768, 4)]
-    else:
-        full = [(4096, 10, 16), (16, 32768, 4)]
-    return full[:1] if quick else full
 
 
 def estimator_bytes(K, N, op, mode):
@@ -70,16 +58,6 @@ def measure(device: torch.device, quick: bool) -> list[harness.Measurement]:
                 {name: (lambda fn=fn: fn(values, log_prob, 0)) for name, fn in impls.items()},
                 (values, log_prob), grad_out, device,
                 lambda mode, K=K, N=N, op=op: estimator_bytes(K, N, op, mode))
-    impls = {"eager": reference.categorical_sample,
-             "compile": torch.compile(reference.categorical_sample),
-             "gradext": gradext.categorical_sample}
-    for B, C, S in categorical_cases(device, quick):
-        logits = torch.randn(B, C, device=device, requires_grad=True)
-        grad_out = torch.randn(S, B, device=device)
-        rows += harness.time_modes(
-            "categorical_sample", f"[{B}, {C}] x {S}",
-            {name: (lambda fn=fn: fn(logits, S)[1]) for name, fn in impls.items()},
-            (logits,), grad_out, device)
     return rows
 
 
@@ -98,5 +76,4 @@ def report_targets(rows, device: torch.device) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(harness.main("score_function", __doc__.splitlines()[0], measure, report_targets,
-                          "issue 4"))
+    sys.exit(harness.main("score_function", __doc__.splitlines()[0], measure, report_targets))

@@ -1,23 +1,20 @@
 """Gaussian reparameterized sampling: eager PyTorch vs torch.compile vs gradext, forward and
 forward+backward, for several sizes and sample counts, on the CPU and on CUDA when present.
 
-    python benchmarks/bench_gaussian.py [--device cpu|cuda|all] [--quick]
+    python -m gradext.bench.gaussian [--device cpu|cuda|all] [--quick]
 
-Prints a markdown table and the issue's speed targets, and writes
+Prints a markdown table and the speed targets, and writes
 benchmarks/results/gaussian_<device>.{csv,md}.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import gradext  # noqa: E402
-from benchmarks import harness  # noqa: E402
+import gradext
+from gradext.bench import harness
 
 torch._dynamo.config.cache_size_limit = 64
 
@@ -113,4 +110,4 @@ def report_targets(rows, device: torch.device) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(harness.main("gaussian", __doc__.splitlines()[0], measure, report_targets, "issue 2"))
+    sys.exit(harness.main("gaussian", __doc__.splitlines()[0], measure, report_targets))
