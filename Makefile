@@ -3,7 +3,7 @@
 PYTHON ?= python3
 export PYTHON
 
-.PHONY: setup demo bench noise-floor test test-python test-cpp test-oldest-torch gpu-check
+.PHONY: setup demo bench noise-floor lint test test-python test-cpp test-oldest-torch gpu-check
 
 setup:
 	bash scripts/setup.sh
@@ -16,12 +16,17 @@ demo: setup
 bench: setup
 	$(PYTHON) -m gradext bench
 
-# The CPU kernels' arithmetic floor per piece (Philox, Box-Muller, exp, log): NOTES.md, session 6.
+# The CPU kernels' arithmetic floor per piece (Philox, Box-Muller, exp, log): docs/performance.md.
 noise-floor:
 	bash scripts/noise_floor.sh
 
-# The whole test suite: C++ tests (CTest) and the Python tests (pytest).
-test: setup test-cpp test-python
+# The whole test suite: lint, C++ tests (CTest) and the Python tests (pytest).
+test: setup lint test-cpp test-python
+
+# ruff's lint rules and formatting (pyproject.toml, [tool.ruff]).
+lint:
+	$(PYTHON) -m ruff check .
+	$(PYTHON) -m ruff format --check .
 
 test-cpp:
 	bash scripts/cmake_test.sh

@@ -98,8 +98,7 @@ def make_extension():
     # -fno-math-errno -fno-trapping-math: let GCC vectorize sqrt and if-convert the branch-free
     # selects in those transforms (no effect on results: gradext reads neither errno nor FP flags).
     # -fopenmp: without it at::parallel_for runs on one thread.
-    cxx_flags = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno",
-                 "-fno-trapping-math"]
+    cxx_flags = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
     define_macros = []
     include_dirs = [os.path.join(ROOT, "csrc")]
     if with_cuda:
@@ -110,20 +109,32 @@ def make_extension():
         extra_include = wheel_cuda_include()
         if extra_include and not os.path.exists(os.path.join(cuda_home, "include", "cusparse.h")):
             include_dirs.append(extra_include)
-        log(f"building CPU + CUDA kernels ({why}); "
-            f"TORCH_CUDA_ARCH_LIST={os.environ.get('TORCH_CUDA_ARCH_LIST', '(torch default)')}")
-        nvcc_flags = ["-O3", "--fmad=false", "-lineinfo",
-                      "--expt-relaxed-constexpr", "-DGRADEXT_WITH_CUDA"]
+        log(
+            f"building CPU + CUDA kernels ({why}); "
+            f"TORCH_CUDA_ARCH_LIST={os.environ.get('TORCH_CUDA_ARCH_LIST', '(torch default)')}"
+        )
+        nvcc_flags = [
+            "-O3",
+            "--fmad=false",
+            "-lineinfo",
+            "--expt-relaxed-constexpr",
+            "-DGRADEXT_WITH_CUDA",
+        ]
         return CUDAExtension(
-            name="gradext._C", sources=sources, include_dirs=include_dirs,
+            name="gradext._C",
+            sources=sources,
+            include_dirs=include_dirs,
             define_macros=define_macros,
             extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
             extra_link_args=["-fopenmp"],
         )
     log(f"building CPU kernels only ({why})")
     return CppExtension(
-        name="gradext._C", sources=sources, include_dirs=include_dirs,
-        define_macros=define_macros, extra_compile_args={"cxx": cxx_flags},
+        name="gradext._C",
+        sources=sources,
+        include_dirs=include_dirs,
+        define_macros=define_macros,
+        extra_compile_args={"cxx": cxx_flags},
         extra_link_args=["-fopenmp"],
     )
 

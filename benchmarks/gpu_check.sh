@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The whole GPU check for a lent GPU machine, in one run (each step has a time limit, 595 s in
-# all at worst, under the device tool's 600 s per command):
+# The whole GPU check for a machine with a GPU, in one run (each step has a time limit, under
+# 600 s in all, the longest one remote command may take there):
 # build the extension there (or take the one scripts/prebuild_gpu_extension.sh built for it,
 # when it matches the sources), run the CUDA tests, run compute-sanitizer memcheck and
 # racecheck on a small run of every CUDA op, run the benchmarks and a short demo run on the GPU.
-# Logs and results go to build/gpu_check/; with $OUT set (the device tool), they are packed
+# Logs and results go to build/gpu_check/; with $OUT set (the remote runner), they are packed
 # into $OUT/gpu_check.tgz beside $OUT/summary.txt (the tool returns at most 8 files). A summary
 # is printed last.
 #
@@ -73,7 +73,7 @@ for family in $("$PYTHON" -c 'from gradext import op_registry; print(*op_registr
     "$PYTHON" -m gradext.bench."$family" --device cuda --quick
 done
 # The demo's CUDA path (one short epoch per model; the full demo is `python -m gradext demo`).
-# Its default data ship with scikit-learn, which the lent machine may lack: random 0/1 images
+# Its default data ship with scikit-learn, which the GPU machine may lack: random 0/1 images
 # saved with torch stand in for them.
 "$PYTHON" -c "import torch; torch.save((torch.rand(600, 64) > 0.5).float(), '$LOGS/images.pt')"
 step "demo smoke run (CUDA)" demo.log 30 "$PYTHON" -m gradext demo --data "$LOGS/images.pt" \

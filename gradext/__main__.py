@@ -1,14 +1,14 @@
 """Command line of gradext: ``python -m gradext <command>``.
 
-    demo       train a Gaussian VAE and a discrete VAE (five gradient estimators) on the digits
-               that ship with scikit-learn, with gradext's ops and beside plain PyTorch;
-               data-parallel under torchrun (gradext/demo/distributed.py)
+demo       train a Gaussian VAE and a discrete VAE (five gradient estimators) on the digits
+           that ship with scikit-learn, with gradext's ops and beside plain PyTorch;
+           data-parallel under torchrun (gradext/demo/distributed.py)
 
-    variance   the estimator lab: mean and variance of the pathwise, score-function and
-               leave-one-out score-function gradients for z ~ N(mu, 1), f(z) = z^2, beside the
-               analytic values
-    bench      every op family's benchmark (gradext/bench/): one table, a CSV and a PNG chart of the
-               speed-up over eager PyTorch
+variance   the estimator lab: mean and variance of the pathwise, score-function and
+           leave-one-out score-function gradients for z ~ N(mu, 1), f(z) = z^2, beside the
+           analytic values
+bench      every op family's benchmark (gradext/bench/): one table, a CSV and a PNG chart of the
+           speed-up over eager PyTorch
 """
 
 from __future__ import annotations
@@ -32,8 +32,9 @@ def _positive_int(text: str) -> int:
 def _at_least_two(text: str) -> int:
     value = _positive_int(text)
     if value < 2:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 2 (leave-one-out needs two "
-                                         f"samples), got {value}")
+        raise argparse.ArgumentTypeError(
+            f"expected an integer >= 2 (leave-one-out needs two samples), got {value}"
+        )
     return value
 
 
@@ -45,9 +46,12 @@ def _variance(args: argparse.Namespace) -> int:
         for k in args.samples:
             estimators = [e for e in variance_lab.ESTIMATORS if k >= 2 or e != "score_function_loo"]
             rows += variance_lab.gradient_statistics(
-                variance_lab.square, mu, k, args.replicates, estimators, args.seed)
-    print("d/d mu E[z^2], z ~ N(mu, 1): true gradient 2 mu; single-sample variances 4 (pathwise)"
-          " and mu^4 + 14 mu^2 + 15 (score function); K samples divide them by K.")
+                variance_lab.square, mu, k, args.replicates, estimators, args.seed
+            )
+    print(
+        "d/d mu E[z^2], z ~ N(mu, 1): true gradient 2 mu; single-sample variances 4 (pathwise)"
+        " and mu^4 + 14 mu^2 + 15 (score function); K samples divide them by K."
+    )
     print(f"{args.replicates} replicates per row; ± one standard error.\n")
     print(variance_lab.format_table(rows))
     return 0
@@ -59,11 +63,19 @@ def _demo(args: argparse.Namespace) -> int:
 
     unknown = set(args.estimators) - set(DISCRETE_ESTIMATORS)
     if unknown:
-        raise SystemExit(f"python -m gradext demo: unknown estimators {sorted(unknown)}; "
-                         f"choose from {', '.join(DISCRETE_ESTIMATORS)}")
-    config = DemoConfig(data=args.data, epochs=args.epochs, num_samples=args.samples,
-                        seed=args.seed, out=args.out, estimators=tuple(args.estimators),
-                        progress=not args.no_progress)
+        raise SystemExit(
+            f"python -m gradext demo: unknown estimators {sorted(unknown)}; "
+            f"choose from {', '.join(DISCRETE_ESTIMATORS)}"
+        )
+    config = DemoConfig(
+        data=args.data,
+        epochs=args.epochs,
+        num_samples=args.samples,
+        seed=args.seed,
+        out=args.out,
+        estimators=tuple(args.estimators),
+        progress=not args.no_progress,
+    )
     if args.quick:  # a smoke run: fewer evaluation samples, gradient draws and timed steps
         config.eval_samples, config.variance_draws, config.timing_steps = 8, 4, 2
     try:
@@ -86,23 +98,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gradext", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="VAE training on real data with every estimator")
-    demo.add_argument("--data", help="a .npy/.npz array (N, D) of values in [0, 1]; default: "
-                      "scikit-learn's digits, binarized")
+    demo.add_argument(
+        "--data",
+        help="a .npy/.npz array (N, D) of values in [0, 1]; default: "
+        "scikit-learn's digits, binarized",
+    )
     demo.add_argument("--epochs", type=_positive_int, default=60)
-    demo.add_argument("--samples", "-K", type=_at_least_two, default=8,
-                      help="samples per image for RLOO, VIMCO, REINFORCE and the IWAE bound")
-    demo.add_argument("--estimators", nargs="+",
-                      default=["st_gumbel", "gumbel_softmax", "rloo", "vimco", "reinforce"])
+    demo.add_argument(
+        "--samples",
+        "-K",
+        type=_at_least_two,
+        default=8,
+        help="samples per image for RLOO, VIMCO, REINFORCE and the IWAE bound",
+    )
+    demo.add_argument(
+        "--estimators",
+        nargs="+",
+        default=["st_gumbel", "gumbel_softmax", "rloo", "vimco", "reinforce"],
+    )
     demo.add_argument("--out", default="demo_out", help="folder for the CSV files and plots")
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--no-progress", action="store_true")
-    demo.add_argument("--quick", action="store_true",
-                      help="smoke run: few evaluation samples, gradient draws and timed steps")
+    demo.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: few evaluation samples, gradient draws and timed steps",
+    )
     demo.set_defaults(run=_demo)
     variance = commands.add_parser("variance", help="the estimator lab (1-D Gaussian, f = z^2)")
     variance.add_argument("--mu", type=float, nargs="+", default=[0.0, 1.0, 3.0])
-    variance.add_argument("--samples", "-K", type=_positive_int, nargs="+", default=[1, 8],
-                          help="samples per estimate (the leave-one-out estimator needs K >= 2)")
+    variance.add_argument(
+        "--samples",
+        "-K",
+        type=_positive_int,
+        nargs="+",
+        default=[1, 8],
+        help="samples per estimate (the leave-one-out estimator needs K >= 2)",
+    )
     variance.add_argument("--replicates", type=_positive_int, default=100_000)
     variance.add_argument("--seed", type=int, default=0)
     variance.set_defaults(run=_variance)
@@ -110,8 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     bench.add_argument("--quick", action="store_true", help="the target sizes only")
     bench.add_argument("--family", nargs="+", help="only these op families (default: all)")
-    bench.add_argument("--out", default="benchmarks/results",
-                       help="results folder (default: %(default)s under the current directory)")
+    bench.add_argument(
+        "--out",
+        default="benchmarks/results",
+        help="results folder (default: %(default)s under the current directory)",
+    )
     bench.set_defaults(run=_bench)
     return parser
 

@@ -41,7 +41,7 @@ alone, ``with_autograd`` returns None, and the public functions run the fallback
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 

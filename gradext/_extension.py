@@ -50,7 +50,7 @@ def extension_error() -> str | None:
 
 
 def cpu_isa() -> str | None:
-    """The CPU kernel variant in use ('default', 'avx2', 'avx512'), or None without the extension."""
+    """The CPU kernel variant in use ('default', 'avx2', 'avx512'); None without the extension."""
     return _C.cpu_isa() if has_extension() else None
 
 

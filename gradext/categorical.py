@@ -152,6 +152,8 @@ _categorical_sample = with_autograd(
 )
 with_autograd("gradext::_categorical_sample_seeded", _sample_setup_context, _sample_backward)
 _categorical_sample_backward = with_autograd(
-    "gradext::_categorical_sample_backward", _backward_setup_context, _backward_derivative,
+    "gradext::_categorical_sample_backward",
+    _backward_setup_context,
+    _backward_derivative,
     _backward_vmap,
 )

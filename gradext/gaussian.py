@@ -93,8 +93,7 @@ def _gaussian_rsample_replay_fake(mu, logvar, num_samples, rng_state):
 
 
 @register_fake("gradext::_gaussian_rsample_backward")
-def _gaussian_rsample_backward_fake(grad, logvar, rng_state, mu_size, has_sample_dim,
-                                    need_grad_mu):
+def _gaussian_rsample_backward_fake(grad, logvar, rng_state, mu_size, has_sample_dim, need_grad_mu):
     return grad.new_empty(mu_size if need_grad_mu else (0,)), grad.new_empty(logvar.shape)
 
 
@@ -121,7 +120,11 @@ def _sample_backward(ctx, grad_z, _grad_rng_state):
     one_sample = not ctx.has_sample_dim or grad_z.shape[0] == 1
     if need_logvar:
         grad_mu, grad_logvar = _gaussian_rsample_backward(
-            grad_z, logvar, rng_state, ctx.mu_shape, ctx.has_sample_dim,
+            grad_z,
+            logvar,
+            rng_state,
+            ctx.mu_shape,
+            ctx.has_sample_dim,
             need_mu and not one_sample,
         )
         if grad_logvar.dtype != logvar.dtype:
@@ -232,22 +235,28 @@ def _one_state(rng_state, batch_dim):
 def _replay_vmap(info, in_dims, mu, logvar, num_samples, rng_state):
     if in_dims[3] is not None:  # a vmapped forward's noise: replay it on the batched tensors
         return _forward_layout_vmap(
-            _gaussian_rsample_replay, info, in_dims, mu, logvar, num_samples,
+            _gaussian_rsample_replay,
+            info,
+            in_dims,
+            mu,
+            logvar,
+            num_samples,
             _one_state(rng_state, in_dims[3]),
         )
     # One unbatched forward's noise, the same for every example.
     zs = [
         _gaussian_rsample_replay(
-            _select_example(mu, in_dims[0], b), _select_example(logvar, in_dims[1], b),
-            num_samples, rng_state,
+            _select_example(mu, in_dims[0], b),
+            _select_example(logvar, in_dims[1], b),
+            num_samples,
+            rng_state,
         )[0]
         for b in range(info.batch_size)
     ]
     return (torch.stack(zs), rng_state.clone()), (0, None)
 
 
-def _backward_vmap(info, in_dims, grad, logvar, rng_state, mu_size, has_sample_dim,
-                   need_grad_mu):
+def _backward_vmap(info, in_dims, grad, logvar, rng_state, mu_size, has_sample_dim, need_grad_mu):
     if in_dims[2] is not None:
         return _backward_of_batched_forward(
             info, in_dims, grad, logvar, rng_state, mu_size, has_sample_dim, need_grad_mu
@@ -257,7 +266,10 @@ def _backward_vmap(info, in_dims, grad, logvar, rng_state, mu_size, has_sample_d
     grads = [
         _gaussian_rsample_backward(
             _select_example(grad, in_dims[0], b).contiguous(),
-            _select_example(logvar, in_dims[1], b), rng_state, mu_size, has_sample_dim,
+            _select_example(logvar, in_dims[1], b),
+            rng_state,
+            mu_size,
+            has_sample_dim,
             need_grad_mu,
         )
         for b in range(info.batch_size)
@@ -268,8 +280,9 @@ def _backward_vmap(info, in_dims, grad, logvar, rng_state, mu_size, has_sample_d
     return (torch.stack([g[0] for g in grads]), grad_logvar), (0, 0)
 
 
-def _backward_of_batched_forward(info, in_dims, grad, logvar, rng_state, mu_size,
-                                 has_sample_dim, need_grad_mu):
+def _backward_of_batched_forward(
+    info, in_dims, grad, logvar, rng_state, mu_size, has_sample_dim, need_grad_mu
+):
     # Per-example gradients (vmap of grad) after a vmapped forward: one fused backward over the
     # batched layout, with mu and logvar given the batch dimension so that nothing is summed
     # across examples (an example's gradient is its own even where its mu or logvar was shared).
@@ -278,15 +291,20 @@ def _backward_of_batched_forward(info, in_dims, grad, logvar, rng_state, mu_size
     rank = len(torch.broadcast_shapes(tuple(mu_size), tuple(logvar_shape)))
     sample_axis = 1 if has_sample_dim else 0
     if in_dims[0] is None:  # e.g. the cotangent of a plain sum: the same for every example
-        grad = grad.unsqueeze(sample_axis).expand(*grad.shape[:sample_axis], batch,
-                                                  *grad.shape[sample_axis:])
+        grad = grad.unsqueeze(sample_axis).expand(
+            *grad.shape[:sample_axis], batch, *grad.shape[sample_axis:]
+        )
     else:
         grad = grad.movedim(in_dims[0], sample_axis)
     batched_logvar = _batched_param(logvar, in_dims[1], batch, rank, expand=True)
     batched_mu_size = [batch, *([1] * (rank - len(mu_size))), *mu_size]
     grad_mu, grad_logvar = _gaussian_rsample_backward(
-        grad.contiguous(), batched_logvar, _one_state(rng_state, in_dims[2]), batched_mu_size,
-        has_sample_dim, need_grad_mu,
+        grad.contiguous(),
+        batched_logvar,
+        _one_state(rng_state, in_dims[2]),
+        batched_mu_size,
+        has_sample_dim,
+        need_grad_mu,
     )
     grad_logvar = grad_logvar.reshape(batch, *logvar_shape)
     if not need_grad_mu:
@@ -304,6 +322,8 @@ _gaussian_rsample_replay = with_autograd(
     "gradext::_gaussian_rsample_replay", _sample_setup_context, _sample_backward, _replay_vmap
 )
 _gaussian_rsample_backward = with_autograd(
-    "gradext::_gaussian_rsample_backward", _backward_setup_context, _backward_derivative,
+    "gradext::_gaussian_rsample_backward",
+    _backward_setup_context,
+    _backward_derivative,
     _backward_vmap,
 )

@@ -22,7 +22,7 @@ op) and ``smoke`` (a run of every kernel path: shape classes, dtypes, forward an
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -94,12 +94,17 @@ def _gaussian_smoke(device, dtype):
 GAUSSIAN_RSAMPLE = OpCase(
     name="gaussian_rsample",
     family="gaussian",
-    dispatcher_ops=("gaussian_rsample", "_gaussian_rsample_seeded", "_gaussian_rsample_replay",
-                    "_gaussian_rsample_backward"),
+    dispatcher_ops=(
+        "gaussian_rsample",
+        "_gaussian_rsample_seeded",
+        "_gaussian_rsample_replay",
+        "_gaussian_rsample_backward",
+    ),
     random=True,
     example=lambda x: gradext.gaussian_rsample(x, 0.5 * x, 2, generator=_seeded(device=x.device)),
     registered=lambda x: torch.ops.gradext.gaussian_rsample(
-        x, 0.5 * x, 2, generator=_seeded(device=x.device))[0],
+        x, 0.5 * x, 2, generator=_seeded(device=x.device)
+    )[0],
     opcheck_samples=_gaussian_opcheck,
     smoke=_gaussian_smoke,
 )
@@ -116,8 +121,10 @@ def _relaxed_opcheck(name):
             yield f"_{name}_seeded", (logits, 0.5, hard, 3, 4)
         y, soft = getattr(torch.ops.gradext, f"_{name}_seeded")(logits.detach(), 0.5, True, 3, 4)
         # Inputs that require grad: opcheck checks the backward op's own autograd too.
-        yield f"_{name}_backward", (torch.randn_like(y).requires_grad_(),
-                                    soft.requires_grad_(), 0.5)
+        yield (
+            f"_{name}_backward",
+            (torch.randn_like(y).requires_grad_(), soft.requires_grad_(), 0.5),
+        )
 
     return samples
 
@@ -125,8 +132,7 @@ def _relaxed_opcheck(name):
 def _gumbel_softmax_smoke(device, dtype):
     # Rows for each CUDA row kernel: 4 threads (up to 64 categories), a warp (up to 1024), a
     # block; row counts that leave groups without a row; empty.
-    for rows, categories in [(33, 2), (9, 10), (70, 64), (5, 1024), (3, 1500), (2, 40_000),
-                             (0, 7)]:
+    for rows, categories in [(33, 2), (9, 10), (70, 64), (5, 1024), (3, 1500), (2, 40_000), (0, 7)]:
         logits = _leaf(rows, categories, device=device, dtype=dtype)
         for hard in (False, True):
             _backward_with_random_grad(gradext.gumbel_softmax(logits, tau=0.5, hard=hard))
@@ -146,7 +152,8 @@ GUMBEL_SOFTMAX = OpCase(
     random=True,
     example=lambda x: gradext.gumbel_softmax(x, hard=True, generator=_seeded(device=x.device)),
     registered=lambda x: torch.ops.gradext.gumbel_softmax(
-        x, 1.0, True, generator=_seeded(device=x.device))[0],
+        x, 1.0, True, generator=_seeded(device=x.device)
+    )[0],
     opcheck_samples=_relaxed_opcheck("gumbel_softmax"),
     smoke=_gumbel_softmax_smoke,
 )
@@ -158,7 +165,8 @@ GUMBEL_SIGMOID = OpCase(
     random=True,
     example=lambda x: gradext.gumbel_sigmoid(x, generator=_seeded(device=x.device)),
     registered=lambda x: torch.ops.gradext.gumbel_sigmoid(
-        x, 1.0, False, generator=_seeded(device=x.device))[0],
+        x, 1.0, False, generator=_seeded(device=x.device)
+    )[0],
     opcheck_samples=_relaxed_opcheck("gumbel_sigmoid"),
     smoke=_gumbel_sigmoid_smoke,
 )
@@ -233,8 +241,7 @@ def _categorical_opcheck(device):
 
 def _categorical_smoke(device, dtype):
     # The row kernels of gumbel_softmax: 4 threads, a warp, a block per draw.
-    for rows, categories in [(33, 2), (9, 10), (70, 64), (5, 1024), (3, 1500), (2, 40_000),
-                             (0, 7)]:
+    for rows, categories in [(33, 2), (9, 10), (70, 64), (5, 1024), (3, 1500), (2, 40_000), (0, 7)]:
         logits = _leaf(rows, categories, device=device, dtype=dtype)
         _, log_prob = gradext.categorical_sample(logits, 3)
         _backward_with_random_grad(log_prob)
@@ -243,12 +250,16 @@ def _categorical_smoke(device, dtype):
 CATEGORICAL_SAMPLE = OpCase(
     name="categorical_sample",
     family="categorical",
-    dispatcher_ops=("categorical_sample", "_categorical_sample_seeded",
-                    "_categorical_sample_backward"),
+    dispatcher_ops=(
+        "categorical_sample",
+        "_categorical_sample_seeded",
+        "_categorical_sample_backward",
+    ),
     random=True,
     example=lambda x: gradext.categorical_sample(x, 2, generator=_seeded(device=x.device))[1],
     registered=lambda x: torch.ops.gradext.categorical_sample(
-        x, 2, generator=_seeded(device=x.device))[0],
+        x, 2, generator=_seeded(device=x.device)
+    )[0],
     opcheck_samples=_categorical_opcheck,
     smoke=_categorical_smoke,
 )

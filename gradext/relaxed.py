@@ -104,8 +104,9 @@ def _check_tau(op: str, tau) -> float:
     is accepted too (a temperature schedule, or a learned temperature that requires grad)."""
     if isinstance(tau, torch.Tensor):
         if tau.numel() != 1:
-            raise TypeError(f"{op}: a tensor tau must hold one number, got shape "
-                            f"{tuple(tau.shape)}")
+            raise TypeError(
+                f"{op}: a tensor tau must hold one number, got shape {tuple(tau.shape)}"
+            )
         tau = tau.detach().item()
     if isinstance(tau, bool) or not isinstance(tau, (int, float)):
         raise TypeError(f"{op}: tau must be a number, got {type(tau).__name__}")
@@ -289,24 +290,32 @@ def _gumbel_sigmoid_backward_vmap(info, in_dims, grad, y_soft, tau):
 # --- registrations: each op's formulas, and the eager entries the code above calls ----------
 
 _gumbel_softmax = with_autograd(
-    "gradext::gumbel_softmax", _sample_setup_context, _gumbel_softmax_sample_backward,
+    "gradext::gumbel_softmax",
+    _sample_setup_context,
+    _gumbel_softmax_sample_backward,
     _gumbel_softmax_vmap,
 )
 with_autograd(
     "gradext::_gumbel_softmax_seeded", _sample_setup_context, _gumbel_softmax_sample_backward
 )
 _gumbel_softmax_backward = with_autograd(
-    "gradext::_gumbel_softmax_backward", _backward_setup_context,
-    _gumbel_softmax_backward_derivative, _gumbel_softmax_backward_vmap,
+    "gradext::_gumbel_softmax_backward",
+    _backward_setup_context,
+    _gumbel_softmax_backward_derivative,
+    _gumbel_softmax_backward_vmap,
 )
 _gumbel_sigmoid = with_autograd(
-    "gradext::gumbel_sigmoid", _sample_setup_context, _gumbel_sigmoid_sample_backward,
+    "gradext::gumbel_sigmoid",
+    _sample_setup_context,
+    _gumbel_sigmoid_sample_backward,
     _gumbel_sigmoid_vmap,
 )
 with_autograd(
     "gradext::_gumbel_sigmoid_seeded", _sample_setup_context, _gumbel_sigmoid_sample_backward
 )
 _gumbel_sigmoid_backward = with_autograd(
-    "gradext::_gumbel_sigmoid_backward", _backward_setup_context,
-    _gumbel_sigmoid_backward_derivative, _gumbel_sigmoid_backward_vmap,
+    "gradext::_gumbel_sigmoid_backward",
+    _backward_setup_context,
+    _gumbel_sigmoid_backward_derivative,
+    _gumbel_sigmoid_backward_vmap,
 )

@@ -4,7 +4,8 @@ that cannot be reparameterized.
     score_function_loo (RLOO):  d log_prob[k] = grad * (f_k - b_k) / K,
                                 b_k = (sum_j f_j - f_k) / (K - 1)
     vimco:                      L = logsumexp(log w) - log K,
-                                d log_prob[k] = grad * (L - L_{-k}),  d log w = grad * softmax(log w)
+                                d log_prob[k] = grad * (L - L_{-k}),
+                                d log w = grad * softmax(log w)
 
 Typical use, with K samples per datapoint along dim 0 (gradext.categorical_sample draws them)::
 
@@ -318,15 +319,21 @@ def _vimco_backward_vmap(info, in_dims, grad, log_weights, stats, dim, output_ma
 # --- registrations: each op's formulas, and the eager entries the code above calls ----------
 
 _score_function_loo = with_autograd(
-    "gradext::score_function_loo", _score_function_loo_setup_context,
-    _score_function_loo_estimator, _score_function_loo_vmap,
+    "gradext::score_function_loo",
+    _score_function_loo_setup_context,
+    _score_function_loo_estimator,
+    _score_function_loo_vmap,
 )
 _score_function_loo_backward = with_autograd(
-    "gradext::_score_function_loo_backward", _score_function_loo_backward_setup_context,
-    _score_function_loo_backward_derivative, _score_function_loo_backward_vmap,
+    "gradext::_score_function_loo_backward",
+    _score_function_loo_backward_setup_context,
+    _score_function_loo_backward_derivative,
+    _score_function_loo_backward_vmap,
 )
 _vimco = with_autograd("gradext::vimco", _vimco_setup_context, _vimco_estimator, _vimco_vmap)
 _vimco_backward = with_autograd(
-    "gradext::_vimco_backward", _vimco_backward_setup_context, _vimco_backward_derivative,
+    "gradext::_vimco_backward",
+    _vimco_backward_setup_context,
+    _vimco_backward_derivative,
     _vimco_backward_vmap,
 )

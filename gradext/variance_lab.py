@@ -6,15 +6,15 @@ Three estimators of the same gradient, each averaging K samples:
     score_function        f(z) * d log q(z) / d mu, no baseline     (plain REINFORCE)
     score_function_loo    the same with the leave-one-out baseline  (score_function_loo)
 
-For f(z) = z^2 (DESIGN.md) the true gradient is 2 mu and the single-sample variances are 4
+For f(z) = z^2 (docs/design.md) the true gradient is 2 mu and the single-sample variances are 4
 (pathwise) and mu^4 + 14 mu^2 + 15 (score function); a K-sample average divides them by K.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -32,7 +32,7 @@ class GradientStatistics:
     replicates: int
     mean: float
     variance: float
-    mean_standard_error: float      # of `mean`
+    mean_standard_error: float  # of `mean`
     variance_standard_error: float  # of `variance`, from the sample fourth moment
 
     def z_mean(self, expected: float) -> float:
@@ -56,8 +56,9 @@ def analytic_square(mu: float, num_samples: int) -> dict[str, tuple[float, float
     }
 
 
-def _estimates(estimator: str, f, mu: torch.Tensor, num_samples: int,
-               generator: torch.Generator) -> torch.Tensor:
+def _estimates(
+    estimator: str, f, mu: torch.Tensor, num_samples: int, generator: torch.Generator
+) -> torch.Tensor:
     """One gradient estimate per replicate: d/d mu[r] of the replicate's K-sample objective."""
     logvar = torch.zeros((), dtype=mu.dtype)
     if estimator == "pathwise":
@@ -86,8 +87,9 @@ def gradient_statistics(
     """Mean and variance over `replicates` independent K-sample estimates of d/d mu E[f(z)],
     z ~ N(mu, 1), for each estimator. f maps a tensor of samples to values elementwise."""
     if num_samples < 1 or (num_samples < 2 and "score_function_loo" in estimators):
-        raise ValueError("num_samples must be >= 1, and >= 2 for score_function_loo, got "
-                         f"{num_samples}")
+        raise ValueError(
+            f"num_samples must be >= 1, and >= 2 for score_function_loo, got {num_samples}"
+        )
     if replicates < 2:
         raise ValueError(f"replicates must be >= 2, got {replicates}")
     unknown = set(estimators) - set(ESTIMATORS)
@@ -102,20 +104,34 @@ def gradient_statistics(
         centered = g - mean
         variance = centered.square().mean().item() * replicates / (replicates - 1)
         fourth = centered.pow(4).mean().item()
-        results.append(GradientStatistics(
-            estimator, float(mu), num_samples, replicates, mean, variance,
-            math.sqrt(variance / replicates),
-            math.sqrt(max(fourth - variance**2, 0.0) / replicates)))
+        results.append(
+            GradientStatistics(
+                estimator,
+                float(mu),
+                num_samples,
+                replicates,
+                mean,
+                variance,
+                math.sqrt(variance / replicates),
+                math.sqrt(max(fourth - variance**2, 0.0) / replicates),
+            )
+        )
     return results
 
 
 def format_table(rows: list[GradientStatistics], analytic=analytic_square) -> str:
-    lines = ["| estimator | mu | K | mean | analytic mean | variance | analytic variance |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| estimator | mu | K | mean | analytic mean | variance | analytic variance |",
+        "|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        true_mean, true_var = analytic(r.mu, r.num_samples)[r.estimator] if analytic else (None, None)
+        true_mean, true_var = (
+            analytic(r.mu, r.num_samples)[r.estimator] if analytic else (None, None)
+        )
         fmt = lambda v: "" if v is None else f"{v:.4g}"  # noqa: E731
-        lines.append(f"| {r.estimator} | {r.mu:g} | {r.num_samples} | {r.mean:.4g} ± "
-                     f"{r.mean_standard_error:.2g} | {fmt(true_mean)} | {r.variance:.4g} ± "
-                     f"{r.variance_standard_error:.2g} | {fmt(true_var)} |")
+        lines.append(
+            f"| {r.estimator} | {r.mu:g} | {r.num_samples} | {r.mean:.4g} ± "
+            f"{r.mean_standard_error:.2g} | {fmt(true_mean)} | {r.variance:.4g} ± "
+            f"{r.variance_standard_error:.2g} | {fmt(true_var)} |"
+        )
     return "\n".join(lines)

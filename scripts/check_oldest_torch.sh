@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Builds gradext against the oldest torch it supports (2.11: the version on the lent GPU
-# machine, DESIGN.md) and runs the Python tests with it: a copy of the tracked tree, built in a
+# Builds gradext against the oldest torch it supports (2.11: the version on the GPU
+# check machine, docs/design.md) and runs the Python tests with it: a copy of the tracked tree, built in a
 # virtual environment that sees this interpreter's packages but has its own torch. With nvcc and
 # a CUDA build of torch the CUDA kernels are compiled too (sm_90), which is the build the GPU
 # machine does. Torch 2.11 compiles extensions as C++17 (2.14 as C++20), so this also keeps the

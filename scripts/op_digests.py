@@ -47,8 +47,10 @@ def through(function, leaves, seed):
     out = function(*leaves)
     outputs = out if isinstance(out, tuple) else (out,)
     differentiable = [o for o in outputs if o.is_floating_point()]
-    w = [torch.linspace(-1, 1, o.numel(), dtype=torch.float64).view(o.shape).to(o.dtype)
-         for o in differentiable]
+    w = [
+        torch.linspace(-1, 1, o.numel(), dtype=torch.float64).view(o.shape).to(o.dtype)
+        for o in differentiable
+    ]
     total = sum((o * wi).sum() for o, wi in zip(differentiable, w))
     grads = torch.autograd.grad(total, leaves, create_graph=True, allow_unused=True)
     record = [digest(o) for o in outputs] + [digest(g) for g in grads]
@@ -63,33 +65,49 @@ def cases():
         d = str(dtype).replace("torch.", "")
         for k in (None, 1, 4):
             for lv_shape in ((6, 5), (5,)):
-                yield (f"gaussian_rsample/{d}/K={k}/logvar{lv_shape}",
-                       lambda mu, lv, k=k: gradext.gaussian_rsample(mu, lv, k),
-                       [((6, 5), dtype, 1), (lv_shape, dtype, 2)])
-        yield (f"gaussian_rsample/{d}/generator",
-               lambda mu, lv: gradext.gaussian_rsample(
-                   mu, lv, 3, generator=torch.Generator().manual_seed(11)),
-               [((33,), dtype, 3), ((33,), dtype, 4)])
+                yield (
+                    f"gaussian_rsample/{d}/K={k}/logvar{lv_shape}",
+                    lambda mu, lv, k=k: gradext.gaussian_rsample(mu, lv, k),
+                    [((6, 5), dtype, 1), (lv_shape, dtype, 2)],
+                )
+        yield (
+            f"gaussian_rsample/{d}/generator",
+            lambda mu, lv: gradext.gaussian_rsample(
+                mu, lv, 3, generator=torch.Generator().manual_seed(11)
+            ),
+            [((33,), dtype, 3), ((33,), dtype, 4)],
+        )
         for hard in (False, True):
             for shape, dim in (((7, 10), -1), ((3, 40, 2), 1), ((2, 3000), -1)):
-                yield (f"gumbel_softmax/{d}/hard={hard}/{shape}/dim={dim}",
-                       lambda x, hard=hard, dim=dim: gradext.gumbel_softmax(
-                           x, tau=0.7, hard=hard, dim=dim),
-                       [(shape, dtype, 5)])
-            yield (f"gumbel_sigmoid/{d}/hard={hard}",
-                   lambda x, hard=hard: gradext.gumbel_sigmoid(x, tau=0.6, hard=hard),
-                   [((9, 7), dtype, 6)])
+                yield (
+                    f"gumbel_softmax/{d}/hard={hard}/{shape}/dim={dim}",
+                    lambda x, hard=hard, dim=dim: gradext.gumbel_softmax(
+                        x, tau=0.7, hard=hard, dim=dim
+                    ),
+                    [(shape, dtype, 5)],
+                )
+            yield (
+                f"gumbel_sigmoid/{d}/hard={hard}",
+                lambda x, hard=hard: gradext.gumbel_sigmoid(x, tau=0.6, hard=hard),
+                [((9, 7), dtype, 6)],
+            )
         for shape, dim in (((8, 13), 0), ((3, 6, 5), 1), ((4, 9), -1)):
-            yield (f"score_function_loo/{d}/{shape}/dim={dim}",
-                   lambda f, lp, dim=dim: gradext.score_function_loo(f * f, lp, dim),
-                   [(shape, dtype, 7), (shape, dtype, 8)])
-            yield (f"vimco/{d}/{shape}/dim={dim}",
-                   lambda w, lp, dim=dim: gradext.vimco(3 * w, lp, dim),
-                   [(shape, dtype, 9), (shape, dtype, 10)])
+            yield (
+                f"score_function_loo/{d}/{shape}/dim={dim}",
+                lambda f, lp, dim=dim: gradext.score_function_loo(f * f, lp, dim),
+                [(shape, dtype, 7), (shape, dtype, 8)],
+            )
+            yield (
+                f"vimco/{d}/{shape}/dim={dim}",
+                lambda w, lp, dim=dim: gradext.vimco(3 * w, lp, dim),
+                [(shape, dtype, 9), (shape, dtype, 10)],
+            )
         for shape, k in (((5, 10), 3), ((2, 1500), 2)):
-            yield (f"categorical_sample/{d}/{shape}/K={k}",
-                   lambda x, k=k: gradext.categorical_sample(x, k),
-                   [(shape, dtype, 12)])
+            yield (
+                f"categorical_sample/{d}/{shape}/K={k}",
+                lambda x, k=k: gradext.categorical_sample(x, k),
+                [(shape, dtype, 12)],
+            )
 
 
 def main() -> int:

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds gradext's extension here for the lent GPU machine (Python 3.12, torch 2.11.0+cu130,
-# sm_90: the device tool's KINDS.md), so that a GPU session spends its minutes on the tests and
-# benchmarks rather than on a compile. benchmarks/gpu_check.sh uses the result when its stamp
+# Builds gradext's extension here for the GPU check machine (Python 3.12, torch 2.11.0+cu130,
+# sm_90, nothing installable there), so that time on the GPU goes to the tests and benchmarks
+# rather than to a compile. benchmarks/gpu_check.sh uses the result when its stamp
 # matches the sources (scripts/source_stamp.sh) and builds there otherwise. Carry the output
-# folder with the device call:  run(command="OUT=$OUT bash benchmarks/gpu_check.sh",
+# folder to the GPU machine with the check:  run(command="OUT=$OUT bash benchmarks/gpu_check.sh",
 # carry=["build/gpu_prebuilt"]).
 #
 #   bash scripts/prebuild_gpu_extension.sh      (about 8 minutes on 2 cores)

@@ -2,7 +2,7 @@
 // from (Philox, Box-Muller, Gumbel noise, exp, log) on one thread, for each CPU ISA variant this
 // machine runs, and the single-thread floors those costs put under the CPU speed targets of the
 // issues. Built by CMake; scripts/noise_floor.sh runs it and writes
-// benchmarks/results/noise_floor_cpu.md (benchmarks/NOTES.md discusses the numbers).
+// benchmarks/results/noise_floor_cpu.md (docs/performance.md discusses the numbers).
 //
 //   gradext_noise_floor [--values N] [--repeats R]
 #include <algorithm>

@@ -3,7 +3,7 @@
 // float: branch-free polynomial versions (Cephes coefficients, about 1 ulp on the ranges used)
 // built from +, *, comparisons and bit casts only. Two reasons:
 //   * GCC vectorizes them inside the per-ISA CPU loops, where calls to libm's logf/expf would
-//     stay scalar (DESIGN.md: the CPU kernels are compute-bound on the transcendentals);
+//     stay scalar (docs/design.md: the CPU kernels are compute-bound on the transcendentals);
 //   * with FP contraction disabled in both builds (-ffp-contract=off, nvcc --fmad=false) the CPU
 //     and the GPU evaluate the same operations in the same order, so float noise is bitwise
 //     identical across devices, CPU ISAs and thread counts.

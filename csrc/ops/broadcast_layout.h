@@ -1,5 +1,5 @@
 // Host side of Layout2D: describe inputs broadcast to a common shape without materializing the
-// broadcast (DESIGN.md: index arithmetic, never an expand().contiguous() on the hot path).
+// broadcast (docs/design.md: index arithmetic, never an expand().contiguous() on the hot path).
 #pragma once
 
 #include <ATen/core/Tensor.h>

@@ -32,16 +32,22 @@ def categorical_cases(device: torch.device, quick: bool):
 
 def measure(device: torch.device, quick: bool) -> list[harness.Measurement]:
     rows = []
-    impls = {"eager": reference.categorical_sample,
-             "compile": torch.compile(reference.categorical_sample),
-             "gradext": gradext.categorical_sample}
+    impls = {
+        "eager": reference.categorical_sample,
+        "compile": torch.compile(reference.categorical_sample),
+        "gradext": gradext.categorical_sample,
+    }
     for B, C, S in categorical_cases(device, quick):
         logits = torch.randn(B, C, device=device, requires_grad=True)
         grad_out = torch.randn(S, B, device=device)
         rows += harness.time_modes(
-            "categorical_sample", f"[{B}, {C}] x {S}",
+            "categorical_sample",
+            f"[{B}, {C}] x {S}",
             {name: (lambda fn=fn: fn(logits, S)[1]) for name, fn in impls.items()},
-            (logits,), grad_out, device)
+            (logits,),
+            grad_out,
+            device,
+        )
     return rows
 
 

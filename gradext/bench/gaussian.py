@@ -43,8 +43,8 @@ def cases(device: torch.device, quick: bool):
 
 def bytes_moved(batch, dim, num_samples, element_size, mode):
     n, k = batch * dim, num_samples or 1
-    forward = (2 * n + k * n) * element_size               # read mu, logvar; write z
-    backward = (k * n + n + 2 * n) * element_size          # read grad, logvar; write 2 grads
+    forward = (2 * n + k * n) * element_size  # read mu, logvar; write z
+    backward = (k * n + n + 2 * n) * element_size  # read grad, logvar; write 2 grads
     return forward if mode == "forward" else forward + backward
 
 
@@ -59,10 +59,14 @@ def measure(device: torch.device, quick: bool) -> list[harness.Measurement]:
         grad_out = torch.randn(out_shape, device=device)
         case = f"[{batch}, {dim}] K={k or 1}"
         rows += harness.time_modes(
-            "gaussian_rsample", case,
+            "gaussian_rsample",
+            case,
             {name: (lambda fn=fn: fn(mu, logvar, k)) for name, fn in impls.items()},
-            (mu, logvar), grad_out, device,
-            lambda mode, b=batch, d=dim, k=k: bytes_moved(b, d, k, 4, mode))
+            (mu, logvar),
+            grad_out,
+            device,
+            lambda mode, b=batch, d=dim, k=k: bytes_moved(b, d, k, 4, mode),
+        )
     return rows
 
 
@@ -88,8 +92,9 @@ def report_targets(rows, device: torch.device) -> list[str]:
             r = ratio[key + ("gradext",)]
             vs_compile = r / ratio[key + ("compile",)]
             check(f"CPU fwd+bwd {case}: {r:.2f}x eager (target >= 4x)", r >= 4)
-            check(f"CPU fwd+bwd {case}: {vs_compile:.2f}x torch.compile (target > 1x)",
-                  vs_compile > 1)
+            check(
+                f"CPU fwd+bwd {case}: {vs_compile:.2f}x torch.compile (target > 1x)", vs_compile > 1
+            )
     else:
         for case in ("[65536, 1024] K=1", "[8192, 1024] K=8"):
             for mode in ("forward", "forward+backward"):
@@ -99,13 +104,18 @@ def report_targets(rows, device: torch.device) -> list[str]:
                 r = ratio[key + ("gradext",)]
                 vs_compile = r / ratio[key + ("compile",)]
                 check(f"CUDA {mode} {case}: {r:.2f}x eager (target >= 3x)", r >= 3)
-                check(f"CUDA {mode} {case}: {vs_compile:.2f}x compile (target >= 1.2x)",
-                      vs_compile >= 1.2)
+                check(
+                    f"CUDA {mode} {case}: {vs_compile:.2f}x compile (target >= 1.2x)",
+                    vs_compile >= 1.2,
+                )
         copy = copy_bandwidth_gbps(device)
         for m in rows:
             if m.impl == "gradext" and m.mode == "forward" and m.case == "[65536, 1024] K=1":
-                check(f"CUDA forward at 2^26: {m.gbps:.0f} GB/s = {m.gbps / copy:.0%} of measured "
-                      f"copy bandwidth {copy:.0f} GB/s (target >= 75%)", m.gbps >= 0.75 * copy)
+                check(
+                    f"CUDA forward at 2^26: {m.gbps:.0f} GB/s = {m.gbps / copy:.0%} of measured "
+                    f"copy bandwidth {copy:.0f} GB/s (target >= 75%)",
+                    m.gbps >= 0.75 * copy,
+                )
     return lines
 
 

@@ -17,7 +17,7 @@ import os
 import platform
 import statistics
 import subprocess
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.utils.benchmark
@@ -30,12 +30,12 @@ RESULTS_DIR = os.path.join("benchmarks", "results")
 @dataclasses.dataclass
 class Measurement:
     op: str
-    case: str           # shape / parameters, human-readable
-    mode: str           # "forward" or "forward+backward"
-    impl: str           # "eager", "compile", "gradext"
+    case: str  # shape / parameters, human-readable
+    mode: str  # "forward" or "forward+backward"
+    impl: str  # "eager", "compile", "gradext"
     median_ms: float
-    peak_mem_mb: float | None = None   # CUDA only: peak allocated during one call
-    bytes_moved: int | None = None     # minimum bytes an ideal kernel moves (for GB/s)
+    peak_mem_mb: float | None = None  # CUDA only: peak allocated during one call
+    bytes_moved: int | None = None  # minimum bytes an ideal kernel moves (for GB/s)
 
     @property
     def gbps(self) -> float | None:
@@ -63,10 +63,20 @@ def commit() -> str:
     """The checkout's commit when gradext runs from one, else the installed version."""
     try:
         root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
-                             capture_output=True, text=True, timeout=10)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               cwd=root, capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout
         if out.returncode == 0:
             return out.stdout.strip() + ("+dirty" if dirty.strip() else "")
     except (OSError, subprocess.SubprocessError):
@@ -74,8 +84,12 @@ def commit() -> str:
     return f"installed {gradext.__version__}"
 
 
-def time_call(fn: Callable[[], object], device: torch.device, min_run_time: float = 0.5,
-              cuda_repeats: int = 50) -> tuple[float, float | None]:
+def time_call(
+    fn: Callable[[], object],
+    device: torch.device,
+    min_run_time: float = 0.5,
+    cuda_repeats: int = 50,
+) -> tuple[float, float | None]:
     """(median milliseconds, CUDA peak MB or None) of fn(), after warm-up."""
     for _ in range(3):
         fn()
@@ -97,8 +111,9 @@ def time_call(fn: Callable[[], object], device: torch.device, min_run_time: floa
             times.append(start.elapsed_time(end))
         return statistics.median(times), peak
     # Timer defaults to one thread; measure with the threads torch would use.
-    timer = torch.utils.benchmark.Timer(stmt="fn()", globals={"fn": fn},
-                                        num_threads=torch.get_num_threads())
+    timer = torch.utils.benchmark.Timer(
+        stmt="fn()", globals={"fn": fn}, num_threads=torch.get_num_threads()
+    )
     return timer.blocked_autorange(min_run_time=min_run_time).median * 1e3, None
 
 
@@ -114,8 +129,11 @@ def header_lines(device: torch.device) -> list[str]:
 def speedups(rows: list[Measurement]) -> dict[tuple, float]:
     """eager_ms / impl_ms for every (op, case, mode, impl)."""
     eager = {(m.op, m.case, m.mode): m.median_ms for m in rows if m.impl == "eager"}
-    return {(m.op, m.case, m.mode, m.impl): eager[(m.op, m.case, m.mode)] / m.median_ms
-            for m in rows if (m.op, m.case, m.mode) in eager}
+    return {
+        (m.op, m.case, m.mode, m.impl): eager[(m.op, m.case, m.mode)] / m.median_ms
+        for m in rows
+        if (m.op, m.case, m.mode) in eager
+    }
 
 
 def markdown_table(rows: list[Measurement], device: torch.device) -> str:
@@ -134,8 +152,9 @@ def markdown_table(rows: list[Measurement], device: torch.device) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_results(name: str, rows: list[Measurement], device: torch.device,
-                  out_dir: str = RESULTS_DIR) -> tuple[str, str]:
+def write_results(
+    name: str, rows: list[Measurement], device: torch.device, out_dir: str = RESULTS_DIR
+) -> tuple[str, str]:
     """Writes <out_dir>/<name>_<device type>.{csv,md}; returns the two paths."""
     os.makedirs(out_dir, exist_ok=True)
     stem = os.path.join(out_dir, f"{name}_{device.type}")
@@ -144,21 +163,37 @@ def write_results(name: str, rows: list[Measurement], device: torch.device,
         writer = csv.writer(f)
         for line in header_lines(device):
             writer.writerow([f"# {line}"])
-        writer.writerow(["op", "case", "mode", "impl", "median_ms", "speedup_vs_eager", "gbps",
-                         "peak_mem_mb"])
+        writer.writerow(
+            ["op", "case", "mode", "impl", "median_ms", "speedup_vs_eager", "gbps", "peak_mem_mb"]
+        )
         for m in rows:
             r = ratio.get((m.op, m.case, m.mode, m.impl))
-            writer.writerow([m.op, m.case, m.mode, m.impl, f"{m.median_ms:.5f}",
-                             "" if r is None else f"{r:.3f}",
-                             "" if m.gbps is None else f"{m.gbps:.1f}",
-                             "" if m.peak_mem_mb is None else f"{m.peak_mem_mb:.2f}"])
+            writer.writerow(
+                [
+                    m.op,
+                    m.case,
+                    m.mode,
+                    m.impl,
+                    f"{m.median_ms:.5f}",
+                    "" if r is None else f"{r:.3f}",
+                    "" if m.gbps is None else f"{m.gbps:.1f}",
+                    "" if m.peak_mem_mb is None else f"{m.peak_mem_mb:.2f}",
+                ]
+            )
     with open(stem + ".md", "w") as f:
         f.write(f"# {name} benchmark\n\n" + markdown_table(rows, device))
     return stem + ".csv", stem + ".md"
 
 
-def time_modes(op: str, case: str, impls: dict, inputs: tuple, grad_out: torch.Tensor,
-               device: torch.device, bytes_for_mode=None) -> list[Measurement]:
+def time_modes(
+    op: str,
+    case: str,
+    impls: dict,
+    inputs: tuple,
+    grad_out: torch.Tensor,
+    device: torch.device,
+    bytes_for_mode=None,
+) -> list[Measurement]:
     """Times each implementation (a no-argument callable returning the op's output) forward
     (under no_grad) and forward+backward (autograd.grad of the output into `inputs` with
     `grad_out`). bytes_for_mode(mode) gives gradext's ideal traffic, for GB/s."""
@@ -166,12 +201,15 @@ def time_modes(op: str, case: str, impls: dict, inputs: tuple, grad_out: torch.T
     for mode in ("forward", "forward+backward"):
         for name, fn in impls.items():
             if mode == "forward":
+
                 def call(fn=fn):
                     with torch.no_grad():
                         return fn()
             else:
+
                 def call(fn=fn):
                     return torch.autograd.grad(fn(), inputs, grad_out)
+
             ms, peak = time_call(call, device)
             moved = bytes_for_mode(mode) if (bytes_for_mode and name == "gradext") else None
             rows.append(Measurement(op, case, mode, name, ms, peak, moved))

@@ -41,8 +41,8 @@ def cases(device: torch.device, quick: bool):
 
 def bytes_moved(rows, categories, hard, mode):
     n = rows * categories * 4
-    forward = n * (3 if hard else 2)     # read logits; write y (and y_soft)
-    backward = 3 * n                     # read grad, y_soft; write grad_logits
+    forward = n * (3 if hard else 2)  # read logits; write y (and y_soft)
+    backward = 3 * n  # read grad, y_soft; write grad_logits
     return forward if mode == "forward" else forward + backward
 
 
@@ -56,10 +56,14 @@ def measure(device: torch.device, quick: bool) -> list[harness.Measurement]:
         for hard in (False, True):
             case = f"[{rows}, {categories}] {'hard' if hard else 'soft'}"
             rows_out += harness.time_modes(
-                "gumbel_softmax", case,
+                "gumbel_softmax",
+                case,
                 {name: (lambda fn=fn, hard=hard: fn(logits, hard)) for name, fn in impls.items()},
-                (logits,), grad_out, device,
-                lambda mode, r=rows, c=categories, h=hard: bytes_moved(r, c, h, mode))
+                (logits,),
+                grad_out,
+                device,
+                lambda mode, r=rows, c=categories, h=hard: bytes_moved(r, c, h, mode),
+            )
     return rows_out
 
 
@@ -70,8 +74,10 @@ def report_targets(rows, device: torch.device) -> list[str]:
         key = ("gumbel_softmax", "[32768, 32] hard", "forward+backward")
         if key + ("gradext",) in ratio:
             r = ratio[key + ("gradext",)]
-            lines.append(f"{'PASS' if r >= 8 else 'MISS'}  CPU hard fwd+bwd [32768, 32]: "
-                         f"{r:.2f}x eager (target >= 8x)")
+            lines.append(
+                f"{'PASS' if r >= 8 else 'MISS'}  CPU hard fwd+bwd [32768, 32]: "
+                f"{r:.2f}x eager (target >= 8x)"
+            )
     else:
         for case in ("[1048576, 32] hard", "[1048576, 32] soft"):
             key = ("gumbel_softmax", case, "forward+backward")
@@ -79,10 +85,14 @@ def report_targets(rows, device: torch.device) -> list[str]:
                 continue
             r = ratio[key + ("gradext",)]
             vs_compile = r / ratio[key + ("compile",)]
-            lines.append(f"{'PASS' if r >= 4 else 'MISS'}  CUDA fwd+bwd {case}: {r:.2f}x eager "
-                         "(target >= 4x)")
-            lines.append(f"{'PASS' if vs_compile >= 1.3 else 'MISS'}  CUDA fwd+bwd {case}: "
-                         f"{vs_compile:.2f}x torch.compile (target >= 1.3x)")
+            lines.append(
+                f"{'PASS' if r >= 4 else 'MISS'}  CUDA fwd+bwd {case}: {r:.2f}x eager "
+                "(target >= 4x)"
+            )
+            lines.append(
+                f"{'PASS' if vs_compile >= 1.3 else 'MISS'}  CUDA fwd+bwd {case}: "
+                f"{vs_compile:.2f}x torch.compile (target >= 1.3x)"
+            )
     return lines
 
 

@@ -40,7 +40,7 @@ def estimator_cases(device: torch.device, quick: bool):
 
 def estimator_bytes(K, N, op, mode):
     n = K * N * 4
-    forward = n + N * 4                              # read the samples, write the result
+    forward = n + N * 4  # read the samples, write the result
     backward = N * 4 + n + (n if op == "score_function_loo" else 2 * n)  # grad, samples, writes
     return forward if mode == "forward" else forward + backward
 
@@ -54,10 +54,14 @@ def measure(device: torch.device, quick: bool) -> list[harness.Measurement]:
             log_prob = torch.randn(K, N, device=device, requires_grad=True)
             grad_out = torch.randn(N, device=device)
             rows += harness.time_modes(
-                op, f"K={K}, N={N}",
+                op,
+                f"K={K}, N={N}",
                 {name: (lambda fn=fn: fn(values, log_prob, 0)) for name, fn in impls.items()},
-                (values, log_prob), grad_out, device,
-                lambda mode, K=K, N=N, op=op: estimator_bytes(K, N, op, mode))
+                (values, log_prob),
+                grad_out,
+                device,
+                lambda mode, K=K, N=N, op=op: estimator_bytes(K, N, op, mode),
+            )
     return rows
 
 
@@ -70,8 +74,10 @@ def report_targets(rows, device: torch.device) -> list[str]:
         key = (op, case, "forward+backward", "gradext")
         if key in ratio:
             r = ratio[key]
-            lines.append(f"{'PASS' if r >= need else 'MISS'}  {device.type.upper()} {op} "
-                         f"fwd+bwd {case}: {r:.2f}x eager (target >= {need}x)")
+            lines.append(
+                f"{'PASS' if r >= need else 'MISS'}  {device.type.upper()} {op} "
+                f"fwd+bwd {case}: {r:.2f}x eager (target >= {need}x)"
+            )
     return lines
 
 

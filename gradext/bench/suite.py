@@ -33,14 +33,20 @@ def speedup_chart(rows, path: Path, title: str) -> Path | None:
     except ImportError:
         print("matplotlib is not installed: no chart (pip install matplotlib)")
         return None
-    eager = {(m.op, m.case): m.median_ms for m in rows
-             if m.impl == "eager" and m.mode == "forward+backward"}
+    eager = {
+        (m.op, m.case): m.median_ms
+        for m in rows
+        if m.impl == "eager" and m.mode == "forward+backward"
+    }
     labels = list(eager)
     fig, ax = plt.subplots(figsize=(9, 0.45 * len(labels) + 1.5))
     height = 0.38
     for offset, impl in ((-height / 2, "compile"), (height / 2, "gradext")):
-        ms = {(m.op, m.case): m.median_ms for m in rows
-              if m.impl == impl and m.mode == "forward+backward"}
+        ms = {
+            (m.op, m.case): m.median_ms
+            for m in rows
+            if m.impl == impl and m.mode == "forward+backward"
+        }
         values = [eager[key] / ms[key] if key in ms else 0.0 for key in labels]
         ax.barh([i + offset for i in range(len(labels))], values, height, label=impl)
     ax.axvline(1.0, color="black", linewidth=0.8, linestyle="--")
@@ -55,8 +61,12 @@ def speedup_chart(rows, path: Path, title: str) -> Path | None:
     return path
 
 
-def run(device_choice: str = "all", quick: bool = False, families=None,
-        out_dir: str = harness.RESULTS_DIR) -> int:
+def run(
+    device_choice: str = "all",
+    quick: bool = False,
+    families=None,
+    out_dir: str = harness.RESULTS_DIR,
+) -> int:
     suites = family_benchmarks(families)
     devices = [torch.device("cpu")] if device_choice in ("cpu", "all") else []
     if device_choice in ("cuda", "all") and torch.cuda.is_available():
@@ -74,8 +84,7 @@ def run(device_choice: str = "all", quick: bool = False, families=None,
         csv_path, md_path = harness.write_results(name, rows, device, out_dir)
         with open(md_path, "a") as f:
             f.write("\nTargets:\n\n" + "\n".join(f"- {t}" for t in targets) + "\n")
-        chart = speedup_chart(rows, Path(md_path).with_suffix(".png"),
-                              harness.device_name(device))
+        chart = speedup_chart(rows, Path(md_path).with_suffix(".png"), harness.device_name(device))
         print()
         print(harness.markdown_table(rows, device))
         print("\n".join(targets))

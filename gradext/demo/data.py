@@ -19,13 +19,17 @@ def load_binary_images(path: str | None = None, test_fraction: float = 0.2, seed
         try:
             from sklearn.datasets import load_digits
         except ImportError as error:
-            raise ImportError("the default data needs scikit-learn (pip install scikit-learn); "
-                              "or pass --data with an array file") from error
+            raise ImportError(
+                "the default data needs scikit-learn (pip install scikit-learn); "
+                "or pass --data with an array file"
+            ) from error
         x = torch.from_numpy(load_digits().data > 8.0).float()
     else:
         x = _load_array(Path(path)).float()
         if x.dim() != 2 or x.shape[0] < 10:
-            raise ValueError(f"--data: expected an array of shape (N >= 10, D), got {tuple(x.shape)}")
+            raise ValueError(
+                f"--data: expected an array of shape (N >= 10, D), got {tuple(x.shape)}"
+            )
         if x.min() < 0 or x.max() > 1:
             raise ValueError("--data: values must lie in [0, 1]")
         x = (x > 0.5).float()

@@ -19,7 +19,9 @@ def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
 
 def bernoulli_log_likelihood(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """log p(x | z) summed over pixels, for decoder logits of shape [..., D]."""
-    return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+    return -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(
+        -1
+    )
 
 
 class GaussianVAE(nn.Module):
@@ -77,10 +79,11 @@ class DiscreteVAE(nn.Module):
 
     def _one_hot_log_likelihood(self, index: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         z = F.one_hot(index, self.classes).to(x.dtype).flatten(-2)  # [K, B, latents * classes]
-        return bernoulli_log_likelihood(self.decoder(z), x)          # [K, B]
+        return bernoulli_log_likelihood(self.decoder(z), x)  # [K, B]
 
-    def objective(self, x: torch.Tensor, ops, estimator: str, num_samples: int = 8,
-                  tau: float = 1.0) -> torch.Tensor:
+    def objective(
+        self, x: torch.Tensor, ops, estimator: str, num_samples: int = 8, tau: float = 1.0
+    ) -> torch.Tensor:
         """Per image: the ELBO (relaxations, RLOO, REINFORCE) or VIMCO's K-sample bound, whose
         gradient is the estimator's."""
         logits = self.logits(x)
@@ -89,7 +92,7 @@ class DiscreteVAE(nn.Module):
             log_px = bernoulli_log_likelihood(self.decoder(z.flatten(-2)), x)
             return log_px - self.kl_to_prior(logits)
         index, log_q = ops.categorical_sample(logits, num_samples)  # [K, B, latents]
-        log_q = log_q.sum(-1)                                        # [K, B]
+        log_q = log_q.sum(-1)  # [K, B]
         log_px = self._one_hot_log_likelihood(index, x)
         if estimator == "rloo":
             return ops.score_function_loo(log_px, log_q, 0) - self.kl_to_prior(logits)

@@ -19,6 +19,7 @@ from gradext.demo.models import DISCRETE_ESTIMATORS, DiscreteVAE, GaussianVAE
 try:
     from tqdm import tqdm
 except ImportError:  # progress bars are a nicety: plain iteration without tqdm
+
     def tqdm(iterable, **_):
         return iterable
 
@@ -28,9 +29,9 @@ class DemoConfig:
     data: str | None = None
     epochs: int = 60
     batch_size: int = 100
-    num_samples: int = 8          # K: samples per image for the multi-sample estimators, IWAE
+    num_samples: int = 8  # K: samples per image for the multi-sample estimators, IWAE
     eval_samples: int = 64
-    variance_draws: int = 50      # gradient draws at fixed parameters
+    variance_draws: int = 50  # gradient draws at fixed parameters
     timing_steps: int = 20
     # 3e-3 and 60 epochs: at 1e-3 / 30 epochs the discrete VAE was still in the collapsed
     # state (test negative ELBO 24.3, the pixel marginals) that it leaves later (20.9).
@@ -61,8 +62,9 @@ def _step(model, optimizer, x, estimator, cfg, ops) -> float:
     return objective.item()
 
 
-def train(name: str, estimator: str, train_x, test_x, cfg: DemoConfig,
-          ctx: distributed.Context) -> RunResult:
+def train(
+    name: str, estimator: str, train_x, test_x, cfg: DemoConfig, ctx: distributed.Context
+) -> RunResult:
     """Trains one model; under torchrun each rank takes its shard of every epoch (same global
     batch size), DDP averages the gradients, and rank 0 evaluates and measures."""
     device = ctx.device
@@ -82,12 +84,13 @@ def train(name: str, estimator: str, train_x, test_x, cfg: DemoConfig,
     progress = cfg.progress and ctx.is_main
     for epoch in tqdm(epochs, desc=f"{name}/{estimator}", disable=not progress, leave=False):
         # One permutation for all ranks (seeded by the epoch), split into equal shards.
-        order = torch.randperm(train_x.shape[0],
-                               generator=torch.Generator().manual_seed(cfg.seed * 10_007 + epoch))
-        shard = order[ctx.rank::ctx.world_size][:shard_size]
+        order = torch.randperm(
+            train_x.shape[0], generator=torch.Generator().manual_seed(cfg.seed * 10_007 + epoch)
+        )
+        shard = order[ctx.rank :: ctx.world_size][:shard_size]
         total, batches = 0.0, 0
         for start in range(0, shard_size, batch_size):
-            x = train_x[shard[start:start + batch_size]].to(device)
+            x = train_x[shard[start : start + batch_size]].to(device)
             total += _step(trained, optimizer, x, estimator, cfg, gradext)
             batches += 1
         if ctx.is_main:
@@ -112,8 +115,9 @@ def gradient_variance(model, x, estimator: str, cfg: DemoConfig) -> float:
     return torch.stack(draws).var(0).mean().item()
 
 
-def time_steps(name: str, model, train_x, estimator: str, cfg: DemoConfig,
-               device) -> dict[str, float]:
+def time_steps(
+    name: str, model, train_x, estimator: str, cfg: DemoConfig, device
+) -> dict[str, float]:
     """Training steps per second on gradext's ops and on plain PyTorch (gradext.reference), on
     copies of the trained model, one after the other in the same process."""
     x = train_x[: cfg.batch_size].to(device)
@@ -132,8 +136,11 @@ def time_steps(name: str, model, train_x, estimator: str, cfg: DemoConfig,
         if device.type == "cuda":
             torch.cuda.synchronize()
         rates[label] = cfg.timing_steps * x.shape[0] / (time.perf_counter() - start)
-    return {"samples_per_s_gradext": rates["gradext"], "samples_per_s_pytorch": rates["pytorch"],
-            "speedup": rates["gradext"] / rates["pytorch"]}
+    return {
+        "samples_per_s_gradext": rates["gradext"],
+        "samples_per_s_pytorch": rates["pytorch"],
+        "speedup": rates["gradext"] / rates["pytorch"],
+    }
 
 
 def run_demo(cfg: DemoConfig) -> list[RunResult]:
@@ -148,13 +155,16 @@ def run_demo(cfg: DemoConfig) -> list[RunResult]:
 def _run(cfg: DemoConfig, ctx: distributed.Context) -> list[RunResult]:
     train_x, test_x = load_binary_images(cfg.data, seed=cfg.seed)
     if ctx.is_main:
-        print(f"data: {train_x.shape[0]} train / {test_x.shape[0]} test images of "
-              f"{train_x.shape[1]} pixels; device: {ctx.device}; ranks: {ctx.world_size}; "
-              f"extension: {gradext.has_extension()}")
+        print(
+            f"data: {train_x.shape[0]} train / {test_x.shape[0]} test images of "
+            f"{train_x.shape[1]} pixels; device: {ctx.device}; ranks: {ctx.world_size}; "
+            f"extension: {gradext.has_extension()}"
+        )
     # Each rank's noise seed and first Gaussian draw, gathered: the ranks' noise must differ.
     seed = distributed.noise_seed(cfg.seed, ctx.rank)
-    probe = gradext.gaussian_rsample(torch.zeros(4), torch.zeros(4),
-                                     generator=torch.Generator().manual_seed(seed))
+    probe = gradext.gaussian_rsample(
+        torch.zeros(4), torch.zeros(4), generator=torch.Generator().manual_seed(seed)
+    )
     ranks = distributed.gather_rows(ctx, [ctx.rank, seed, *probe.tolist()])
     runs = [("gaussian_vae", "pathwise")] + [("discrete_vae", e) for e in cfg.estimators]
     results = [train(name, estimator, train_x, test_x, cfg, ctx) for name, estimator in runs]
@@ -167,18 +177,28 @@ def _run(cfg: DemoConfig, ctx: distributed.Context) -> list[RunResult]:
             writer.writerow(["rank", "noise_seed", "first_normals"])
             writer.writerows([r[0], r[1], " ".join(f"{v:.6f}" for v in r[2:])] for r in ranks)
         print(format_table(results))
-        print(f"\nwrote {out / 'results.csv'}, {out / 'curves.csv'}, {out / 'ranks.csv'} and "
-              f"the PNG plots in {out}")
+        print(
+            f"\nwrote {out / 'results.csv'}, {out / 'curves.csv'}, {out / 'ranks.csv'} and "
+            f"the PNG plots in {out}"
+        )
     return results
 
 
-COLUMNS = ("test_nelbo", "test_iwae_nll", "encoder_grad_variance", "samples_per_s_gradext",
-           "samples_per_s_pytorch", "speedup")
+COLUMNS = (
+    "test_nelbo",
+    "test_iwae_nll",
+    "encoder_grad_variance",
+    "samples_per_s_gradext",
+    "samples_per_s_pytorch",
+    "speedup",
+)
 
 
 def format_table(results: list[RunResult]) -> str:
-    lines = ["| model | estimator | " + " | ".join(COLUMNS) + " |",
-             "|---|---|" + "---:|" * len(COLUMNS)]
+    lines = [
+        "| model | estimator | " + " | ".join(COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(COLUMNS),
+    ]
     for r in results:
         cells = [f"{r.metrics[c]:.4g}" if c in r.metrics else "" for c in COLUMNS]
         lines.append(f"| {r.model} | {r.estimator} | " + " | ".join(cells) + " |")
@@ -217,7 +237,9 @@ def write_outputs(results: list[RunResult], out: Path) -> None:
     discrete = [r for r in results if r.model == "discrete_vae"]
     if discrete:
         fig, ax = plt.subplots(figsize=(7, 4))
-        ax.bar([r.estimator for r in discrete], [r.metrics["encoder_grad_variance"] for r in discrete])
+        ax.bar(
+            [r.estimator for r in discrete], [r.metrics["encoder_grad_variance"] for r in discrete]
+        )
         ax.set_yscale("log")
         ax.set_ylabel("encoder gradient variance (mean per parameter)")
         fig.tight_layout()

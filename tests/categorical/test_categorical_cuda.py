@@ -12,8 +12,11 @@ from helpers.common import requires_cuda
 
 pytestmark = [requires_cuda, pytest.mark.cuda]
 
-@pytest.mark.parametrize("rows, categories", [(5, 2), (5, 10), (700, 10), (5, 64), (700, 65),
-                                              (5, 1024), (5, 1025), (5, 40_000)])
+
+@pytest.mark.parametrize(
+    "rows, categories",
+    [(5, 2), (5, 10), (700, 10), (5, 64), (700, 65), (5, 1024), (5, 1025), (5, 40_000)],
+)
 def test_categorical_cpu_and_cuda_draw_the_same(rows, categories):
     """Same (seed, offset): the same Gumbel noise, so the same indices; log-probabilities and
     the backward agree to rounding (the row reductions run in another order)."""

@@ -6,14 +6,17 @@ gradient is the derivative of the value, and by gradcheck of each backward op on
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 import gradext
-from gradext import reference
 from helpers.common import requires_extension
-from helpers.higher_order import F64, TIGHT, assert_same, second_order, seeded
-from helpers.higher_order import warnings_are_errors  # noqa: F401  (autouse fixture)
+from helpers.higher_order import (
+    F64,
+    assert_same,
+    second_order,
+    seeded,
+    warnings_are_errors,  # noqa: F401  (autouse fixture)
+)
 
 
 @requires_extension
@@ -47,4 +50,5 @@ def test_categorical_backward_op_gradcheck(device):
     grad = torch.randn(4, 3, device=device, **F64).requires_grad_()
     index = torch.randint(0, 5, (4, 3), device=device)
     assert torch.autograd.gradcheck(
-        lambda g, lg: torch.ops.gradext._categorical_sample_backward(g, lg, index), (grad, logits))
+        lambda g, lg: torch.ops.gradext._categorical_sample_backward(g, lg, index), (grad, logits)
+    )

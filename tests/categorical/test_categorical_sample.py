@@ -16,12 +16,23 @@ from helpers.stats import chisquare_pvalue
 def _log_prob_reference(logits, index):
     """log_softmax(logits) at index, through plain autograd."""
     log_softmax = torch.log_softmax(logits.double(), -1)
-    return log_softmax.expand(index.shape[0], *logits.shape).gather(-1, index.unsqueeze(-1)).squeeze(-1)
+    return (
+        log_softmax.expand(index.shape[0], *logits.shape)
+        .gather(-1, index.unsqueeze(-1))
+        .squeeze(-1)
+    )
 
 
-@pytest.mark.parametrize("batch, categories, num_samples", [
-    ((), 2, 3), ((7,), 10, 1), ((3, 4), 33, 5), ((2,), 1500, 4), ((5,), 1, 2),
-])
+@pytest.mark.parametrize(
+    "batch, categories, num_samples",
+    [
+        ((), 2, 3),
+        ((7,), 10, 1),
+        ((3, 4), 33, 5),
+        ((2,), 1500, 4),
+        ((5,), 1, 2),
+    ],
+)
 def test_shapes_log_prob_and_gradient(implementation, device, batch, categories, num_samples):
     logits = torch.randn(*batch, categories, dtype=torch.float64, device=device, requires_grad=True)
     index, log_prob = gradext.categorical_sample(logits, num_samples)
@@ -44,7 +55,8 @@ def test_draws_are_gumbel_softmax_argmax(device, categories):
     logits = torch.randn(6, categories, device=device)
     _, index = torch.ops.gradext._categorical_sample_seeded(logits, 3, 11, 4)
     one_hot, _ = torch.ops.gradext._gumbel_softmax_seeded(
-        logits.expand(3, 6, categories).contiguous(), 1.0, True, 11, 4)
+        logits.expand(3, 6, categories).contiguous(), 1.0, True, 11, 4
+    )
     assert torch.equal(index, one_hot.argmax(-1))
 
 
@@ -128,7 +140,10 @@ def test_empty_batch(implementation, device):
 
 def test_errors(implementation):
     logits = torch.randn(4, 3)
-    with pytest.raises(TypeError, match=r"categorical_sample: logits must be a floating-point tensor, got dtype torch.int64"):
+    with pytest.raises(
+        TypeError,
+        match=r"categorical_sample: logits must be a floating-point tensor, got dtype torch.int64",
+    ):
         gradext.categorical_sample(logits.long())
     with pytest.raises(ValueError, match=r"num_samples must be >= 1, got 0"):
         gradext.categorical_sample(logits, 0)

@@ -9,9 +9,11 @@ import torch
 
 from gradext.op_registry import EXAMPLE_SHAPE, OPS
 from helpers.common import requires_extension
-from helpers.higher_order import F64, second_order
-from helpers.higher_order import warnings_are_errors  # noqa: F401  (autouse fixture)
-
+from helpers.higher_order import (
+    F64,
+    second_order,
+    warnings_are_errors,  # noqa: F401  (autouse fixture)
+)
 
 # Scaled error |a - b| / (1 + |b|) allowed against float64: about 3x what was measured.
 SECOND_ORDER_TOLERANCE = {torch.float32: 2e-5, torch.float16: 3e-2, torch.bfloat16: 6e-2}

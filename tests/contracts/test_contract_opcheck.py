@@ -25,14 +25,18 @@ def test_opcheck(device, case, op):
 
 
 def test_opcheck_philox_uniform(device):
-    torch.library.opcheck(torch.ops.gradext._philox_uniform.default,
-                          (torch.zeros(3, 5, device=device), 1, 2))
+    torch.library.opcheck(
+        torch.ops.gradext._philox_uniform.default, (torch.zeros(3, 5, device=device), 1, 2)
+    )
 
 
 def test_every_op_is_in_the_registry():
     """The ops the C++ library defines are exactly those the registry names."""
-    defined = {name.split("::")[1] for name in torch._C._dispatch_get_all_op_names()
-               if name.startswith("gradext::")}
+    defined = {
+        name.split("::")[1]
+        for name in torch._C._dispatch_get_all_op_names()
+        if name.startswith("gradext::")
+    }
     named = {op for case in OPS for op in case.dispatcher_ops} | set(TEST_VIEW_OPS)
     assert defined == named
 

@@ -19,8 +19,10 @@ TIGHT = dict(rtol=1e-10, atol=1e-10)
 def _jacobian_by_autograd(fn, x):
     leaf = x.clone().requires_grad_()
     out = fn(leaf)
-    rows = [torch.autograd.grad(out.reshape(-1)[i], leaf, retain_graph=True)[0]
-            for i in range(out.numel())]
+    rows = [
+        torch.autograd.grad(out.reshape(-1)[i], leaf, retain_graph=True)[0]
+        for i in range(out.numel())
+    ]
     return torch.stack(rows).reshape(*out.shape, *x.shape)
 
 
@@ -78,11 +80,13 @@ def _seeded():
 
 SAMPLERS = {
     "gumbel_softmax": lambda t: gradext.gumbel_softmax(t, tau=0.5, generator=_seeded()),
-    "gumbel_softmax hard":
-        lambda t: gradext.gumbel_softmax(t, tau=0.5, hard=True, generator=_seeded()),
+    "gumbel_softmax hard": lambda t: gradext.gumbel_softmax(
+        t, tau=0.5, hard=True, generator=_seeded()
+    ),
     "gumbel_sigmoid": lambda t: gradext.gumbel_sigmoid(t, tau=0.5, generator=_seeded()),
-    "categorical_sample log_prob":
-        lambda t: gradext.categorical_sample(t, 2, generator=_seeded())[1].movedim(0, -1),
+    "categorical_sample log_prob": lambda t: gradext.categorical_sample(t, 2, generator=_seeded())[
+        1
+    ].movedim(0, -1),
 }
 
 
@@ -118,9 +122,15 @@ def test_per_example_gradients_of_a_gumbel_sampler(name):
 def test_vmap_randomness_modes_of_a_sampler():
     x = torch.randn(2, 3, 4, **F64)
     sample = SAMPLERS["gumbel_softmax"]
-    with pytest.raises(RuntimeError, match=r"vmap: called random operation while in randomness "
-                                           r"error mode"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"vmap: called random operation while in randomness "
+        r"error mode",
+    ):
         torch.vmap(sample)(x)
-    with pytest.raises(NotImplementedError, match=r"gradext: vmap over gumbel_softmax supports "
-                                                  r"randomness='different' only"):
+    with pytest.raises(
+        NotImplementedError,
+        match=r"gradext: vmap over gumbel_softmax supports "
+        r"randomness='different' only",
+    ):
         torch.vmap(sample, randomness="same")(x)

@@ -1,4 +1,4 @@
-"""gaussian_rsample under torch.compile(fullgraph=True) (opcheck: tests/contracts/test_contract_opcheck.py)."""
+"""gaussian_rsample under torch.compile(fullgraph=True); opcheck is a contract (tests/contracts)."""
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ def test_compile_inductor_default_generator(device):
     upstream = 2 * z.detach()
     torch.testing.assert_close(grad_mu, upstream.sum(0))
     torch.testing.assert_close(
-        grad_logvar, (upstream * (z.detach() - mu.detach()) / 2).sum((0, 1)),
-        rtol=1e-5, atol=1e-5)
+        grad_logvar, (upstream * (z.detach() - mu.detach()) / 2).sum((0, 1)), rtol=1e-5, atol=1e-5
+    )
     z2, _ = sample_and_loss(mu, logvar)
     assert not torch.equal(z, z2)  # fresh noise on every call

@@ -19,8 +19,9 @@ def test_cpu_and_cuda_draw_the_same_noise(dtype, shape, num_samples):
     (the same float operations, no FMA contraction on either side), to rounding in float64."""
     zeros = torch.zeros(shape, dtype=dtype)
     cpu, _ = torch.ops.gradext._gaussian_rsample_seeded(zeros, zeros, num_samples, 1234, 56)
-    cuda, _ = torch.ops.gradext._gaussian_rsample_seeded(zeros.cuda(), zeros.cuda(), num_samples,
-                                                         1234, 56)
+    cuda, _ = torch.ops.gradext._gaussian_rsample_seeded(
+        zeros.cuda(), zeros.cuda(), num_samples, 1234, 56
+    )
     if dtype == torch.float64:
         torch.testing.assert_close(cuda.cpu(), cpu, rtol=1e-13, atol=1e-13)
     else:
@@ -32,18 +33,24 @@ def test_dense_and_strided_kernels_agree():
     logvar = torch.randn(256, 64, device="cuda")
     gen = torch.Generator(device="cuda")
     dense = gradext.gaussian_rsample(mu, logvar, 3, generator=gen.manual_seed(0))
-    strided = gradext.gaussian_rsample(mu.t().contiguous().t(), logvar, 3,
-                                       generator=gen.manual_seed(0))
+    strided = gradext.gaussian_rsample(
+        mu.t().contiguous().t(), logvar, 3, generator=gen.manual_seed(0)
+    )
     torch.testing.assert_close(dense, strided, rtol=0, atol=0)
     mu_leaf = mu.clone().requires_grad_(True)
     lv_leaf = logvar.clone().requires_grad_(True)
     upstream = torch.randn_like(dense)
     z = gradext.gaussian_rsample(mu_leaf, lv_leaf, 3, generator=gen.manual_seed(0))
     g_dense = torch.autograd.grad(z, (mu_leaf, lv_leaf), upstream)
-    z = gradext.gaussian_rsample(mu_leaf.t().contiguous().t(), lv_leaf[:, None, :].squeeze(1), 3,
-                                 generator=gen.manual_seed(0))
-    g_strided = torch.autograd.grad(z, (mu_leaf, lv_leaf), upstream.transpose(1, 2).contiguous()
-                                    .transpose(1, 2))
+    z = gradext.gaussian_rsample(
+        mu_leaf.t().contiguous().t(),
+        lv_leaf[:, None, :].squeeze(1),
+        3,
+        generator=gen.manual_seed(0),
+    )
+    g_strided = torch.autograd.grad(
+        z, (mu_leaf, lv_leaf), upstream.transpose(1, 2).contiguous().transpose(1, 2)
+    )
     for a, b in zip(g_dense, g_strided):
         torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-6)
 
@@ -113,8 +120,9 @@ def test_cuda_graph_capture_forward_and_backward():
         torch.cuda.synchronize()
         z = static_z.detach()
         torch.testing.assert_close(mu.grad, (2 * z).sum(0), rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(logvar.grad, (2 * z * (z - mu.detach()) / 2).sum(0),
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            logvar.grad, (2 * z * (z - mu.detach()) / 2).sum(0), rtol=1e-4, atol=1e-4
+        )
 
 
 def test_cuda_generator_reproducibility_and_default_seed():

@@ -11,10 +11,15 @@ import torch
 
 import gradext
 from gradext import reference
-from helpers.gaussian import noise, run_with_state
 from helpers.common import requires_extension
-from helpers.higher_order import F64, TIGHT, assert_same, second_order, seeded
-from helpers.higher_order import warnings_are_errors  # noqa: F401  (autouse fixture)
+from helpers.gaussian import noise, run_with_state
+from helpers.higher_order import (
+    F64,
+    assert_same,
+    second_order,
+    seeded,
+    warnings_are_errors,  # noqa: F401  (autouse fixture)
+)
 
 
 @requires_extension
@@ -98,24 +103,28 @@ def test_replay_draws_the_forward_noise_again(device):
     mu = torch.randn(3, 5, device=device)
     logvar = torch.randn(5, device=device)
     z, rng_state = torch.ops.gradext.gaussian_rsample(
-        mu, logvar, 2, generator=seeded(device=device))
+        mu, logvar, 2, generator=seeded(device=device)
+    )
     again, state_again = torch.ops.gradext._gaussian_rsample_replay(mu, logvar, 2, rng_state)
     assert torch.equal(z, again) and torch.equal(rng_state, state_again)
     # With mu broadcast by a zero stride, as the double backward calls it.
     zero_mu = torch.zeros((), device=device).expand(3, 5)
     scaled, _ = torch.ops.gradext._gaussian_rsample_replay(zero_mu, logvar, 2, rng_state)
     dense_zeros = torch.zeros(3, 5, device=device)
-    assert torch.equal(scaled, torch.ops.gradext._gaussian_rsample_replay(
-        dense_zeros, logvar, 2, rng_state)[0])
+    assert torch.equal(
+        scaled, torch.ops.gradext._gaussian_rsample_replay(dense_zeros, logvar, 2, rng_state)[0]
+    )
     torch.testing.assert_close(scaled, z - mu)
 
 
 @requires_extension
 def test_replay_checks_rng_state():
     x = torch.zeros(3)
-    with pytest.raises(RuntimeError,
-                       match=r"_gaussian_rsample_replay: rng_state must be the int64"):
+    with pytest.raises(
+        RuntimeError, match=r"_gaussian_rsample_replay: rng_state must be the int64"
+    ):
         torch.ops.gradext._gaussian_rsample_replay(x, x, None, torch.zeros(2))
     with pytest.raises(RuntimeError, match=r"\(not contiguous\)"):
         torch.ops.gradext._gaussian_rsample_replay(
-            x, x, None, torch.zeros(4, dtype=torch.long)[::2])
+            x, x, None, torch.zeros(4, dtype=torch.long)[::2]
+        )

@@ -10,12 +10,17 @@ from helpers.common import requires_cuda, requires_extension
 
 
 def test_integer_mu(implementation):
-    with pytest.raises(TypeError, match=r"gaussian_rsample: mu must be a floating-point tensor, got dtype torch.int64"):
+    with pytest.raises(
+        TypeError,
+        match=r"gaussian_rsample: mu must be a floating-point tensor, got dtype torch.int64",
+    ):
         gradext.gaussian_rsample(torch.zeros(3, dtype=torch.long), torch.zeros(3))
 
 
 def test_integer_logvar(implementation):
-    with pytest.raises(TypeError, match=r"logvar must be a floating-point tensor, got dtype torch.int32"):
+    with pytest.raises(
+        TypeError, match=r"logvar must be a floating-point tensor, got dtype torch.int32"
+    ):
         gradext.gaussian_rsample(torch.zeros(3), torch.zeros(3, dtype=torch.int32))
 
 
@@ -25,7 +30,9 @@ def test_not_a_tensor(implementation):
 
 
 def test_shapes_that_do_not_broadcast(implementation):
-    with pytest.raises(ValueError, match=r"mu of shape \(4, 3\) and logvar of shape \(4,\) do not broadcast"):
+    with pytest.raises(
+        ValueError, match=r"mu of shape \(4, 3\) and logvar of shape \(4,\) do not broadcast"
+    ):
         gradext.gaussian_rsample(torch.zeros(4, 3), torch.zeros(4))
 
 
@@ -61,8 +68,11 @@ def test_tensors_on_cpu_and_cuda(implementation):
 @requires_cuda
 def test_generator_on_wrong_device(implementation):
     with pytest.raises(ValueError, match=r"generator is on cpu but the inputs are on cuda:0"):
-        gradext.gaussian_rsample(torch.zeros(3, device="cuda"), torch.zeros(3, device="cuda"),
-                                 generator=torch.Generator())
+        gradext.gaussian_rsample(
+            torch.zeros(3, device="cuda"),
+            torch.zeros(3, device="cuda"),
+            generator=torch.Generator(),
+        )
 
 
 def test_generator_on_wrong_device_without_gpu(implementation):
@@ -83,4 +93,5 @@ def test_op_called_directly_checks_too():
         torch.ops.gradext.gaussian_rsample(torch.zeros(3), torch.zeros(3), 0)
     with pytest.raises(RuntimeError, match=r"rng_state must be the int64 tensor of 2 elements"):
         torch.ops.gradext._gaussian_rsample_backward(
-            torch.zeros(3), torch.zeros(3), torch.zeros(3), [3], False, True)
+            torch.zeros(3), torch.zeros(3), torch.zeros(3), [3], False, True
+        )

@@ -80,7 +80,8 @@ def test_gradcheck_float64(device, num_samples):
 
     assert torch.autograd.gradcheck(fn, (mu, logvar))
     seeded = lambda mu, logvar: torch.ops.gradext._gaussian_rsample_seeded(  # noqa: E731
-        mu, logvar, num_samples, 3, 8)[0]
+        mu, logvar, num_samples, 3, 8
+    )[0]
     assert torch.autograd.gradcheck(seeded, (mu, logvar))
 
 
@@ -149,7 +150,8 @@ def test_backward_op_skips_grad_mu_when_not_needed(device, has_sample_dim):
     mu = torch.randn(6, 8, dtype=torch.float64, device=device)
     logvar = torch.randn(8, dtype=torch.float64, device=device)
     z, state = torch.ops.gradext._gaussian_rsample_seeded(
-        mu, logvar, 1 if has_sample_dim else None, 5, 0)
+        mu, logvar, 1 if has_sample_dim else None, 5, 0
+    )
     grad = torch.randn_like(z)
     args = (grad, logvar, state, list(mu.shape), has_sample_dim)
     full_mu, full_logvar = torch.ops.gradext._gaussian_rsample_backward(*args, True)

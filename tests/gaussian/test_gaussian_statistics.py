@@ -47,7 +47,9 @@ def test_float32_noise_moments_and_ks(implementation, device, dtype):
 def test_samples_are_uncorrelated_across_k_and_elements(implementation, device):
     mu = torch.zeros(4096, 8, dtype=torch.float64, device=device)
     logvar = torch.zeros_like(mu)
-    z = gradext.gaussian_rsample(mu, logvar, 2, generator=torch.Generator(device=device).manual_seed(4))
+    z = gradext.gaussian_rsample(
+        mu, logvar, 2, generator=torch.Generator(device=device).manual_seed(4)
+    )
     a, b = z[0].flatten().cpu(), z[1].flatten().cpu()
     n = a.numel()
     # Sample correlation of independent normals ~ N(0, 1/n): 5-sigma band.
@@ -60,5 +62,7 @@ def test_samples_are_uncorrelated_across_k_and_elements(implementation, device):
 def test_never_nan_or_inf(implementation, device, dtype):
     mu = torch.zeros(1 << 20, dtype=dtype, device=device)
     logvar = torch.zeros_like(mu)
-    z = gradext.gaussian_rsample(mu, logvar, 4, generator=torch.Generator(device=device).manual_seed(0))
+    z = gradext.gaussian_rsample(
+        mu, logvar, 4, generator=torch.Generator(device=device).manual_seed(0)
+    )
     assert torch.isfinite(z).all()

@@ -38,8 +38,11 @@ def _gaussian_vmap_inputs(case):
         return x if in_dim is None else x.movedim(0, in_dim)
 
     mu = make(mu_shape, in_dims[0]) if in_dims[0] is not None else torch.randn(mu_shape, **F64)
-    logvar = (make(logvar_shape, in_dims[1]) if in_dims[1] is not None
-              else torch.randn(logvar_shape, **F64))
+    logvar = (
+        make(logvar_shape, in_dims[1])
+        if in_dims[1] is not None
+        else torch.randn(logvar_shape, **F64)
+    )
     return mu, logvar, in_dims
 
 
@@ -96,8 +99,9 @@ def test_per_example_gradients_of_gaussian_rsample(case, num_samples):
     def loss(m, lv):
         return torch.sin(sample(m, lv)).sum()
 
-    by_vmap = torch.vmap(torch.func.grad(loss, argnums=(0, 1)), in_dims=in_dims,
-                         randomness="different")(mu, logvar)
+    by_vmap = torch.vmap(
+        torch.func.grad(loss, argnums=(0, 1)), in_dims=in_dims, randomness="different"
+    )(mu, logvar)
     m, lv = _per_example_leaves(mu, logvar, in_dims)
     eps = _batched_noise(m, lv, num_samples)
     reference_loss = torch.sin(gradext.reference.gaussian_rsample_from_noise(m, lv, eps)).sum()
@@ -121,8 +125,9 @@ def test_per_example_second_derivatives_of_gaussian_rsample(case):
         g_mu, g_lv = torch.func.grad(loss, argnums=(0, 1))(m, lv)
         return (g_mu**2).sum() + (g_lv**2).sum()
 
-    by_vmap = torch.vmap(torch.func.grad(grad_norm, argnums=(0, 1)), in_dims=in_dims,
-                         randomness="different")(mu, logvar)
+    by_vmap = torch.vmap(
+        torch.func.grad(grad_norm, argnums=(0, 1)), in_dims=in_dims, randomness="different"
+    )(mu, logvar)
     m, lv = _per_example_leaves(mu, logvar, in_dims)
     eps = _batched_noise(m, lv, 2)
     reference_loss = torch.sin(gradext.reference.gaussian_rsample_from_noise(m, lv, eps)).sum()
@@ -161,8 +166,9 @@ def test_vmap_of_the_replay_op_over_one_forwards_noise(num_samples):
     logvar = torch.randn(5, **F64)
     _, rng_state = torch.ops.gradext.gaussian_rsample(mu[0], logvar, num_samples)
     replay = gradext.gaussian._gaussian_rsample_replay
-    by_vmap, _ = torch.vmap(replay, in_dims=(0, None, None, None))(mu, logvar, num_samples,
-                                                                    rng_state)
+    by_vmap, _ = torch.vmap(replay, in_dims=(0, None, None, None))(
+        mu, logvar, num_samples, rng_state
+    )
     by_loop = torch.stack([replay(m, logvar, num_samples, rng_state)[0] for m in mu])
     torch.testing.assert_close(by_vmap, by_loop, rtol=0, atol=0)
 
@@ -171,9 +177,15 @@ def test_vmap_of_the_replay_op_over_one_forwards_noise(num_samples):
 def test_vmap_randomness_modes_of_gaussian_rsample():
     mu = torch.randn(2, 3, **F64)
     sample = _gaussian_sampler(None)
-    with pytest.raises(RuntimeError, match=r"vmap: called random operation while in randomness "
-                                           r"error mode"):
+    with pytest.raises(
+        RuntimeError,
+        match=r"vmap: called random operation while in randomness "
+        r"error mode",
+    ):
         torch.vmap(sample)(mu, mu)
-    with pytest.raises(NotImplementedError, match=r"gradext: vmap over gaussian_rsample supports "
-                                                  r"randomness='different' only"):
+    with pytest.raises(
+        NotImplementedError,
+        match=r"gradext: vmap over gaussian_rsample supports "
+        r"randomness='different' only",
+    ):
         torch.vmap(sample, randomness="same")(mu, mu)

@@ -24,13 +24,13 @@ def _inputs(shape_mu, shape_logvar, dtype=torch.float64, device="cpu", seed=0):
 @pytest.mark.parametrize(
     "shape_mu, shape_logvar",
     [
-        ((64, 16), (64, 16)),   # the usual encoder output
-        ((8, 16), (16,)),       # per-dimension logvar
-        ((8, 16), ()),          # scalar logvar
-        ((8, 1), (1, 16)),      # outer-product broadcast
-        ((3, 5, 7), (5, 1)),    # middle-dimension broadcast
-        ((7,), (7,)),           # numel not a multiple of 4
-        ((), ()),               # scalars
+        ((64, 16), (64, 16)),  # the usual encoder output
+        ((8, 16), (16,)),  # per-dimension logvar
+        ((8, 16), ()),  # scalar logvar
+        ((8, 1), (1, 16)),  # outer-product broadcast
+        ((3, 5, 7), (5, 1)),  # middle-dimension broadcast
+        ((7,), (7,)),  # numel not a multiple of 4
+        ((), ()),  # scalars
     ],
 )
 def test_matches_reference_on_same_noise(device, num_samples, shape_mu, shape_logvar):
@@ -40,8 +40,9 @@ def test_matches_reference_on_same_noise(device, num_samples, shape_mu, shape_lo
     expected_shape = shape if num_samples is None else (num_samples, *shape)
     assert z.shape == expected_shape
     eps = noise(shape, seed, offset, device=device, num_samples=num_samples)
-    torch.testing.assert_close(z, reference.gaussian_rsample_from_noise(mu, logvar, eps),
-                               **tolerance(torch.float64))
+    torch.testing.assert_close(
+        z, reference.gaussian_rsample_from_noise(mu, logvar, eps), **tolerance(torch.float64)
+    )
 
 
 @requires_extension
@@ -52,8 +53,11 @@ def test_every_dtype_matches_float64_reference(device, dtype):
     assert z.dtype == dtype
     eps = noise((33, 12), seed, offset, device=device, dtype=torch.float32, num_samples=4)
     # The half types compute in float32 and round once, so the float32 noise is theirs too.
-    ref_eps = eps.double() if dtype != torch.float64 else noise(
-        (33, 12), seed, offset, device=device, num_samples=4)
+    ref_eps = (
+        eps.double()
+        if dtype != torch.float64
+        else noise((33, 12), seed, offset, device=device, num_samples=4)
+    )
     expected = reference.gaussian_rsample_from_noise(mu.double(), logvar.double(), ref_eps)
     torch.testing.assert_close(z.double(), expected, **tolerance(dtype))
 
@@ -68,14 +72,15 @@ def test_mixed_dtypes_promote(device):
 @requires_extension
 def test_non_contiguous_inputs_match_contiguous(device):
     h = torch.randn(16, 2 * 24, dtype=torch.float64, device=device)
-    mu, logvar = h.chunk(2, dim=-1)              # row-strided views, as VAE encoders produce
+    mu, logvar = h.chunk(2, dim=-1)  # row-strided views, as VAE encoders produce
     assert not mu.is_contiguous()
     mu_t = torch.randn(24, 16, dtype=torch.float64, device=device).t()  # transposed
     for a, b in [(mu, logvar), (mu_t, logvar), (mu[:, ::2], logvar[:, ::2])]:
         gen = torch.Generator(device=device)
         z_strided = gradext.gaussian_rsample(a, b, 3, generator=gen.manual_seed(5))
-        z_dense = gradext.gaussian_rsample(a.contiguous(), b.contiguous(), 3,
-                                           generator=gen.manual_seed(5))
+        z_dense = gradext.gaussian_rsample(
+            a.contiguous(), b.contiguous(), 3, generator=gen.manual_seed(5)
+        )
         torch.testing.assert_close(z_strided, z_dense, rtol=0, atol=0)
 
 
@@ -86,8 +91,9 @@ def test_layout_needing_three_dims_is_handled(device):
     logvar = torch.randn(6, 1, 5, dtype=torch.float64, device=device)
     gen = torch.Generator(device=device)
     z1 = gradext.gaussian_rsample(mu, logvar, 2, generator=gen.manual_seed(1))
-    z2 = gradext.gaussian_rsample(mu.contiguous(), logvar.expand(6, 4, 5).contiguous(), 2,
-                                  generator=gen.manual_seed(1))
+    z2 = gradext.gaussian_rsample(
+        mu.contiguous(), logvar.expand(6, 4, 5).contiguous(), 2, generator=gen.manual_seed(1)
+    )
     torch.testing.assert_close(z1, z2, rtol=0, atol=0)
 
 
@@ -132,8 +138,11 @@ def test_noise_identical_across_cpu_kernel_variants():
     mu = torch.zeros(4099)
     logvar = torch.zeros(4099)
     isa = gradext.cpu_isa()
-    variants = ["default"] + (["avx2"] if isa in ("avx2", "avx512") else []) + (
-        ["avx512"] if isa == "avx512" else [])
+    variants = (
+        ["default"]
+        + (["avx2"] if isa in ("avx2", "avx512") else [])
+        + (["avx512"] if isa == "avx512" else [])
+    )
     outputs = {}
     try:
         for variant in variants:

@@ -1,4 +1,4 @@
-"""The two goodness-of-fit tests the suite needs, in torch alone: the lent GPU machines have no
+"""The two goodness-of-fit tests the suite needs, in torch alone: the GPU check machines have no
 scipy. tests/test_stats_helpers.py checks both against scipy.stats where scipy is installed."""
 
 from __future__ import annotations
@@ -30,5 +30,6 @@ def chisquare_pvalue(observed: torch.Tensor, expected: torch.Tensor) -> float:
     expected = expected.double().flatten()
     statistic = ((observed - expected) ** 2 / expected).sum()
     df = observed.numel() - 1
-    return torch.special.gammaincc(torch.tensor(df / 2.0, dtype=torch.float64),
-                                   statistic / 2.0).item()
+    return torch.special.gammaincc(
+        torch.tensor(df / 2.0, dtype=torch.float64), statistic / 2.0
+    ).item()

@@ -26,7 +26,7 @@ def test_matches_reference_on_same_noise(device, hard):
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES)
 def test_hard_is_exactly_zero_or_one_and_never_nan(implementation, device, dtype):
-    logits = (torch.randn(1 << 20, device=device) * 5)
+    logits = torch.randn(1 << 20, device=device) * 5
     logits[:1000] = math.inf
     logits[1000:2000] = -math.inf
     logits = logits.to(dtype)
@@ -42,8 +42,11 @@ def test_bernoulli_frequencies(implementation, device):
     |z| < 4.5."""
     logits = torch.tensor([-3.0, -0.5, 0.0, 1.0, 4.0], device=device)
     draws = 200_000
-    y = gradext.gumbel_sigmoid(logits.expand(draws, 5).contiguous(), hard=True,
-                               generator=torch.Generator(device=device).manual_seed(8))
+    y = gradext.gumbel_sigmoid(
+        logits.expand(draws, 5).contiguous(),
+        hard=True,
+        generator=torch.Generator(device=device).manual_seed(8),
+    )
     freq = y.double().mean(0).cpu()
     p = torch.sigmoid(logits.double()).cpu()
     z = (freq - p) / torch.sqrt(p * (1 - p) / draws)
@@ -56,7 +59,9 @@ def test_straight_through_gradient(implementation, device):
     upstream = torch.randn(50, dtype=torch.float64, device=device)
     grads, softs = [], []
     for hard in (False, True):
-        y = gradext.gumbel_sigmoid(logits, tau, hard, generator=torch.Generator(device=device).manual_seed(6))
+        y = gradext.gumbel_sigmoid(
+            logits, tau, hard, generator=torch.Generator(device=device).manual_seed(6)
+        )
         grads.append(torch.autograd.grad(y, logits, upstream)[0])
         softs.append(y.detach())
     torch.testing.assert_close(grads[0], grads[1], rtol=0, atol=0)

@@ -43,11 +43,14 @@ def test_every_dtype_matches_reference(device, dtype):
     torch.testing.assert_close(soft.double(), expected_soft, **tolerance(dtype))
     # The one-hot follows argmax(logits + g) computed in the kernels' math type.
     scores = logits.to(torch.promote_types(dtype, torch.float32)) + gumbels.to(
-        torch.promote_types(dtype, torch.float32))
+        torch.promote_types(dtype, torch.float32)
+    )
     assert torch.equal(y.argmax(-1), scores.argmax(-1))
 
 
-@pytest.mark.parametrize("shape, dim", [((8, 5), -1), ((8, 5), 0), ((3, 4, 6), 1), ((2, 3, 4, 5), -2), ((7,), 0)])
+@pytest.mark.parametrize(
+    "shape, dim", [((8, 5), -1), ((8, 5), 0), ((3, 4, 6), 1), ((2, 3, 4, 5), -2), ((7,), 0)]
+)
 def test_hard_is_exact_one_hot_along_dim(implementation, device, shape, dim):
     logits = torch.randn(shape, device=device)
     y = gradext.gumbel_softmax(logits, tau=0.3, hard=True, dim=dim)
@@ -78,7 +81,9 @@ def test_soft_and_hard_give_the_same_gradient(implementation, device):
 def test_gradient_formula_on_recovered_soft_sample(implementation, device):
     tau = 0.8
     logits = torch.randn(12, 7, dtype=torch.float64, device=device, requires_grad=True)
-    y = gradext.gumbel_softmax(logits, tau=tau, generator=torch.Generator(device=device).manual_seed(2))
+    y = gradext.gumbel_softmax(
+        logits, tau=tau, generator=torch.Generator(device=device).manual_seed(2)
+    )
     upstream = torch.randn_like(y)
     (grad,) = torch.autograd.grad(y, logits, upstream)
     ys = y.detach()
@@ -113,8 +118,9 @@ def test_gumbel_max_frequencies_match_softmax(implementation, device):
     logits = (torch.randn(4, 10, generator=g) * 1.5).to(device)
     draws = 50_000
     batch = logits.unsqueeze(0).expand(draws, 4, 10)
-    y = gradext.gumbel_softmax(batch, tau=1.0, hard=True,
-                               generator=torch.Generator(device=device).manual_seed(1))
+    y = gradext.gumbel_softmax(
+        batch, tau=1.0, hard=True, generator=torch.Generator(device=device).manual_seed(1)
+    )
     counts = y.sum(0).double().cpu()
     probs = torch.softmax(logits.double(), -1).cpu()
     for row in range(4):
@@ -127,7 +133,9 @@ def test_masked_categories_are_never_selected(implementation, device):
     logits[:, [1, 4]] = -math.inf
     y_hard = gradext.gumbel_softmax(logits, hard=True)
     y_soft = gradext.gumbel_softmax(logits, tau=0.1)
-    assert y_hard[:, [1, 4]].sum() == 0 and torch.equal(y_hard.sum(-1), torch.ones(20_000, device=device))
+    assert y_hard[:, [1, 4]].sum() == 0 and torch.equal(
+        y_hard.sum(-1), torch.ones(20_000, device=device)
+    )
     assert torch.all(y_soft[:, [1, 4]] == 0) and torch.isfinite(y_soft).all()
 
 
@@ -178,6 +186,7 @@ def test_signature_is_a_drop_in_for_torch():
 
 # ---- errors ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("tau", [0.0, -1.0, float("nan"), float("inf")])
 def test_bad_tau(implementation, tau):
     with pytest.raises(ValueError, match=r"gumbel_softmax: tau must be a finite number > 0"):
@@ -193,8 +202,11 @@ def test_tensor_tau_as_in_torch(implementation, name):
     by_tensor = sample(logits, tau=torch.tensor(0.5), generator=torch.Generator().manual_seed(2))
     by_number = sample(logits, tau=0.5, generator=torch.Generator().manual_seed(2))
     assert torch.equal(by_tensor, by_number)
-    with pytest.raises(TypeError, match=rf"{name}: a tensor tau must hold one number, got "
-                                        r"shape \(2,\)"):
+    with pytest.raises(
+        TypeError,
+        match=rf"{name}: a tensor tau must hold one number, got "
+        r"shape \(2,\)",
+    ):
         sample(logits, tau=torch.tensor([0.5, 1.0]))
     with pytest.raises(ValueError, match=rf"{name}: tau must be a finite number > 0, got -1.0"):
         sample(logits, tau=torch.tensor(-1.0))
@@ -223,6 +235,7 @@ def test_learned_temperature_gets_its_gradient(implementation, name, hard):
         torch.testing.assert_close(a, e, rtol=1e-12, atol=1e-12)
     assert got[1].abs() > 0
     if not hard:  # the soft sample is smooth in tau: finite differences agree
+
         def soft_sample(t):
             return sample(logits.detach(), tau=t.exp(), generator=torch.Generator().manual_seed(4))
 
@@ -230,13 +243,17 @@ def test_learned_temperature_gets_its_gradient(implementation, name, hard):
 
 
 def test_integer_logits(implementation):
-    with pytest.raises(TypeError, match=r"logits must be a floating-point tensor, got dtype torch.int64"):
+    with pytest.raises(
+        TypeError, match=r"logits must be a floating-point tensor, got dtype torch.int64"
+    ):
         gradext.gumbel_softmax(torch.zeros(2, 3, dtype=torch.long))
 
 
 @pytest.mark.parametrize("dim", [2, -3])
 def test_dim_out_of_range(implementation, dim):
-    with pytest.raises(IndexError, match=rf"dim {dim} is out of range for logits with 2 dimensions"):
+    with pytest.raises(
+        IndexError, match=rf"dim {dim} is out of range for logits with 2 dimensions"
+    ):
         gradext.gumbel_softmax(torch.zeros(2, 3), dim=dim)
 
 

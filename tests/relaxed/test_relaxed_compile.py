@@ -1,4 +1,4 @@
-"""gumbel_softmax / gumbel_sigmoid under torch.compile(fullgraph=True) (opcheck: tests/contracts)."""
+"""gumbel_softmax / gumbel_sigmoid under torch.compile(fullgraph=True); opcheck: tests/contracts."""
 
 from __future__ import annotations
 

@@ -16,8 +16,10 @@ pytestmark = [requires_cuda, pytest.mark.cuda]
 # warp up to 1024, a block beyond), and row counts that leave groups of a warp or block without a
 # row (7) or span several blocks of 64 rows with a partial last one (1000).
 @pytest.mark.parametrize("dtype", ALL_DTYPES)
-@pytest.mark.parametrize("rows, categories", [(7, 2), (7, 10), (1000, 10), (7, 32), (7, 64),
-                                              (1000, 65), (7, 1000), (7, 1025), (3, 40_000)])
+@pytest.mark.parametrize(
+    "rows, categories",
+    [(7, 2), (7, 10), (1000, 10), (7, 32), (7, 64), (1000, 65), (7, 1000), (7, 1025), (3, 40_000)],
+)
 def test_cpu_and_cuda_agree_for_the_same_seed(dtype, rows, categories):
     """Same (seed, offset): the same noise, hence the same one-hot; soft samples agree to
     rounding (the row sums are reduced in a different order)."""
@@ -25,7 +27,9 @@ def test_cpu_and_cuda_agree_for_the_same_seed(dtype, rows, categories):
     y_cpu, soft_cpu = torch.ops.gradext._gumbel_softmax_seeded(logits, 0.5, True, 77, 8)
     y_gpu, soft_gpu = torch.ops.gradext._gumbel_softmax_seeded(logits.cuda(), 0.5, True, 77, 8)
     assert torch.equal(y_gpu.cpu(), y_cpu)
-    tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[dtype]
+    tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[
+        dtype
+    ]
     torch.testing.assert_close(soft_gpu.cpu(), soft_cpu, rtol=tol, atol=tol)
     u_cpu = torch.ops.gradext._philox_uniform(logits, 77, 8)
     u_gpu = torch.ops.gradext._philox_uniform(logits.cuda(), 77, 8)

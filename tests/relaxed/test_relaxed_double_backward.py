@@ -12,8 +12,13 @@ import torch
 import gradext
 from gradext import reference
 from helpers.common import requires_extension
-from helpers.higher_order import F64, TIGHT, assert_same, second_order, seeded
-from helpers.higher_order import warnings_are_errors  # noqa: F401  (autouse fixture)
+from helpers.higher_order import (
+    F64,
+    assert_same,
+    second_order,
+    seeded,
+    warnings_are_errors,  # noqa: F401  (autouse fixture)
+)
 
 
 def _relaxed_on_noise(name, uniforms):
@@ -25,13 +30,16 @@ def _relaxed_on_noise(name, uniforms):
 
 @requires_extension
 @pytest.mark.parametrize("hard", [False, True])
-@pytest.mark.parametrize("name, categories", [
-    ("gumbel_softmax", 2), ("gumbel_softmax", 7), ("gumbel_softmax", 40), ("gumbel_sigmoid", 3)])
+@pytest.mark.parametrize(
+    "name, categories",
+    [("gumbel_softmax", 2), ("gumbel_softmax", 7), ("gumbel_softmax", 40), ("gumbel_sigmoid", 3)],
+)
 def test_relaxed_matches_reference_on_same_noise(device, hard, name, categories):
     logits = torch.randn(6, categories, device=device, **F64).requires_grad_()
     seeded = getattr(torch.ops.gradext, f"_{name}_seeded")
     on_noise, noise = _relaxed_on_noise(
-        name, torch.ops.gradext._philox_uniform(logits.detach(), 5, 8))
+        name, torch.ops.gradext._philox_uniform(logits.detach(), 5, 8)
+    )
 
     def kernels(lg):
         return seeded(lg, 0.7, hard, 5, 8)[0]
@@ -47,9 +55,11 @@ def test_relaxed_matches_reference_on_same_noise(device, hard, name, categories)
 def test_gumbel_softmax_public_entry_along_a_middle_dim(device, hard):
     """The public function (eager entry, dim moved last) against the registered seeded op."""
     logits = torch.randn(3, 5, 4, device=device, **F64).requires_grad_()
+
     def public(lg):
         return gradext.gumbel_softmax(
-            lg, tau=0.6, hard=hard, dim=1, generator=seeded(device=device))
+            lg, tau=0.6, hard=hard, dim=1, generator=seeded(device=device)
+        )
 
     def registered(lg):
         rows = lg.movedim(1, -1)
@@ -65,7 +75,8 @@ def test_relaxed_soft_gradgradcheck(device, name):
     logits = torch.randn(4, 6, device=device, **F64).requires_grad_()
     sample = getattr(gradext, name)
     assert torch.autograd.gradgradcheck(
-        lambda lg: sample(lg, tau=0.9, generator=seeded(device=device)), (logits,))
+        lambda lg: sample(lg, tau=0.9, generator=seeded(device=device)), (logits,)
+    )
 
 
 @requires_extension

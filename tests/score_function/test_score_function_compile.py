@@ -14,7 +14,7 @@ pytestmark = requires_extension
 def _discrete_objective(logits, cost):
     """A discrete latent-variable step: K samples, RLOO and VIMCO estimators."""
     index, log_prob = gradext.categorical_sample(logits, 6)  # [6, B]
-    f = cost.gather(-1, index.t()).t()                       # [6, B]
+    f = cost.gather(-1, index.t()).t()  # [6, B]
     rloo = gradext.score_function_loo(f, log_prob, 0)
     bound = gradext.vimco(-f, log_prob, 0)
     return rloo.sum() + bound.sum()

@@ -13,12 +13,16 @@ import torch
 import gradext
 from gradext import reference
 from helpers.common import requires_extension
-from helpers.higher_order import F64, TIGHT, assert_same, second_order, seeded
-from helpers.higher_order import warnings_are_errors  # noqa: F401  (autouse fixture)
-
+from helpers.higher_order import (
+    F64,
+    assert_same,
+    second_order,
+    warnings_are_errors,  # noqa: F401  (autouse fixture)
+)
 
 # The learning signal is a constant of the surrogate (gradext/score_function.py), as in
 # the reference; the tests compare with the reference's autograd on the same inputs.
+
 
 @requires_extension
 @pytest.mark.parametrize("dim", [0, 1])
@@ -57,7 +61,8 @@ def test_score_function_backward_ops_gradcheck(device):
     grad = torch.randn(3, device=device, **F64).requires_grad_()
     values = torch.randn(5, 3, device=device, **F64)
     assert torch.autograd.gradcheck(
-        lambda g: torch.ops.gradext._score_function_loo_backward(g, values, 0), (grad,))
+        lambda g: torch.ops.gradext._score_function_loo_backward(g, values, 0), (grad,)
+    )
 
     log_weights = (2 * torch.randn(5, 3, device=device, **F64)).requires_grad_()
     log_prob = torch.zeros(5, 3, device=device, **F64)

@@ -11,12 +11,12 @@ from helpers.common import ALL_DTYPES, tolerance
 from helpers.oracles import rloo_log_prob_grad
 
 SHAPES_AND_DIMS = [
-    ((2, 7), 0),          # the smallest K
-    ((16, 300), 0),       # samples leading, many datapoints
-    ((300, 16), -1),      # samples last
-    ((5, 9, 130), 1),     # samples in the middle, a partial block of lanes
+    ((2, 7), 0),  # the smallest K
+    ((16, 300), 0),  # samples leading, many datapoints
+    ((300, 16), -1),  # samples last
+    ((5, 9, 130), 1),  # samples in the middle, a partial block of lanes
     ((3, 4, 5, 6), -2),
-    ((8,), 0),            # one datapoint: a scalar result
+    ((8,), 0),  # one datapoint: a scalar result
 ]
 
 
@@ -33,8 +33,9 @@ def test_value_and_gradients_match_oracle(implementation, device, shape, dim):
     torch.testing.assert_close(out, f.detach().mean(dim), **tolerance(torch.float64))
     grad = torch.randn_like(out)
     grad_f, grad_log_prob = torch.autograd.grad(out, (f, log_prob), grad)
-    torch.testing.assert_close(grad_log_prob, rloo_log_prob_grad(f, grad, dim),
-                               **tolerance(torch.float64))
+    torch.testing.assert_close(
+        grad_log_prob, rloo_log_prob_grad(f, grad, dim), **tolerance(torch.float64)
+    )
     # f enters the score term as a constant: its gradient is that of the mean alone.
     K = shape[dim]
     torch.testing.assert_close(grad_f, (grad / K).unsqueeze(dim).expand(shape))
@@ -51,8 +52,9 @@ def test_every_dtype(implementation, device, dtype, dim):
     grad_f, grad_log_prob = torch.autograd.grad(out, (f, log_prob), grad)
     assert grad_log_prob.dtype == dtype and grad_f.dtype == dtype
     torch.testing.assert_close(out.double(), f.detach().double().mean(dim), **tolerance(dtype))
-    torch.testing.assert_close(grad_log_prob.double(), rloo_log_prob_grad(f, grad, dim),
-                               **tolerance(dtype))
+    torch.testing.assert_close(
+        grad_log_prob.double(), rloo_log_prob_grad(f, grad, dim), **tolerance(dtype)
+    )
 
 
 def test_mixed_dtypes_give_each_input_its_own(implementation, device):
@@ -62,8 +64,9 @@ def test_mixed_dtypes_give_each_input_its_own(implementation, device):
     assert out.dtype == torch.float32
     grad_f, grad_log_prob = torch.autograd.grad(out.sum(), (f, log_prob))
     assert grad_f.dtype == torch.float32 and grad_log_prob.dtype == torch.float64
-    torch.testing.assert_close(grad_log_prob, rloo_log_prob_grad(f, torch.ones(10), 0),
-                               rtol=1e-6, atol=1e-6)
+    torch.testing.assert_close(
+        grad_log_prob, rloo_log_prob_grad(f, torch.ones(10), 0), rtol=1e-6, atol=1e-6
+    )
 
 
 def test_non_contiguous_inputs(implementation, device):
@@ -154,13 +157,21 @@ def test_rloo_variance_is_below_reinforce(implementation):
 
 # --- Errors ---------------------------------------------------------------------------------
 
+
 def test_errors(implementation):
     f = torch.randn(4, 3)
-    with pytest.raises(ValueError, match=r"score_function_loo: needs K >= 2 samples along dim 0 of f.*got K = 1"):
+    with pytest.raises(
+        ValueError, match=r"score_function_loo: needs K >= 2 samples along dim 0 of f.*got K = 1"
+    ):
         gradext.score_function_loo(f[:1], f[:1], 0)
-    with pytest.raises(ValueError, match=r"f of shape \(4, 3\) and log_prob of shape \(4, 2\) must have the same shape"):
+    with pytest.raises(
+        ValueError,
+        match=r"f of shape \(4, 3\) and log_prob of shape \(4, 2\) must have the same shape",
+    ):
         gradext.score_function_loo(f, f[:, :2], 0)
-    with pytest.raises(TypeError, match=r"f must be a floating-point tensor, got dtype torch.int64"):
+    with pytest.raises(
+        TypeError, match=r"f must be a floating-point tensor, got dtype torch.int64"
+    ):
         gradext.score_function_loo(f.long(), f, 0)
     with pytest.raises(TypeError, match=r"log_prob must be a floating-point tensor"):
         gradext.score_function_loo(f, f.long(), 0)

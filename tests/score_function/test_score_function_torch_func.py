@@ -25,8 +25,9 @@ def test_vmap_of_an_estimator_equals_a_loop(implementation, name, in_dims, dim):
         return t if d is None else t.select(d, i)
 
     batched = torch.vmap(lambda a, b: op(a, b, dim), in_dims=in_dims)(values, log_prob)
-    loop = torch.stack([op(item(values, in_dims[0], i), item(log_prob, in_dims[1], i), dim)
-                        for i in range(4)])
+    loop = torch.stack(
+        [op(item(values, in_dims[0], i), item(log_prob, in_dims[1], i), dim) for i in range(4)]
+    )
     torch.testing.assert_close(batched, loop, **TIGHT)
 
 
@@ -34,8 +35,8 @@ def test_vmap_of_an_estimator_equals_a_loop(implementation, name, in_dims, dim):
 def test_per_sample_gradients_equal_a_loop(implementation, name):
     """vmap(grad): one gradient per vmapped item, through the backward ops' batching rules."""
     op = getattr(gradext, name)
-    values = torch.randn(3, 5, 6, **F64)   # vmapped over dim 0
-    log_prob = torch.randn(5, 6, **F64)    # shared
+    values = torch.randn(3, 5, 6, **F64)  # vmapped over dim 0
+    log_prob = torch.randn(5, 6, **F64)  # shared
 
     def loss(a, b):
         return torch.sin(op(a * b, b, 0)).sum()

@@ -51,8 +51,11 @@ def test_every_dtype(implementation, device, dtype, dim):
     assert out.dtype == dtype
     # Gradients of O(1) with O(1) inputs: the dtype's own tolerance, a little wider for the
     # half types, whose inputs are already rounded.
-    tol = tolerance(dtype) if dtype in (torch.float32, torch.float64) else dict(
-        rtol=4 * tolerance(dtype)["rtol"], atol=4 * tolerance(dtype)["atol"])
+    tol = (
+        tolerance(dtype)
+        if dtype in (torch.float32, torch.float64)
+        else dict(rtol=4 * tolerance(dtype)["rtol"], atol=4 * tolerance(dtype)["atol"])
+    )
     _check_against_oracle(log_weights, log_prob, dim, **tol)
 
 
@@ -61,14 +64,18 @@ def test_stable_at_extreme_log_weights(implementation, device, dtype):
     """Log weights of +-1e4 (exp overflows in any float type) and one weight dwarfing the rest
     (where S - w_k cancels to 0): finite everywhere and equal to the float64 oracle to the
     inputs' precision (float32 carries about 1e-3 absolute at 1e4)."""
-    rows = torch.tensor([
-        [1e4, -1e4, 0.0, 5.0],
-        [-1e4, -1e4, -1e4, -1e4 + 1.0],
-        [1e4, 1e4, 1e4, 1e4],
-        [80.0, 0.0, 0.0, 0.0],       # exp(80) overflows float32's sum of the others' scale
-        [30.0, -30.0, 1.0, 2.0],     # w_max / S = 1 - 1e-13: S - w_max cancels in float32
-        [1e4, 1e4 - 1e-2, -1e4, 0.0],  # the top two nearly tied
-    ], dtype=torch.float64, device=device)
+    rows = torch.tensor(
+        [
+            [1e4, -1e4, 0.0, 5.0],
+            [-1e4, -1e4, -1e4, -1e4 + 1.0],
+            [1e4, 1e4, 1e4, 1e4],
+            [80.0, 0.0, 0.0, 0.0],  # exp(80) overflows float32's sum of the others' scale
+            [30.0, -30.0, 1.0, 2.0],  # w_max / S = 1 - 1e-13: S - w_max cancels in float32
+            [1e4, 1e4 - 1e-2, -1e4, 0.0],  # the top two nearly tied
+        ],
+        dtype=torch.float64,
+        device=device,
+    )
     log_weights = rows.t().contiguous().to(dtype).requires_grad_()  # samples along dim 0
     log_prob = torch.zeros_like(log_weights, requires_grad=True)
     tol = dict(rtol=1e-12, atol=1e-9) if dtype == torch.float64 else dict(rtol=1e-6, atol=4e-3)
@@ -83,8 +90,11 @@ def test_signal_of_a_dominant_sample(implementation):
     log_prob = torch.zeros(2, requires_grad=True)
     out = gradext.vimco(log_weights, log_prob, 0)
     (grad_log_prob,) = torch.autograd.grad(out, log_prob)
-    expected = (a - b) + torch.log1p(torch.exp(torch.tensor(b - a, dtype=torch.float64))) - torch.log(
-        torch.tensor(2.0, dtype=torch.float64))
+    expected = (
+        (a - b)
+        + torch.log1p(torch.exp(torch.tensor(b - a, dtype=torch.float64)))
+        - torch.log(torch.tensor(2.0, dtype=torch.float64))
+    )
     torch.testing.assert_close(grad_log_prob[0].double(), expected, rtol=1e-6, atol=0)
 
 
@@ -92,7 +102,9 @@ def test_gradcheck_of_the_pathwise_part(implementation, device):
     """Finite differences check d log_weights (the bound's true derivative); d log_prob is an
     estimator, checked against the oracle."""
     log_weights, log_prob = _inputs((5, 3, 4), torch.float64, device)
-    assert torch.autograd.gradcheck(lambda w: gradext.vimco(w, log_prob.detach(), 1), (log_weights,))
+    assert torch.autograd.gradcheck(
+        lambda w: gradext.vimco(w, log_prob.detach(), 1), (log_weights,)
+    )
 
 
 @pytest.mark.parametrize("wanted", ["log_weights", "log_prob"])
@@ -118,13 +130,21 @@ def test_empty_inputs(implementation, device):
 
 def test_errors(implementation):
     x = torch.randn(3, 5)
-    with pytest.raises(ValueError, match=r"vimco: needs K >= 2 samples along dim 1 of log_weights.*got K = 1"):
+    with pytest.raises(
+        ValueError, match=r"vimco: needs K >= 2 samples along dim 1 of log_weights.*got K = 1"
+    ):
         gradext.vimco(x[:, :1], x[:, :1], 1)
-    with pytest.raises(ValueError, match=r"log_weights of shape \(3, 5\) and log_prob of shape \(5, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"log_weights of shape \(3, 5\) and log_prob of shape \(5, 3\)"
+    ):
         gradext.vimco(x, x.t(), 0)
-    with pytest.raises(TypeError, match=r"log_weights must be a floating-point tensor, got dtype torch.int32"):
+    with pytest.raises(
+        TypeError, match=r"log_weights must be a floating-point tensor, got dtype torch.int32"
+    ):
         gradext.vimco(x.int(), x, 0)
-    with pytest.raises(IndexError, match=r"dim -3 is out of range for log_weights with 2 dimensions"):
+    with pytest.raises(
+        IndexError, match=r"dim -3 is out of range for log_weights with 2 dimensions"
+    ):
         gradext.vimco(x, x, -3)
 
 
@@ -133,7 +153,8 @@ def test_kernels_save_log_weights_and_five_scalars_per_datapoint():
     """What autograd keeps for the one-pass backward: the log weights and [5, datapoints]."""
     log_weights, log_prob = _inputs((16, 300), torch.float32, "cpu")
     saved = []
-    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(tuple(t.shape)) or t,
-                                                  lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(
+        lambda t: saved.append(tuple(t.shape)) or t, lambda t: t
+    ):
         gradext.vimco(log_weights, log_prob, 0)
     assert sorted(saved) == [(5, 300), (16, 300)]

@@ -9,8 +9,12 @@ import pytest
 
 
 def test_command_line():
-    run = lambda *a: subprocess.run([sys.executable, "-m", "gradext", *a],  # noqa: E731
-                                    capture_output=True, text=True, timeout=120)
+    run = lambda *a: subprocess.run(
+        [sys.executable, "-m", "gradext", *a],  # noqa: E731
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     ok = run("variance", "--mu", "1", "-K", "2", "--replicates", "2000")
     assert ok.returncode == 0, ok.stderr
     assert "| score_function_loo | 1 | 2 |" in ok.stdout
@@ -21,27 +25,37 @@ def test_command_line():
 
 
 def test_bench_command_rejects_bad_arguments():
-    bad = subprocess.run([sys.executable, "-m", "gradext", "bench", "--device", "tpu"],
-                         capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "gradext", "bench", "--device", "tpu"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "invalid choice: 'tpu'" in bad.stderr
 
 
 def test_speedup_chart(tmp_path):
     """The chart of `python -m gradext bench` from a few synthetic measurements."""
     pytest.importorskip("matplotlib")
-    from gradext.bench.harness import Measurement
     from gradext.bench import suite
+    from gradext.bench.harness import Measurement
 
-    rows = [Measurement("op", "[8, 8]", "forward+backward", impl, ms)
-            for impl, ms in (("eager", 4.0), ("compile", 2.0), ("gradext", 1.0))]
+    rows = [
+        Measurement("op", "[8, 8]", "forward+backward", impl, ms)
+        for impl, ms in (("eager", 4.0), ("compile", 2.0), ("gradext", 1.0))
+    ]
     path = suite.speedup_chart(rows, tmp_path / "chart.png", "test")
     assert path is not None and path.stat().st_size > 1000
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_demo_command_rejects_bad_arguments(tmp_path):
-    run = lambda *a: subprocess.run([sys.executable, "-m", "gradext", "demo", *a],  # noqa: E731
-                                    capture_output=True, text=True, timeout=120)
+    run = lambda *a: subprocess.run(
+        [sys.executable, "-m", "gradext", "demo", *a],  # noqa: E731
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     few = run("--samples", "1")
     assert few.returncode == 2 and "expected an integer >= 2" in few.stderr
     unknown = run("--estimators", "magic")
@@ -64,6 +78,9 @@ def test_every_family_of_the_registry_has_a_benchmark():
 
 
 def test_bench_rejects_an_unknown_family():
-    bad = subprocess.run([sys.executable, "-m", "gradext", "bench", "--family", "gama"],
-                         capture_output=True, text=True)
+    bad = subprocess.run(
+        [sys.executable, "-m", "gradext", "bench", "--family", "gama"],
+        capture_output=True,
+        text=True,
+    )
     assert bad.returncode != 0 and "no op family 'gama'" in bad.stderr

@@ -17,13 +17,24 @@ from gradext.demo.run import DemoConfig, run_demo  # noqa: E402
 
 
 def test_short_demo_improves_every_model(tmp_path):
-    config = DemoConfig(epochs=4, num_samples=4, eval_samples=16, variance_draws=4,
-                        timing_steps=2, out=str(tmp_path), progress=False)
+    config = DemoConfig(
+        epochs=4,
+        num_samples=4,
+        eval_samples=16,
+        variance_draws=4,
+        timing_steps=2,
+        out=str(tmp_path),
+        progress=False,
+    )
     results = run_demo(config)
     assert [(r.model, r.estimator) for r in results] == [
-        ("gaussian_vae", "pathwise"), ("discrete_vae", "st_gumbel"),
-        ("discrete_vae", "gumbel_softmax"), ("discrete_vae", "rloo"), ("discrete_vae", "vimco"),
-        ("discrete_vae", "reinforce")]
+        ("gaussian_vae", "pathwise"),
+        ("discrete_vae", "st_gumbel"),
+        ("discrete_vae", "gumbel_softmax"),
+        ("discrete_vae", "rloo"),
+        ("discrete_vae", "vimco"),
+        ("discrete_vae", "reinforce"),
+    ]
     for r in results:
         first, last = r.curve[0][2], r.curve[-1][2]
         # From the untrained model's ~44 nats (64 pixels x log 2) down by several nats.
@@ -71,10 +82,30 @@ def test_two_process_ddp_on_cpu(tmp_path):
 
     out = tmp_path / "ddp"
     done = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-         "-m", "gradext", "demo", "--epochs", "2", "--estimators", "rloo", "--samples", "2",
-         "--quick", "--no-progress", "--out", str(out)],
-        capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "gradext",
+            "demo",
+            "--epochs",
+            "2",
+            "--estimators",
+            "rloo",
+            "--samples",
+            "2",
+            "--quick",
+            "--no-progress",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert "ranks: 2" in done.stdout
     with open(out / "ranks.csv") as f:

@@ -1,4 +1,4 @@
-"""The estimator lab reproduces the analytic means and variances of DESIGN.md's 1-D case."""
+"""The estimator lab reproduces the analytic means and variances of the 1-D case in the design."""
 
 from __future__ import annotations
 
@@ -12,9 +12,12 @@ def test_matches_analytic_values(implementation, mu, num_samples):
     """z-tests against the analytic gradient (2 mu) and K-sample variances: |z| < 4.5, with the
     variance's standard error from the sample fourth moment (the score-function estimates are
     heavy-tailed, so a chi-square interval would be wrong)."""
-    estimators = [e for e in variance_lab.ESTIMATORS if num_samples >= 2 or e != "score_function_loo"]
-    rows = variance_lab.gradient_statistics(variance_lab.square, mu, num_samples, 200_000,
-                                            estimators, seed=1)
+    estimators = [
+        e for e in variance_lab.ESTIMATORS if num_samples >= 2 or e != "score_function_loo"
+    ]
+    rows = variance_lab.gradient_statistics(
+        variance_lab.square, mu, num_samples, 200_000, estimators, seed=1
+    )
     analytic = variance_lab.analytic_square(mu, num_samples)
     for row in rows:
         true_mean, true_variance = analytic[row.estimator]
@@ -34,7 +37,9 @@ def test_user_function():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match="num_samples must be >= 1, and >= 2 for score_function_loo"):
+    with pytest.raises(
+        ValueError, match="num_samples must be >= 1, and >= 2 for score_function_loo"
+    ):
         variance_lab.gradient_statistics(num_samples=1)
     with pytest.raises(ValueError, match="unknown estimators"):
         variance_lab.gradient_statistics(num_samples=2, estimators=["magic"])

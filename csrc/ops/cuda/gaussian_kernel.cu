@@ -1,6 +1,6 @@
 // CUDA implementation of the gaussian_rsample ops.
 //
-// Two kernel shapes per direction (DESIGN.md, "Kernel shapes"):
+// Two kernel shapes per direction (docs/design.md, "Kernel shapes"):
 //  * blocked, when numel(S) % 4 == 0 for the sample shape S: a thread owns 4 consecutive
 //    elements of S (one Philox block per sample) and loops over the samples: the forward reuses
 //    mu and exp(logvar / 2) from registers for every sample; the backward reduces over the

@@ -1,6 +1,6 @@
 // CUDA implementation of gumbel_softmax and gumbel_sigmoid.
 //
-// Gumbel-Softmax is row-wise (DESIGN.md, "Kernel shapes"): a group of kGroup threads reduces
+// Gumbel-Softmax is row-wise (docs/design.md, "Kernel shapes"): a group of kGroup threads reduces
 // one row, 4 threads for rows of up to 64 categories, a warp up to 1024 (several rows per block
 // either way) and a whole block of 512 threads beyond (row_reduce.cuh). Each thread walks its
 // row in runs of 4 columns. Pass 1 keeps an online (max, argmax, sum of exp) triple, combined

@@ -1,6 +1,6 @@
 // CUDA implementation of score_function_loo and vimco.
 //
-// One thread per datapoint (DESIGN.md, "Kernel shapes"): datapoint (o, i) of the [outer, K,
+// One thread per datapoint (docs/design.md, "Kernel shapes"): datapoint (o, i) of the [outer, K,
 // inner] view loops over its K samples in order k = 0 .. K-1, the order the CPU kernels use, so
 // float32 results agree bitwise with them (leave_one_out.h holds the shared math). With the
 // sample axis leading or in the middle, neighbouring threads read neighbouring addresses.
