@@ -151,5 +151,7 @@ def main():
     )
 
 
+# A plain call, not sys.exit(main()): setuptools' PEP 517 backend runs this file as __main__ and
+# treats SystemExit(None) as a failure, which killed `pip install .` (non-editable) silently.
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

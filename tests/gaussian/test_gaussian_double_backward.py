@@ -1,8 +1,6 @@
 """Gradients of gradients (create_graph=True) through gaussian_rsample and its replay op.
-
-The derivatives of the fused backward ops are checked three independent ways: against autograd on
-the pure-PyTorch reference with the same noise (float64), by finite differences where the
-gradient is the derivative of the value, and by gradcheck of each backward op on its own."""
+Checked against the reference on the same noise, finite differences and gradcheck of the
+backward ops (helpers/higher_order.py says how)."""
 
 from __future__ import annotations
 

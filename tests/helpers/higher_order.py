@@ -1,6 +1,11 @@
 """Helpers of the double-backward tests: derivatives of any order of a fixed nonlinear scalar,
 float64 comparison, and the fixture that turns torch's "autograd kernel was not registered"
-warning (a silently dropped derivative) into an error."""
+warning (a silently dropped derivative) into an error.
+
+Each family's double-backward tests check the derivatives of its fused backward ops three
+independent ways: against autograd on the pure-PyTorch reference with the same noise (float64),
+by finite differences where the gradient is the derivative of the value, and by gradcheck of
+each backward op on its own."""
 
 from __future__ import annotations
 
