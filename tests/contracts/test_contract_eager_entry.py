@@ -12,6 +12,7 @@ import pytest
 import torch
 
 import gradext
+from gradext.op_registry import EXAMPLE_SHAPE, OPS
 from helpers.common import requires_extension
 
 pytestmark = requires_extension
@@ -127,3 +128,18 @@ def test_eager_entry_without_grad(case):
         out = public(*inputs)
     assert out.grad_fn is None and not out.requires_grad
     assert torch.equal(out, public(*inputs).detach())
+
+
+@pytest.mark.parametrize("case", OPS, ids=lambda case: case.name)
+def test_every_registered_op_example_matches_the_dispatcher_path(case):
+    """For every op of the registry: the public call (the eager entry) and the dispatcher op
+    (torch.library's registered autograd) give bitwise-equal values and gradients."""
+    x = torch.randn(*EXAMPLE_SHAPE, generator=_generator(3), dtype=torch.float64)
+    leaf_public, leaf_registered = x.clone().requires_grad_(), x.clone().requires_grad_()
+    out_public, out_registered = case.example(leaf_public), case.registered(leaf_registered)
+    assert torch.equal(out_public, out_registered)
+    upstream = torch.randn(out_public.shape, generator=_generator(7), dtype=out_public.dtype)
+    (grad_public,) = torch.autograd.grad(out_public, leaf_public, upstream)
+    (grad_registered,) = torch.autograd.grad(out_registered, leaf_registered, upstream)
+    assert torch.equal(grad_public, grad_registered)
+    assert f"eager entry of gradext::{case.name}" in _graph_node_names(out_public)

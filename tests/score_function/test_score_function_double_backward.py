@@ -74,19 +74,3 @@ def test_score_function_backward_ops_gradcheck(device):
     # derivative is the convention's zero, so that output is checked in grad only).
     assert torch.autograd.gradcheck(lambda g: vimco_backward(g, log_weights.detach()), (grad,))
     assert torch.autograd.gradcheck(lambda w: vimco_backward(grad.detach(), w)[0], (log_weights,))
-
-
-@pytest.mark.parametrize("name", ["score_function_loo", "vimco"])
-def test_fallback_estimators_match_kernels(name):
-    """The estimators have no noise, so the fallback and the kernels take the same inputs."""
-    if not gradext.has_extension():
-        pytest.skip("needs the kernels to compare with")
-    from gradext import _extension
-
-    a = torch.randn(4, 3, **F64).requires_grad_()
-    b = torch.randn(4, 3, **F64).requires_grad_()
-    op = getattr(gradext, name)
-    kernels = second_order(op, (a, b))
-    with _extension.force_fallback():
-        fallback = second_order(op, (a, b))
-    assert_same(kernels, fallback)
