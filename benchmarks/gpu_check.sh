@@ -58,7 +58,7 @@ step "build" build.log 140 bash -c build_extension
 step "CUDA kernels loaded" cuda_loaded.log 30 "$PYTHON" -c "import gradext, torch
 assert gradext.has_cuda(), ('no CUDA kernels', torch.cuda.is_available(), gradext.extension_error())
 print('CUDA kernels on', torch.cuda.get_device_name(), '- CPU kernels', gradext.cpu_isa())"
-# The CUDA-marked tests only (360 of them, 18 under torch.compile, whose Triton compiles take
+# The CUDA-marked tests only (422 of them, 18 under torch.compile, whose Triton compiles take
 # most of the time): CI runs the CPU tests on every submission.
 step "CUDA tests" pytest.log 150 "$PYTHON" -m pytest -q -rs -m cuda -p no:cacheprovider tests
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
