@@ -189,20 +189,20 @@ def _incoming_gradient(ctx, grad_y, grad_y_soft):
     return grad_y
 
 
-def _gumbel_softmax_sample_backward(ctx, grad_y, grad_y_soft):
+def _sample_backward(ctx, grad_y, grad_y_soft, fused_backward):
     (y_soft,) = ctx.saved_tensors
     grad_y = _incoming_gradient(ctx, grad_y, grad_y_soft)
     if not ctx.needs_input_grad[0] or grad_y is None:
         return (None,)
-    return (_gumbel_softmax_backward(grad_y.contiguous(), y_soft, ctx.tau),)
+    return (fused_backward(grad_y.contiguous(), y_soft, ctx.tau),)
+
+
+def _gumbel_softmax_sample_backward(ctx, grad_y, grad_y_soft):
+    return _sample_backward(ctx, grad_y, grad_y_soft, _gumbel_softmax_backward)
 
 
 def _gumbel_sigmoid_sample_backward(ctx, grad_y, grad_y_soft):
-    (y_soft,) = ctx.saved_tensors
-    grad_y = _incoming_gradient(ctx, grad_y, grad_y_soft)
-    if not ctx.needs_input_grad[0] or grad_y is None:
-        return (None,)
-    return (_gumbel_sigmoid_backward(grad_y.contiguous(), y_soft, ctx.tau),)
+    return _sample_backward(ctx, grad_y, grad_y_soft, _gumbel_sigmoid_backward)
 
 
 # --- the derivatives of the fused backwards (double backward) --------------------------------
@@ -235,26 +235,25 @@ def _sigmoid_backward_in_y(grad, grad_grad, y):
     return grad_grad * grad * (1 - 2 * y)
 
 
-def _gumbel_softmax_backward_derivative(ctx, grad_grad_logits):
+def _backward_derivative(ctx, grad_grad_logits, fused_backward, in_y):
     grad_grad = grad_y_soft = None
     if ctx.needs_input_grad[0]:
-        grad_grad = _gumbel_softmax_backward(
-            grad_grad_logits.contiguous(), ctx.saved_tensors[1], ctx.tau
-        )
+        grad_grad = fused_backward(grad_grad_logits.contiguous(), ctx.saved_tensors[1], ctx.tau)
     if ctx.needs_input_grad[1]:
-        grad_y_soft = _derivative_in_y(ctx, grad_grad_logits, _softmax_backward_in_y)
+        grad_y_soft = _derivative_in_y(ctx, grad_grad_logits, in_y)
     return grad_grad, grad_y_soft
+
+
+def _gumbel_softmax_backward_derivative(ctx, grad_grad_logits):
+    return _backward_derivative(
+        ctx, grad_grad_logits, _gumbel_softmax_backward, _softmax_backward_in_y
+    )
 
 
 def _gumbel_sigmoid_backward_derivative(ctx, grad_grad_logits):
-    grad_grad = grad_y_soft = None
-    if ctx.needs_input_grad[0]:
-        grad_grad = _gumbel_sigmoid_backward(
-            grad_grad_logits.contiguous(), ctx.saved_tensors[1], ctx.tau
-        )
-    if ctx.needs_input_grad[1]:
-        grad_y_soft = _derivative_in_y(ctx, grad_grad_logits, _sigmoid_backward_in_y)
-    return grad_grad, grad_y_soft
+    return _backward_derivative(
+        ctx, grad_grad_logits, _gumbel_sigmoid_backward, _sigmoid_backward_in_y
+    )
 
 
 # --- vmap rules -----------------------------------------------------------------------------
