@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import operator
+
+import numpy
 import torch
 
 
@@ -10,10 +13,35 @@ def check_tensor(op: str, name: str, value) -> None:
         raise TypeError(f"{op}: {name} must be a torch.Tensor, got {type(value).__name__}")
 
 
+# The dtypes every kernel and the fallback compute in (the half types in float32). float8 and
+# other floating types are refused here rather than inside a kernel's dispatch.
+FLOATING_DTYPES = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+
+# The largest count an op's int argument can carry (the dispatcher's int is int64).
+INT64_MAX = 2**63 - 1
+
+# The longest row of the row-wise ops (gumbel_softmax, categorical_sample): the CPU kernels
+# index a row with int32 (csrc/ops/row_length.h).
+MAX_ROW_LENGTH = 2**31 - 1
+
+
 def check_floating(op: str, name: str, value: torch.Tensor) -> None:
     check_tensor(op, name, value)
-    if not value.dtype.is_floating_point:
-        raise TypeError(f"{op}: {name} must be a floating-point tensor, got dtype {value.dtype}")
+    if value.is_nested:
+        raise TypeError(f"{op}: {name} must be a strided tensor, got a nested tensor")
+    if value.dtype not in FLOATING_DTYPES:
+        raise TypeError(
+            f"{op}: {name} must be a floating-point tensor, got dtype {value.dtype} "
+            "(supported: float32, float64, float16, bfloat16)"
+        )
+
+
+def check_row_length(op: str, name: str, categories: int) -> None:
+    if categories > MAX_ROW_LENGTH:
+        raise ValueError(
+            f"{op}: rows of at most 2^31 - 1 categories are supported, got {categories} "
+            f"along the category dim of {name}"
+        )
 
 
 def check_same_device(op: str, **tensors: torch.Tensor) -> None:
@@ -40,25 +68,36 @@ def check_broadcastable(op: str, **tensors: torch.Tensor) -> torch.Size:
 def check_optional_count(op: str, name: str, value, minimum: int = 1) -> None:
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{op}: {name} must be None or an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
+    _check_count_value(op, name, value, minimum, "None or an int")
 
 
 def check_count(op: str, name: str, value, minimum: int = 1) -> None:
-    if value is None:
-        raise TypeError(f"{op}: {name} must be an int, got None")
-    check_optional_count(op, name, value, minimum)
+    _check_count_value(op, name, value, minimum, "an int")
 
 
-def check_dim(op: str, dim, name: str, tensor: torch.Tensor) -> None:
-    if isinstance(dim, bool) or not isinstance(dim, int):
+def _check_count_value(op: str, name: str, value, minimum: int, expected: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{op}: {name} must be {expected}, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
+    if value > INT64_MAX:
+        raise ValueError(f"{op}: {name} must be at most 2^63 - 1 (an int64), got {value}")
+
+
+def as_dim(op: str, dim, name: str, tensor: torch.Tensor) -> int:
+    """dim as an int: anything with __index__ (numpy integers too) that torch takes, not a bool;
+    checked against tensor's number of dimensions."""
+    if isinstance(dim, (bool, numpy.bool_)):
         raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
+    try:
+        dim = operator.index(dim)
+    except TypeError:
+        raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}") from None
     if not -tensor.dim() <= dim < tensor.dim():
         raise IndexError(
             f"{op}: dim {dim} is out of range for {name} with {tensor.dim()} dimensions"
         )
+    return dim
 
 
 def check_generator(op: str, generator, device: torch.device) -> None:
@@ -68,7 +107,8 @@ def check_generator(op: str, generator, device: torch.device) -> None:
         raise TypeError(
             f"{op}: generator must be a torch.Generator or None, got {type(generator).__name__}"
         )
-    if generator.device.type != device.type:
+    # Meta tensors draw nothing (shape propagation only), so any generator goes with them.
+    if generator.device.type != device.type and device.type != "meta":
         raise ValueError(
             f"{op}: generator is on {generator.device} but the inputs are on {device}; "
             f"pass a generator created with torch.Generator(device='{device.type}')"

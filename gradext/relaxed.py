@@ -18,7 +18,9 @@ csrc/ops/cpu/relaxed_*, csrc/ops/cuda/relaxed_kernel.cu. Fallback: gradext/refer
 from __future__ import annotations
 
 import math
+import numbers
 
+import numpy
 import torch
 
 from gradext import _extension, _validation, reference
@@ -54,13 +56,11 @@ def gumbel_softmax(
     op = "gumbel_softmax"
     _validation.check_floating(op, "logits", logits)
     tau_value = _check_tau(op, tau)
-    _check_hard(op, hard)
+    hard = _as_hard(op, hard)
     if logits.dim() == 0:
         raise ValueError(f"{op}: logits must have at least one dimension (the categories)")
-    if isinstance(dim, bool) or not isinstance(dim, int) or not -logits.dim() <= dim < logits.dim():
-        raise IndexError(
-            f"{op}: dim {dim} is out of range for logits with {logits.dim()} dimensions"
-        )
+    dim = _validation.as_dim(op, dim, "logits", logits)
+    _validation.check_row_length(op, "logits", logits.shape[dim])
     _validation.check_generator(op, generator, logits.device)
     if _learned_temperature(tau):
         return reference.gumbel_softmax(logits, tau, hard, eps, dim, generator=generator)
@@ -89,7 +89,7 @@ def gumbel_sigmoid(
     op = "gumbel_sigmoid"
     _validation.check_floating(op, "logits", logits)
     tau_value = _check_tau(op, tau)
-    _check_hard(op, hard)
+    hard = _as_hard(op, hard)
     _validation.check_generator(op, generator, logits.device)
     if _learned_temperature(tau):
         return reference.gumbel_sigmoid(logits, tau, hard, generator=generator)
@@ -121,9 +121,21 @@ def _learned_temperature(tau) -> bool:
     return isinstance(tau, torch.Tensor) and tau.requires_grad
 
 
-def _check_hard(op: str, hard) -> None:
-    if not isinstance(hard, bool):
-        raise TypeError(f"{op}: hard must be a bool, got {type(hard).__name__}")
+def _as_hard(op: str, hard) -> bool:
+    """hard as a bool. F.gumbel_softmax only tests `if hard:`, so code written for it passes
+    bools, 0 and 1, numpy bools and one-element bool or integer tensors: all are taken; other
+    values (a float, a string, a longer tensor) are a TypeError rather than a guess."""
+    if isinstance(hard, bool):
+        return hard
+    if isinstance(hard, torch.Tensor):
+        if hard.numel() == 1 and (hard.dtype == torch.bool or not hard.is_floating_point()):
+            return bool(hard.item())
+    elif isinstance(hard, numpy.bool_) or (isinstance(hard, numbers.Integral) and hard in (0, 1)):
+        return bool(hard)
+    raise TypeError(
+        f"{op}: hard must be a bool (or 0, 1, a numpy bool, a one-element bool tensor), "
+        f"got {hard!r} of type {type(hard).__name__}"
+    )
 
 
 # --- fake kernels ---------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def score_function_loo(f: torch.Tensor, log_prob: torch.Tensor, dim: int = 0) ->
     its gradient as a broadcast view (no K-sized write).
     """
     op = "score_function_loo"
-    _check_samples(op, "f", f, "log_prob", log_prob, dim)
+    dim = _check_samples(op, "f", f, "log_prob", log_prob, dim)
     if not _extension.uses_kernels(f.device):
         return reference.score_function_loo(f, log_prob, dim)
     return _score_function_loo(f, log_prob, dim)
@@ -78,7 +78,7 @@ def vimco(log_weights: torch.Tensor, log_prob: torch.Tensor, dim: int = 0) -> to
     forward keeps 5 scalars per datapoint so that the backward reads the log weights once.
     """
     op = "vimco"
-    _check_samples(op, "log_weights", log_weights, "log_prob", log_prob, dim)
+    dim = _check_samples(op, "log_weights", log_weights, "log_prob", log_prob, dim)
     if not _extension.uses_kernels(log_weights.device):
         return reference.vimco(log_weights, log_prob, dim)
     bound, _ = _vimco(log_weights, log_prob, dim)
@@ -86,7 +86,8 @@ def vimco(log_weights: torch.Tensor, log_prob: torch.Tensor, dim: int = 0) -> to
 
 
 def _check_samples(op: str, values_name: str, values, other_name: str, other, dim) -> int:
-    """Validates a (values, log_prob) pair with K >= 2 samples along dim; returns K."""
+    """Validates a (values, log_prob) pair with K >= 2 samples along dim; returns dim as an
+    int."""
     _validation.check_floating(op, values_name, values)
     _validation.check_floating(op, other_name, other)
     if values.shape != other.shape:
@@ -97,14 +98,21 @@ def _check_samples(op: str, values_name: str, values, other_name: str, other, di
     _validation.check_same_device(op, **{values_name: values, other_name: other})
     if values.dim() == 0:
         raise ValueError(f"{op}: {values_name} must have at least one dimension (the samples)")
-    _validation.check_dim(op, dim, values_name, values)
+    dim = _validation.as_dim(op, dim, values_name, values)
     K = values.shape[dim]
     if K < 2:
         raise ValueError(
             f"{op}: needs K >= 2 samples along dim {dim} of {values_name} (a leave-one-out "
             f"baseline needs another sample), got K = {K}"
         )
-    return K
+    if K > MAX_SAMPLES:
+        raise ValueError(f"{op}: at most 2^31 - 1 samples along dim, got {K}")
+    return dim
+
+
+# The kernels count samples with int32 (csrc/ops/score_function.cpp); the fallback keeps the
+# same limit so that both paths accept the same inputs.
+MAX_SAMPLES = 2**31 - 1
 
 
 # --- fake kernels ---------------------------------------------------------------------------

@@ -70,6 +70,23 @@ GRADEXT_INLINE float log_positive(float x) {
   return (m + y) + 0.693359375f * e;
 }
 
+// Natural log for any float, with IEEE semantics where log_positive's domain ends: NaN -> NaN,
+// +inf -> +inf, +-0 -> -inf, x < 0 -> NaN, subnormals scaled by 2^23 into the normal range
+// first. For values computed from data (log-normalizers, VIMCO's sums), where a NaN or an
+// infinity in the input must come out as one; the noise transforms keep log_positive, whose
+// inputs are uniforms by construction. Selects only, so it vectorizes like log_positive.
+GRADEXT_INLINE float log(float x) {
+  constexpr float kSmallestNormal = 1.17549435082228751e-38f;  // 2^-126
+  const bool subnormal = x < kSmallestNormal;  // also 0 and negatives, replaced below
+  const float scaled = subnormal ? x * 8388608.0f : x;  // 2^23
+  float r = log_positive(scaled);
+  r = subnormal ? r - 15.9423851528787421f : r;  // 23 ln 2
+  r = x == 0.0f ? -INFINITY : r;
+  r = x < 0.0f ? NAN : r;
+  r = x == INFINITY ? INFINITY : r;
+  return x == x ? r : x;
+}
+
 // exp for any float: overflows to +inf, underflows through the subnormals to 0, NaN stays NaN.
 GRADEXT_INLINE float exp(float x) {
   // The clamps are written as x86's max/min (`a > b ? a : b` with the constant second), which
@@ -129,12 +146,25 @@ GRADEXT_INLINE float sqrt(float x) {
 }
 
 GRADEXT_INLINE double log_positive(double x) { return ::log(x); }
+GRADEXT_INLINE double log(double x) { return ::log(x); }
 GRADEXT_INLINE double exp(double x) { return ::exp(x); }
 GRADEXT_INLINE double sqrt(double x) { return ::sqrt(x); }
 GRADEXT_INLINE void sincos_2pi(double u, double* s, double* c) {
   constexpr double kTwoPi = 6.283185307179586476925286766559;
   *s = ::sin(kTwoPi * u);
   *c = ::cos(kTwoPi * u);
+}
+
+// 1 / tau converted to the math type and saturated at its largest finite value. A tau so small
+// that 1 / tau overflows (below 2.9e-39 in float) then gives the tau -> 0 limit of a relaxed
+// sample (the hard sample of the same noise) instead of 0 * inf = NaN.
+GRADEXT_INLINE float saturated_inv_tau(double inv_tau, float /*tag*/) {
+  constexpr double kFloatMax = 3.40282346638528859812e+38;
+  return static_cast<float>(inv_tau < kFloatMax ? inv_tau : kFloatMax);
+}
+GRADEXT_INLINE double saturated_inv_tau(double inv_tau, double /*tag*/) {
+  constexpr double kDoubleMax = 1.79769313486231570815e+308;
+  return inv_tau < kDoubleMax ? inv_tau : kDoubleMax;
 }
 
 }  // namespace math

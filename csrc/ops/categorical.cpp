@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include "ops/row_length.h"
+
 namespace gradext::ops {
 
 CategoricalProblem make_categorical_problem(const at::Tensor& logits, int64_t num_samples) {
@@ -13,6 +15,7 @@ CategoricalProblem make_categorical_problem(const at::Tensor& logits, int64_t nu
                     ": logits must have at least one dimension (the categories)");
   TORCH_CHECK_VALUE(logits.size(-1) >= 1, op, ": logits must have at least one category, got shape ",
                     logits.sizes());
+  check_row_length(op, "logits", logits.size(-1));
   TORCH_CHECK_VALUE(num_samples >= 1, op, ": num_samples must be >= 1, got ", num_samples);
   CategoricalProblem p;
   p.logits = logits.contiguous();
@@ -33,6 +36,7 @@ void check_categorical_backward(const at::Tensor& grad, const at::Tensor& logits
   TORCH_CHECK(index.sizes().slice(1).equals(logits.sizes().slice(0, logits.dim() - 1)), op,
               ": index of shape ", index.sizes(), " does not match logits of shape ",
               logits.sizes());
+  if (logits.dim() > 0) check_row_length(op, "logits", logits.size(-1));
   TORCH_CHECK_TYPE(index.scalar_type() == at::kLong, op, ": index must be int64, got ",
                    index.scalar_type());
   TORCH_CHECK_TYPE(grad.scalar_type() == logits.scalar_type(), op, ": grad (", grad.scalar_type(),

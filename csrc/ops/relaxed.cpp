@@ -4,6 +4,9 @@
 #include <torch/library.h>
 
 #include <cmath>
+#include <cstring>
+
+#include "ops/row_length.h"
 
 namespace gradext::ops {
 namespace {
@@ -20,8 +23,10 @@ RelaxedProblem make_relaxed_problem(const char* op, const at::Tensor& logits, do
                    ": logits must be a floating-point tensor, got dtype ", logits.scalar_type());
   check_tau(op, tau);
   RelaxedProblem p;
-  p.logits = logits.contiguous();
   p.categories = logits.dim() == 0 ? 1 : logits.size(-1);
+  // Before contiguous(): an expanded row of 2^31 categories is refused without a copy.
+  if (std::strcmp(op, "gumbel_softmax") == 0) check_row_length(op, "logits", p.categories);
+  p.logits = logits.contiguous();
   p.rows = p.categories == 0 ? 0 : logits.numel() / p.categories;
   p.inv_tau = 1.0 / tau;
   return p;
@@ -30,6 +35,9 @@ RelaxedProblem make_relaxed_problem(const char* op, const at::Tensor& logits, do
 void check_relaxed_backward(const char* op, const at::Tensor& grad, const at::Tensor& y_soft,
                             double tau) {
   check_tau(op, tau);
+  if (std::strcmp(op, "gumbel_softmax") == 0 && y_soft.dim() > 0) {
+    check_row_length(op, "the soft sample", y_soft.size(-1));
+  }
   TORCH_CHECK(grad.sizes().equals(y_soft.sizes()), op, ": grad of shape ", grad.sizes(),
               " does not match the soft sample of shape ", y_soft.sizes());
   TORCH_CHECK(grad.device() == y_soft.device(), op, ": grad is on ", grad.device(),

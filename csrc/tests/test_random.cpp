@@ -99,6 +99,27 @@ void test_log_accuracy() {
   check(worst < 4e-7, "log_positive within 4e-7 relative on the uniform grid");
 }
 
+// math::log is for data (log-normalizers, VIMCO's sums): accurate over the whole float range and
+// IEEE at its edges. The CPU kernels inline the same function in every ISA variant, which
+// tests/contracts/test_contract_invalid_inputs.py drives through the ops.
+void test_full_range_log_accuracy_and_edges() {
+  using gradext::math::log;
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  double worst = 0.0;
+  for (uint32_t bits = 1; bits < 0x7f800000u; bits += 997) {  // subnormals to the largest floats
+    const float x = gradext::math::bits_to_float(bits);
+    const double want = std::log(static_cast<double>(x));
+    worst = std::fmax(worst, std::fabs(log(x) - want) / std::fmax(1.0, std::fabs(want)));
+  }
+  std::printf("log: max error %.3g (relative, absolute near 1)\n", worst);
+  check(worst < 4e-7, "log within 4e-7 over subnormal to largest floats");
+  check(std::isnan(log(std::numeric_limits<float>::quiet_NaN())), "log(NaN) = NaN");
+  check(log(kInf) == kInf, "log(inf) = inf");
+  check(log(0.0f) == -kInf && log(-0.0f) == -kInf, "log(+-0) = -inf");
+  check(std::isnan(log(-1.0f)) && std::isnan(log(-kInf)), "log of a negative number is NaN");
+  check(log(1.0f) == 0.0f, "log(1) = 0");
+}
+
 void test_exp_accuracy_and_edges() {
   double worst = 0.0;
   for (float x = -87.0f; x < 88.0f; x += 0.001953125f) {
@@ -190,6 +211,7 @@ int main() {
   test_stream_layout();
   test_uniform_edges();
   test_log_accuracy();
+  test_full_range_log_accuracy_and_edges();
   test_exp_accuracy_and_edges();
   test_sincos_accuracy();
   test_normal_extremes();

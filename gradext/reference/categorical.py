@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from gradext.reference.relaxed import gumbel_noise
@@ -16,8 +18,13 @@ def categorical_sample_from_noise(
     math_dtype = torch.promote_types(logits.dtype, torch.float32)
     index = (logits.detach().to(math_dtype) + gumbels.to(math_dtype)).argmax(-1)
     log_softmax = torch.log_softmax(logits.to(math_dtype), -1)
+    # A row with a NaN, a +inf or no finite logit defines no distribution: index 0 and a NaN
+    # log_prob, as on the kernels (csrc/common/invalid_inputs.h).
+    invalid = ~torch.logsumexp(logits.detach().to(math_dtype), -1).isfinite()
+    index = index.masked_fill(invalid, 0)
     log_prob = log_softmax.expand(num_samples, *logits.shape).gather(-1, index.unsqueeze(-1))
-    return index, log_prob.squeeze(-1).to(logits.dtype)
+    log_prob = log_prob.squeeze(-1).masked_fill(invalid, math.nan)
+    return index, log_prob.to(logits.dtype)
 
 
 def categorical_sample(

@@ -8,6 +8,8 @@ strictly inside (0, 1) so no noise value is ever inf or NaN, and ``generator=`` 
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 
@@ -67,16 +69,35 @@ def logistic_noise(shape, dtype, device, generator=None) -> torch.Tensor:
     return torch.log(u) - torch.log1p(-u)
 
 
+def saturated_inv_tau(tau, math_dtype):
+    """1 / tau, saturated at the math type's largest finite value (as the kernels do): a tau so
+    small that 1 / tau overflows gives the tau -> 0 limit, not inf * 0 = NaN. A tensor tau (a
+    learned temperature) stays differentiable."""
+    largest = torch.finfo(math_dtype).max
+    if isinstance(tau, torch.Tensor):
+        return (1.0 / tau.to(math_dtype)).clamp(max=largest)
+    inv_tau = 1.0 / tau
+    return inv_tau if inv_tau < largest else largest
+
+
 def gumbel_softmax_from_noise(logits, gumbels, tau=1.0, hard=False, dim=-1):
     """softmax((logits + gumbels) / tau) along dim; hard: exact one-hot of the argmax with the
-    soft sample's gradient. Math in float32 (float64 for float64 logits)."""
+    soft sample's gradient. Math in float32 (float64 for float64 logits).
+
+    A slice whose logits hold a NaN, a +inf or no finite value has no softmax: its soft sample
+    is NaN (as torch.softmax's) and so is its hard sample, in every position (as
+    F.gumbel_softmax's), on the kernels too (csrc/common/invalid_inputs.h)."""
     math_dtype = torch.promote_types(logits.dtype, torch.float32)
     scores = logits.to(math_dtype) + gumbels.to(math_dtype)
-    y_soft = torch.softmax(scores / tau, dim=dim).to(logits.dtype)
+    # (s - max s) / tau as the kernels compute it: the same softmax, and no overflow at tiny tau.
+    shifted = scores - scores.detach().amax(dim=dim, keepdim=True)
+    y_soft = torch.softmax(shifted * saturated_inv_tau(tau, math_dtype), dim=dim).to(logits.dtype)
     if not hard:
         return y_soft
     index = scores.argmax(dim=dim, keepdim=True)
     y_hard = torch.zeros_like(y_soft).scatter_(dim, index, 1.0)
+    invalid = y_soft.detach().isnan().any(dim=dim, keepdim=True)
+    y_hard = y_hard.masked_fill(invalid, math.nan)
     return _straight_through(y_soft, y_hard)
 
 
@@ -89,10 +110,11 @@ def gumbel_softmax(logits, tau=1.0, hard=False, eps=1e-10, dim=-1, *, generator=
 def gumbel_sigmoid_from_noise(logits, noise, tau=1.0, hard=False):
     math_dtype = torch.promote_types(logits.dtype, torch.float32)
     scores = logits.to(math_dtype) + noise.to(math_dtype)
-    y_soft = torch.sigmoid(scores / tau).to(logits.dtype)
+    y_soft = torch.sigmoid(scores * saturated_inv_tau(tau, math_dtype)).to(logits.dtype)
     if not hard:
         return y_soft
-    return _straight_through(y_soft, (scores > 0).to(logits.dtype))
+    y_hard = (scores > 0).to(logits.dtype).masked_fill(scores.isnan(), math.nan)  # NaN stays NaN
+    return _straight_through(y_soft, y_hard)
 
 
 def gumbel_sigmoid(logits, tau=1.0, hard=False, *, generator=None):

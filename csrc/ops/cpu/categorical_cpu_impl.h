@@ -15,7 +15,9 @@ void categorical_normalizer_rows(const CategoricalForwardArgs& a, int64_t row_be
   for (int64_t row = row_begin; row < row_end; ++row) {
     const scalar_t* x = static_cast<const scalar_t*>(a.logits) + row * C;
     const opmath_t best = row_exp_shifted(x, C, scratch);
-    log_normalizer[row] = best + math::log_positive(sum_fixed_order(scratch, C));
+    // NaN for a row with a NaN, a +inf or no finite logit (invalid_inputs.h): math::log keeps a
+    // NaN sum NaN, where the noise transforms' log_positive would not.
+    log_normalizer[row] = best + math::log(sum_fixed_order(scratch, C));
   }
 }
 
@@ -58,8 +60,12 @@ void categorical_draw_rows(const CategoricalForwardArgs& a, int64_t draw_begin, 
           best_index = c0 + tile_index;
         }
       }
-      a.index[d] = best_index;
-      log_prob[d] = static_cast<scalar_t>(static_cast<opmath_t>(x[best_index]) - log_normalizer[row]);
+      // A row that defines no distribution: index 0 and a NaN log_prob (invalid_inputs.h).
+      const opmath_t lse = log_normalizer[row];
+      const bool valid = log_normalizer_is_valid(lse);
+      a.index[d] = valid ? best_index : 0;
+      log_prob[d] = valid ? static_cast<scalar_t>(static_cast<opmath_t>(x[best_index]) - lse)
+                          : quiet_nan<scalar_t>();
     }
     draw += batch;
   }
@@ -83,7 +89,12 @@ void categorical_backward_rows(const CategoricalBackwardArgs& a, int64_t row_beg
     const opmath_t factor = -grad_total / sum_fixed_order(p, C);
     for (int64_t c = 0; c < C; ++c) p[c] *= factor;
     for (int64_t s = 0; s < a.samples; ++s) {
-      p[a.index[s * a.rows + row]] += static_cast<opmath_t>(grad[s * a.rows + row]);
+      // The op is public (torch.ops.gradext), so an index is checked before it addresses
+      // memory: one compare per draw, against a pass over C categories per row.
+      const int64_t c = a.index[s * a.rows + row];
+      TORCH_CHECK_INDEX(c >= 0 && c < C, "_categorical_sample_backward: index ", c,
+                        " is out of range for ", C, " categories");
+      p[c] += static_cast<opmath_t>(grad[s * a.rows + row]);
     }
     for (int64_t c = 0; c < C; ++c) out[c] = static_cast<scalar_t>(p[c]);
   }

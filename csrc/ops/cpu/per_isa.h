@@ -14,6 +14,7 @@
 #endif
 
 #include "common/philox.h"
+#include "common/invalid_inputs.h"
 #include "common/random_transforms.h"
 #include "common/scalar_math.h"
 

@@ -12,11 +12,14 @@ GRADEXT_CPU_INLINE void softmax_row(opmath_t* s, int64_t C, opmath_t inv_tau, sc
   opmath_t best;
   const int64_t best_index = first_index_of_max(s, C, &best);
   for (int64_t c = 0; c < C; ++c) s[c] = math::exp((s[c] - best) * inv_tau);
-  const opmath_t inv_total = opmath_t(1) / sum_fixed_order(s, C);
+  const opmath_t total = sum_fixed_order(s, C);
+  const opmath_t inv_total = opmath_t(1) / total;
   for (int64_t c = 0; c < C; ++c) soft[c] = static_cast<scalar_t>(s[c] * inv_total);
   if (one_hot != nullptr) {
-    for (int64_t c = 0; c < C; ++c) one_hot[c] = static_cast<scalar_t>(0);
-    one_hot[best_index] = static_cast<scalar_t>(1);
+    const bool valid = softmax_row_is_valid(total);
+    const scalar_t off = valid ? static_cast<scalar_t>(0) : quiet_nan<scalar_t>();
+    for (int64_t c = 0; c < C; ++c) one_hot[c] = off;
+    if (valid) one_hot[best_index] = static_cast<scalar_t>(1);
   }
 }
 
@@ -31,6 +34,7 @@ GRADEXT_CPU_INLINE void softmax_rows_flat(opmath_t* s, int64_t batch, int64_t C,
                                           scalar_t* soft, scalar_t* one_hot) {
   alignas(64) opmath_t per_element[kRelaxedTile];  // the row's max, then 1 / the row's sum
   alignas(64) int64_t best_index[kRelaxedTile];
+  bool valid[kRelaxedTile];
   const int64_t n = batch * C;
   for (int64_t r = 0; r < batch; ++r) {
     opmath_t best;
@@ -39,13 +43,21 @@ GRADEXT_CPU_INLINE void softmax_rows_flat(opmath_t* s, int64_t batch, int64_t C,
   }
   for (int64_t i = 0; i < n; ++i) s[i] = math::exp((s[i] - per_element[i]) * inv_tau);
   for (int64_t r = 0; r < batch; ++r) {
-    const opmath_t inv_total = opmath_t(1) / sum_fixed_order(s + r * C, C);
+    const opmath_t total = sum_fixed_order(s + r * C, C);
+    valid[r] = softmax_row_is_valid(total);
+    const opmath_t inv_total = opmath_t(1) / total;
     for (int64_t c = 0; c < C; ++c) per_element[r * C + c] = inv_total;
   }
   for (int64_t i = 0; i < n; ++i) soft[i] = static_cast<scalar_t>(s[i] * per_element[i]);
   if (one_hot != nullptr) {
     for (int64_t i = 0; i < n; ++i) one_hot[i] = static_cast<scalar_t>(0);
-    for (int64_t r = 0; r < batch; ++r) one_hot[r * C + best_index[r]] = static_cast<scalar_t>(1);
+    for (int64_t r = 0; r < batch; ++r) {
+      if (valid[r]) {
+        one_hot[r * C + best_index[r]] = static_cast<scalar_t>(1);
+      } else {
+        for (int64_t c = 0; c < C; ++c) one_hot[r * C + c] = quiet_nan<scalar_t>();
+      }
+    }
   }
 }
 
@@ -62,7 +74,7 @@ void gumbel_softmax_rows(const RelaxedForwardArgs& a, int64_t row_begin, int64_t
   auto* y_soft = static_cast<scalar_t*>(a.y_soft);
   auto* s = static_cast<opmath_t*>(scratch_ptr);
   const int64_t C = a.categories;
-  const opmath_t inv_tau = static_cast<opmath_t>(a.inv_tau);
+  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
   alignas(64) opmath_t noise[kRelaxedTile + 8];
   alignas(64) opmath_t scores[kRelaxedTile];
   for (int64_t row = row_begin; row < row_end;) {
@@ -97,7 +109,7 @@ void gumbel_softmax_backward_rows(const RelaxedBackwardArgs& a, int64_t row_begi
   using opmath_t = at::opmath_type<scalar_t>;
   auto* products = static_cast<opmath_t*>(scratch_ptr);
   const int64_t C = a.categories;
-  const opmath_t inv_tau = static_cast<opmath_t>(a.inv_tau);
+  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
   for (int64_t row = row_begin; row < row_end; ++row) {
     const scalar_t* g = static_cast<const scalar_t*>(a.grad) + row * C;
     const scalar_t* y = static_cast<const scalar_t*>(a.y_soft) + row * C;
@@ -123,7 +135,7 @@ void gumbel_sigmoid_tiles(const RelaxedForwardArgs& a, int64_t tile_begin, int64
   auto* y = static_cast<scalar_t*>(a.y);
   auto* y_soft = static_cast<scalar_t*>(a.y_soft);
   const int64_t numel = a.rows * a.categories;
-  const opmath_t inv_tau = static_cast<opmath_t>(a.inv_tau);
+  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
   alignas(64) opmath_t noise[kRelaxedTile + 8];
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int64_t start = tile * kRelaxedTile;
@@ -139,7 +151,7 @@ void gumbel_sigmoid_tiles(const RelaxedForwardArgs& a, int64_t tile_begin, int64
     if (y_soft != nullptr) {
       scalar_t* hard = y + start;
       for (int64_t t = 0; t < n; ++t) {
-        hard[t] = static_cast<scalar_t>(static_cast<opmath_t>(x[t]) + L[t] > 0 ? 1 : 0);
+        hard[t] = static_cast<scalar_t>(bernoulli_of_score(static_cast<opmath_t>(x[t]) + L[t]));
       }
     }
   }
@@ -150,7 +162,7 @@ void gumbel_sigmoid_backward_tiles(const RelaxedBackwardArgs& a, int64_t tile_be
                                    int64_t tile_end, void* /*scratch*/) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t numel = a.rows * a.categories;
-  const opmath_t inv_tau = static_cast<opmath_t>(a.inv_tau);
+  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int64_t start = tile * kRelaxedTile;
     const int64_t n = std::min(kRelaxedTile, numel - start);

@@ -19,6 +19,7 @@
 
 #include <cmath>
 
+#include "common/invalid_inputs.h"
 #include "common/philox.h"
 #include "common/random_transforms.h"
 #include "common/scalar_math.h"
@@ -48,7 +49,7 @@ __device__ __forceinline__ ArgMax<T> better(ArgMax<T> a, ArgMax<T> b) {
 
 template <typename T>
 __device__ __forceinline__ T log_normalizer(const RowStat<T>& st) {
-  return st.max + math::log_positive(st.sum);
+  return st.max + math::log(st.sum);  // NaN or -inf for a row that defines no distribution
 }
 
 template <typename scalar_t, int kGroup>
@@ -86,9 +87,13 @@ __global__ void categorical_sample_forward_impl(const scalar_t* __restrict__ log
     best = group_reduce<kGroup>(best, pick, shared_best);
     norm = group_reduce<kGroup>(norm, merge, shared_norm);
     if (t == 0 && walk.active(draws)) {
-      const int64_t chosen = best.index < C ? best.index : 0;  // every category masked
+      // A row that defines no distribution: index 0 and a NaN log_prob (invalid_inputs.h).
+      const opmath_t lse = log_normalizer(norm);
+      const bool valid = log_normalizer_is_valid(lse);
+      const int64_t chosen = valid ? best.index : 0;
       index[d] = chosen;
-      log_prob[d] = static_cast<scalar_t>(static_cast<opmath_t>(x[chosen]) - log_normalizer(norm));
+      log_prob[d] = valid ? static_cast<scalar_t>(static_cast<opmath_t>(x[chosen]) - lse)
+                          : quiet_nan<scalar_t>();
     }
   }
 }
@@ -131,6 +136,9 @@ __global__ void categorical_sample_backward_impl(const scalar_t* __restrict__ gr
     if (t == 0 && write) {
       for (int64_t s = 0; s < samples; ++s) {
         const int64_t c = index[s * rows + row];
+        // The op is public (torch.ops.gradext): an index out of range is a device-side assert,
+        // as in torch's own indexing kernels (checking on the host would cost a sync).
+        CUDA_KERNEL_ASSERT(c >= 0 && c < C);
         out[c] = static_cast<scalar_t>(static_cast<opmath_t>(out[c]) +
                                        static_cast<opmath_t>(grad[s * rows + row]));
       }

@@ -19,6 +19,7 @@
 
 #include <cmath>
 
+#include "common/invalid_inputs.h"
 #include "common/philox.h"
 #include "common/random_transforms.h"
 #include "common/scalar_math.h"
@@ -40,7 +41,7 @@ __global__ void gumbel_softmax_forward_impl(const scalar_t* __restrict__ logits,
   __shared__ RowStat<opmath_t> shared[kGroup > kWarp ? kGroup / kWarp : 1];
   const auto [seed, offset] = at::cuda::philox::unpack(philox);
   const PhiloxStream stream = PhiloxStream::make(seed, offset);
-  const opmath_t inv_tau = static_cast<opmath_t>(inv_tau_d);
+  const opmath_t inv_tau = math::saturated_inv_tau(inv_tau_d, opmath_t(0));
   const int t = threadIdx.x % kGroup;
   const int64_t C = categories;
   const int64_t runs = (C + 3) / 4;
@@ -59,7 +60,9 @@ __global__ void gumbel_softmax_forward_impl(const scalar_t* __restrict__ logits,
       }
     }
     st = group_reduce<kGroup>(st, op, shared);
-    const int64_t best = st.index < C ? st.index : 0;  // every category masked: like torch.argmax
+    // A row with a NaN, a +inf or no finite logit: NaN soft and hard samples (invalid_inputs.h).
+    const bool valid = softmax_row_is_valid(st.sum);
+    const int64_t best = st.index;
     const opmath_t inv_sum = opmath_t(1) / st.sum;
     scalar_t* soft = (y_soft != nullptr ? y_soft : y) + row * C;
     for (int64_t run = t; write && run < runs; run += kGroup) {
@@ -70,7 +73,9 @@ __global__ void gumbel_softmax_forward_impl(const scalar_t* __restrict__ logits,
         const int64_t c = 4 * run + j;
         if (c >= C) break;
         soft[c] = static_cast<scalar_t>(math::exp((s[j] - st.max) * inv_tau) * inv_sum);
-        if (y_soft != nullptr) y[row * C + c] = static_cast<scalar_t>(c == best ? 1 : 0);
+        if (y_soft != nullptr) {
+          y[row * C + c] = valid ? static_cast<scalar_t>(c == best ? 1 : 0) : quiet_nan<scalar_t>();
+        }
       }
     }
   }
@@ -83,7 +88,7 @@ __global__ void gumbel_softmax_backward_impl(const scalar_t* __restrict__ grad,
                                              int64_t categories, double inv_tau_d) {
   using opmath_t = at::opmath_type<scalar_t>;
   __shared__ opmath_t shared[kGroup > kWarp ? kGroup / kWarp : 1];
-  const opmath_t inv_tau = static_cast<opmath_t>(inv_tau_d);
+  const opmath_t inv_tau = math::saturated_inv_tau(inv_tau_d, opmath_t(0));
   const int t = threadIdx.x % kGroup;
   const int64_t C = categories;
   auto add = [](opmath_t a, opmath_t b) { return a + b; };
@@ -113,7 +118,7 @@ __global__ void gumbel_sigmoid_forward_impl(const scalar_t* __restrict__ logits,
   using opmath_t = at::opmath_type<scalar_t>;
   const auto [seed, offset] = at::cuda::philox::unpack(philox);
   const PhiloxStream stream = PhiloxStream::make(seed, offset);
-  const opmath_t inv_tau = static_cast<opmath_t>(inv_tau_d);
+  const opmath_t inv_tau = math::saturated_inv_tau(inv_tau_d, opmath_t(0));
   scalar_t* soft = y_soft != nullptr ? y_soft : y;
   for (int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; 4 * b < numel;
        b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
@@ -125,7 +130,7 @@ __global__ void gumbel_sigmoid_forward_impl(const scalar_t* __restrict__ logits,
       if (i >= numel) break;
       const opmath_t s = static_cast<opmath_t>(logits[i]) + logistic<opmath_t>(words[j]);
       soft[i] = static_cast<scalar_t>(opmath_t(1) / (opmath_t(1) + math::exp(-s * inv_tau)));
-      if (y_soft != nullptr) y[i] = static_cast<scalar_t>(s > 0 ? 1 : 0);
+      if (y_soft != nullptr) y[i] = static_cast<scalar_t>(bernoulli_of_score(s));
     }
   }
 }
@@ -136,7 +141,7 @@ __global__ void gumbel_sigmoid_backward_impl(const scalar_t* __restrict__ grad,
                                              scalar_t* __restrict__ grad_logits, int64_t numel,
                                              double inv_tau_d) {
   using opmath_t = at::opmath_type<scalar_t>;
-  const opmath_t inv_tau = static_cast<opmath_t>(inv_tau_d);
+  const opmath_t inv_tau = math::saturated_inv_tau(inv_tau_d, opmath_t(0));
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const opmath_t yi = static_cast<opmath_t>(y_soft[i]);
