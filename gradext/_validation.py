@@ -6,6 +6,7 @@ import operator
 
 import numpy
 import torch
+from torch.autograd import forward_ad
 
 
 def check_tensor(op: str, name: str, value) -> None:
@@ -113,3 +114,31 @@ def check_generator(op: str, generator, device: torch.device) -> None:
             f"{op}: generator is on {generator.device} but the inputs are on {device}; "
             f"pass a generator created with torch.Generator(device='{device.type}')"
         )
+
+
+def check_no_forward_ad(op: str, *tensors) -> None:
+    """Forward-mode AD is refused on every path, never answered with a dropped tangent.
+
+    The kernels' ops have reverse-mode formulas only; a dual tensor's tangent would be lost (a
+    tangent of None, and gradcheck(check_forward_ad=True) failing), so dual tensors of
+    torch.autograd.forward_ad and torch.func's jvp, jacfwd and hessian raise here, on the
+    fallback too (one contract for every path). Cheap when unused: one integer compare, and the
+    transform stack is read only while a torch.func transform is active."""
+    if forward_ad._current_level >= 0 and any(
+        isinstance(t, torch.Tensor) and forward_ad.unpack_dual(t).tangent is not None
+        for t in tensors
+    ):
+        raise NotImplementedError(_forward_ad_message(op))
+    if torch._C._are_functorch_transforms_active() and any(
+        interpreter.key() == torch._C._functorch.TransformType.Jvp
+        for interpreter in torch._C._functorch.get_interpreter_stack()
+    ):
+        raise NotImplementedError(_forward_ad_message(op))
+
+
+def _forward_ad_message(op: str) -> str:
+    return (
+        f"{op}: forward-mode AD (forward_ad dual tensors, torch.func.jvp, jacfwd, hessian) is "
+        "not supported. Use reverse mode: backward(), torch.autograd.grad, torch.func.grad, "
+        "vjp or jacrev (second derivatives: jacrev(jacrev(f)) or create_graph=True)."
+    )

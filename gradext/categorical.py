@@ -48,6 +48,7 @@ def categorical_sample(
             f"{op}: logits must have at least one category, got shape {tuple(logits.shape)}"
         )
     _validation.check_row_length(op, "logits", logits.shape[-1])
+    _validation.check_no_forward_ad(op, logits)
     _validation.check_count(op, "num_samples", num_samples)
     _validation.check_generator(op, generator, logits.device)
     if not _extension.uses_kernels(logits.device):

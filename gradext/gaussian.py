@@ -55,6 +55,7 @@ def gaussian_rsample(
     _validation.check_floating(op, "mu", mu)
     _validation.check_floating(op, "logvar", logvar)
     _validation.check_same_device(op, mu=mu, logvar=logvar)
+    _validation.check_no_forward_ad(op, mu, logvar)
     _validation.check_broadcastable(op, mu=mu, logvar=logvar)
     _validation.check_optional_count(op, "num_samples", num_samples)
     _validation.check_generator(op, generator, mu.device)

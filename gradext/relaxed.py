@@ -60,6 +60,7 @@ def gumbel_softmax(
     if logits.dim() == 0:
         raise ValueError(f"{op}: logits must have at least one dimension (the categories)")
     dim = _validation.as_dim(op, dim, "logits", logits)
+    _validation.check_no_forward_ad(op, logits, tau)
     _validation.check_row_length(op, "logits", logits.shape[dim])
     _validation.check_generator(op, generator, logits.device)
     if _learned_temperature(tau):
@@ -90,6 +91,7 @@ def gumbel_sigmoid(
     _validation.check_floating(op, "logits", logits)
     tau_value = _check_tau(op, tau)
     hard = _as_hard(op, hard)
+    _validation.check_no_forward_ad(op, logits, tau)
     _validation.check_generator(op, generator, logits.device)
     if _learned_temperature(tau):
         return reference.gumbel_sigmoid(logits, tau, hard, generator=generator)

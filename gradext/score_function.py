@@ -99,6 +99,7 @@ def _check_samples(op: str, values_name: str, values, other_name: str, other, di
     if values.dim() == 0:
         raise ValueError(f"{op}: {values_name} must have at least one dimension (the samples)")
     dim = _validation.as_dim(op, dim, values_name, values)
+    _validation.check_no_forward_ad(op, values, other)
     K = values.shape[dim]
     if K < 2:
         raise ValueError(

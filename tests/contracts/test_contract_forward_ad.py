@@ -1,0 +1,57 @@
+"""Forward-mode AD is refused with a clear error on every path and for every op: the ops have
+reverse-mode formulas only, and a tangent must never be dropped silently (before, dual tensors
+whose primal did not require grad came back with a tangent of None). Reverse mode, including
+second derivatives, is what tests/contracts/test_contract_dtypes.py and the families' double
+backward tests cover."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.autograd.forward_ad as fwAD
+
+import gradext
+
+X = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+
+CALLS = {
+    "gaussian_rsample": lambda x: gradext.gaussian_rsample(x, x, 2),
+    "gumbel_softmax": lambda x: gradext.gumbel_softmax(x, hard=True),
+    "gumbel_sigmoid": lambda x: gradext.gumbel_sigmoid(x),
+    "categorical_sample": lambda x: gradext.categorical_sample(x, 2)[1],
+    "score_function_loo": lambda x: gradext.score_function_loo(x, x),
+    "vimco": lambda x: gradext.vimco(x, x),
+}
+
+MESSAGE = r": forward-mode AD \(forward_ad dual tensors, torch.func.jvp, jacfwd, hessian\) is not"
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_dual_tensors_raise(implementation, name, requires_grad):
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(X.clone().requires_grad_(requires_grad), torch.ones_like(X))
+        with pytest.raises(NotImplementedError, match=name + MESSAGE):
+            CALLS[name](dual)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+@pytest.mark.parametrize("transform", ["jvp", "jacfwd", "hessian"])
+def test_forward_mode_transforms_raise(implementation, name, transform):
+    def scalar(x):
+        return CALLS[name](x).sum()
+
+    with pytest.raises(NotImplementedError, match=name + MESSAGE):
+        if transform == "jvp":
+            torch.func.jvp(scalar, (X,), (torch.ones_like(X),))
+        else:
+            getattr(torch.func, transform)(scalar)(X)
+
+
+@pytest.mark.parametrize("name", sorted(CALLS))
+def test_plain_tensors_inside_a_dual_level_still_work(implementation, name):
+    x = X.clone().requires_grad_()
+    with fwAD.dual_level():
+        out = CALLS[name](x)
+    (grad,) = torch.autograd.grad(out.sum(), x)
+    assert grad.shape == x.shape
