@@ -75,7 +75,8 @@ def vimco(log_weights: torch.Tensor, log_prob: torch.Tensor, dim: int = 0) -> to
 
     O(K) per datapoint and stable at any finite log weights (no exp overflows at +-1e4, no
     cancellation when one weight dominates; csrc/common/leave_one_out.h has the algebra). The
-    forward keeps 5 scalars per datapoint so that the backward reads the log weights once.
+    forward keeps 6 scalars per datapoint; the backward reads the log weights twice (a pass for
+    the leave-one-out sums, which keep the signals exact at the range edges, then the gradients).
     """
     op = "vimco"
     dim = _check_samples(op, "log_weights", log_weights, "log_prob", log_prob, dim)
@@ -118,7 +119,7 @@ MAX_SAMPLES = 2**31 - 1
 
 # --- fake kernels ---------------------------------------------------------------------------
 
-VIMCO_STATS_ROWS = 5  # csrc/common/leave_one_out.h: kVimcoStatsRows
+VIMCO_STATS_ROWS = 6  # csrc/common/leave_one_out.h: kVimcoStatsRows
 
 
 def _reduced(values, dim):
@@ -187,7 +188,7 @@ def _vimco_setup_context(ctx, inputs, output):
     log_weights, log_prob, dim = inputs
     _, stats = output
     ctx.mark_non_differentiable(stats)
-    # Kept: the log weights and 5 scalars per datapoint, so the backward is one pass.
+    # Kept: the log weights and 6 scalars per datapoint.
     ctx.save_for_backward(log_weights, stats)
     ctx.dim = dim
     ctx.log_prob_dtype = log_prob.dtype
@@ -298,8 +299,8 @@ def _score_function_loo_backward_vmap(info, in_dims, grad, f, dim):
     return _score_function_loo_backward(grad, f, dim + 1), 0
 
 
-# stats is [5, datapoints] in the order of the flattened bound, so with the vmapped dimension
-# first in the bound it is [5, batch * datapoints]: a [5, batch, datapoints] view, batched along
+# stats is [6, datapoints] in the order of the flattened bound, so with the vmapped dimension
+# first in the bound it is [6, batch * datapoints]: a [6, batch, datapoints] view, batched along
 # dimension 1.
 def _vimco_vmap(info, in_dims, log_weights, log_prob, dim):
     dim = _logical_dim(dim, log_weights, in_dims[0])

@@ -65,8 +65,6 @@ SampleAxisProblem make_sample_axis_backward_problem(const char* op, const at::Te
 }
 
 at::Tensor make_vimco_stats(const SampleAxisProblem& p) {
-  TORCH_CHECK_VALUE(p.samples <= (int64_t{1} << 24), "vimco: at most 2^24 samples along dim, got ",
-                    p.samples);
   return at::empty({kVimcoStatsRows, p.outer * p.inner},
                    p.values.options().dtype(at::toOpMathType(p.values.scalar_type())));
 }

@@ -33,7 +33,7 @@ SampleAxisProblem make_sample_axis_backward_problem(const char* op, const at::Te
 
 // vimco's saved statistics (common/leave_one_out.h): a new [kVimcoStatsRows, datapoints] tensor
 // in the values' math type, and the check of one handed back to the backward. vimco also needs
-// K <= 2^24 (the argmax index is stored in the math type).
+// K < 2^31 (the argmax index is stored in two 16-bit halves).
 at::Tensor make_vimco_stats(const SampleAxisProblem& p);
 void check_vimco_stats(const at::Tensor& stats, const SampleAxisProblem& p);
 

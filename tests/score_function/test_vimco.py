@@ -149,12 +149,12 @@ def test_errors(implementation):
 
 
 @requires_extension
-def test_kernels_save_log_weights_and_five_scalars_per_datapoint():
-    """What autograd keeps for the one-pass backward: the log weights and [5, datapoints]."""
+def test_kernels_save_log_weights_and_six_scalars_per_datapoint():
+    """What autograd keeps for the backward: the log weights and [6, datapoints]."""
     log_weights, log_prob = _inputs((16, 300), torch.float32, "cpu")
     saved = []
     with torch.autograd.graph.saved_tensors_hooks(
         lambda t: saved.append(tuple(t.shape)) or t, lambda t: t
     ):
         gradext.vimco(log_weights, log_prob, 0)
-    assert sorted(saved) == [(5, 300), (16, 300)]
+    assert sorted(saved) == [(6, 300), (16, 300)]

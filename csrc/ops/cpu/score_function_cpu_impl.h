@@ -139,14 +139,14 @@ struct LaneStats {
   alignas(64) opmath_t m1[kSampleLanes];
   alignas(64) opmath_t m2[kSampleLanes];
   alignas(64) opmath_t s2[kSampleLanes];
-  alignas(64) opmath_t sum[kSampleLanes];
+  alignas(64) opmath_t poison[kSampleLanes];
   alignas(64) int32_t i1[kSampleLanes];
 
   GRADEXT_CPU_INLINE TopTwoLogSumExp<opmath_t> at(int64_t l) const {
-    return TopTwoLogSumExp<opmath_t>{m1[l], i1[l], m2[l], s2[l], sum[l]};
+    return TopTwoLogSumExp<opmath_t>{m1[l], i1[l], m2[l], s2[l], poison[l]};
   }
   GRADEXT_CPU_INLINE void set(int64_t l, const TopTwoLogSumExp<opmath_t>& st) {
-    m1[l] = st.m1, i1[l] = st.i1, m2[l] = st.m2, s2[l] = st.s2, sum[l] = st.sum;
+    m1[l] = st.m1, i1[l] = st.i1, m2[l] = st.m2, s2[l] = st.s2, poison[l] = st.poison;
   }
 };
 
@@ -186,67 +186,77 @@ void vimco_forward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t
     for (int64_t l = 0; l < b.lanes; ++l) saved[kStatM1 * datapoints + l] = lane.m1[l];
     for (int64_t l = 0; l < b.lanes; ++l) saved[kStatM2 * datapoints + l] = lane.m2[l];
     for (int64_t l = 0; l < b.lanes; ++l) saved[kStatS2 * datapoints + l] = lane.s2[l];
-    for (int64_t l = 0; l < b.lanes; ++l) saved[kStatSum * datapoints + l] = lane.sum[l];
+    for (int64_t l = 0; l < b.lanes; ++l) saved[kStatPoison * datapoints + l] = lane.poison[l];
     for (int64_t l = 0; l < b.lanes; ++l) {
-      saved[kStatI1 * datapoints + l] = static_cast<opmath_t>(lane.i1[l]);
+      saved[kStatI1High * datapoints + l] = index_high<opmath_t>(lane.i1[l]);
+      saved[kStatI1Low * datapoints + l] = index_low<opmath_t>(lane.i1[l]);
     }
   }
 }
 
-// vimco backward, one pass from the saved statistics: d log_weights = grad * softmax and
-// d log_prob = grad * signal with the non-argmax formula for every sample, then the argmax
-// sample's signal is stored over it (leave_one_out.h).
+// vimco backward from the saved statistics: a first pass over the samples for the
+// leave-one-out sums (leave_one_out.h: exact removal of x_k at any finite log weights), then
+// d log_weights = grad * softmax and d log_prob = grad * signal with the non-argmax formula for
+// every sample, and the argmax sample's signal stored over it. A datapoint with a NaN or +inf
+// log weight: signal_poison / weight_poison (leave_one_out.h).
 template <typename scalar_t>
 void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t block_end,
                            void* /*cache*/) {
   using opmath_t = at::opmath_type<scalar_t>;
   using Stats = TopTwoLogSumExp<opmath_t>;
   using Signals = VimcoSignals<opmath_t>;
+  using Sums = LeaveOneOutSums<opmath_t>;
   const auto* x = static_cast<const scalar_t*>(a.values);
   const auto* grad = static_cast<const scalar_t*>(a.grad);
   const auto* stats = static_cast<const opmath_t*>(a.stats);
   auto* grad_weights = static_cast<scalar_t*>(a.out);
   auto* grad_log_prob = static_cast<scalar_t*>(a.out2);
   const int64_t datapoints = a.outer * a.inner;
-  const opmath_t inv_k_minus_1 = opmath_t(1) / static_cast<opmath_t>(a.samples - 1);
   LaneStats<opmath_t> lane;
-  alignas(64) opmath_t s1[kSampleLanes], log_s1[kSampleLanes], inv_s1[kSampleLanes];
+  Sums sums[kSampleLanes];
+  Signals signals[kSampleLanes];
   alignas(64) opmath_t g[kSampleLanes], argmax_grad[kSampleLanes];
+  alignas(64) opmath_t poison_signal[kSampleLanes], poison_weight[kSampleLanes];
   alignas(64) opmath_t row[kSampleLanes], w[kSampleLanes], w_tilde[kSampleLanes];
   alignas(64) opmath_t out_row[kSampleLanes];
   for (int64_t block = block_begin; block < block_end; ++block) {
     const LaneBlock b = lane_block(a, block);
-    // Per-lane constants, and the argmax sample's gradient, in one vectorized loop.
     for (int64_t l = 0; l < b.lanes; ++l) {
-      const Stats st = load_vimco_stats(stats, datapoints, b.first_result + l);
-      lane.set(l, st);
-      const Signals r = Signals::from(st, a.samples);
-      s1[l] = r.s1;
-      log_s1[l] = r.log_s1;
-      inv_s1[l] = r.inv_s1;
-      g[l] = static_cast<opmath_t>(grad[b.first_result + l]);
-      argmax_grad[l] = g[l] * vimco_signal_argmax(st, r);
+      lane.set(l, load_vimco_stats(stats, datapoints, b.first_result + l));
+      sums[l] = Sums::start();
     }
     for (int64_t k = 0; k < a.samples; ++k) {
       const opmath_t* r = first_read(x, b, k, static_cast<opmath_t*>(nullptr), row);
+      const int32_t k32 = static_cast<int32_t>(k);
       for (int64_t l = 0; l < b.lanes; ++l) {
-        w[l] = Signals{lane.m1[l], s1[l], log_s1[l], inv_s1[l], lane.sum[l], inv_k_minus_1}.weight(r[l]);
+        sums[l].add(r[l], k32, lane.m1[l], lane.m2[l], lane.i1[l]);
       }
+    }
+    // Per-lane constants, and the argmax sample's gradient.
+    for (int64_t l = 0; l < b.lanes; ++l) {
+      const Stats st = lane.at(l);
+      signals[l] = Signals::from(st, sums[l], a.samples);
+      g[l] = static_cast<opmath_t>(grad[b.first_result + l]);
+      poison_signal[l] = signal_poison(st.poison);
+      poison_weight[l] = weight_poison(st.poison);
+      argmax_grad[l] = g[l] * vimco_signal_argmax(st, sums[l], signals[l]) + poison_signal[l];
+    }
+    for (int64_t k = 0; k < a.samples; ++k) {
+      const opmath_t* r = first_read(x, b, k, static_cast<opmath_t*>(nullptr), row);
+      for (int64_t l = 0; l < b.lanes; ++l) w[l] = signals[l].weight(r[l]);
       if (grad_weights != nullptr) {
         opmath_t* o = output_row(grad_weights, b, k, out_row);
-        for (int64_t l = 0; l < b.lanes; ++l) o[l] = g[l] * (w[l] * inv_s1[l]);
+        for (int64_t l = 0; l < b.lanes; ++l) {
+          o[l] = g[l] * (w[l] * signals[l].inv_s1) + poison_weight[l];
+        }
         commit_row(grad_weights, b, k, o);
       }
       if (grad_log_prob != nullptr) {
         // Two loops, one transcendental each (see VimcoSignals::weight_of_mean).
-        for (int64_t l = 0; l < b.lanes; ++l) {
-          w_tilde[l] = Signals{lane.m1[l], s1[l], log_s1[l], inv_s1[l], lane.sum[l], inv_k_minus_1}
-                           .weight_of_mean(r[l]);
-        }
+        for (int64_t l = 0; l < b.lanes; ++l) w_tilde[l] = signals[l].weight_of_mean(r[l]);
         opmath_t* o = output_row(grad_log_prob, b, k, out_row);
         for (int64_t l = 0; l < b.lanes; ++l) {
-          const Signals signals{lane.m1[l], s1[l], log_s1[l], inv_s1[l], lane.sum[l], inv_k_minus_1};
-          o[l] = g[l] * signals.signal_from(w[l], w_tilde[l]);
+          o[l] = g[l] * signals[l].signal_from(w[l], w_tilde[l]) + poison_signal[l];
         }
         commit_row(grad_log_prob, b, k, o);
       }

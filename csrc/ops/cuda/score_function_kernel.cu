@@ -87,7 +87,8 @@ __global__ void vimco_forward_impl(const scalar_t* __restrict__ log_weights,
   }
 }
 
-// One pass from the saved statistics: both gradients per sample (leave_one_out.h).
+// From the saved statistics: a pass for the leave-one-out sums, then both gradients per sample
+// (leave_one_out.h).
 template <typename scalar_t>
 __global__ void vimco_backward_impl(const scalar_t* __restrict__ grad,
                                     const scalar_t* __restrict__ log_weights,
@@ -101,18 +102,25 @@ __global__ void vimco_backward_impl(const scalar_t* __restrict__ grad,
     const int64_t first = v.first(p);
     const scalar_t* x = log_weights + first;
     const auto st = load_vimco_stats(stats, datapoints, p);
-    const auto row = VimcoSignals<opmath_t>::from(st, v.samples);
+    auto sums = LeaveOneOutSums<opmath_t>::start();
+    for (int64_t k = 0; k < v.samples; ++k) {
+      sums.add(static_cast<opmath_t>(x[k * v.inner]), static_cast<int32_t>(k), st.m1, st.m2, st.i1);
+    }
+    const auto row = VimcoSignals<opmath_t>::from(st, sums, v.samples);
     const opmath_t g = static_cast<opmath_t>(grad[p]);
+    const opmath_t poison_signal = signal_poison(st.poison);
+    const opmath_t poison_weight = weight_poison(st.poison);
     for (int64_t k = 0; k < v.samples; ++k) {
       const opmath_t xk = static_cast<opmath_t>(x[k * v.inner]);
       const opmath_t w = row.weight(xk);
       if (grad_weights != nullptr) {
-        grad_weights[first + k * v.inner] = static_cast<scalar_t>(g * (w * row.inv_s1));
+        grad_weights[first + k * v.inner] =
+            static_cast<scalar_t>(g * (w * row.inv_s1) + poison_weight);
       }
       if (grad_log_prob != nullptr) {
         const opmath_t signal =
-            k == st.i1 ? vimco_signal_argmax(st, row) : row.signal_not_argmax(xk, w);
-        grad_log_prob[first + k * v.inner] = static_cast<scalar_t>(g * signal);
+            k == st.i1 ? vimco_signal_argmax(st, sums, row) : row.signal_not_argmax(xk, w);
+        grad_log_prob[first + k * v.inner] = static_cast<scalar_t>(g * signal + poison_signal);
       }
     }
   }
