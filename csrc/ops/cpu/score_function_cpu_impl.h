@@ -198,65 +198,85 @@ void vimco_forward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t
 // leave-one-out sums (leave_one_out.h: exact removal of x_k at any finite log weights), then
 // d log_weights = grad * softmax and d log_prob = grad * signal with the non-argmax formula for
 // every sample, and the argmax sample's signal stored over it. A datapoint with a NaN or +inf
-// log weight: signal_poison / weight_poison (leave_one_out.h).
+// log weight: signal_poison / weight_poison (leave_one_out.h). Every per-lane quantity is kept
+// in its own array and the structs are rebuilt per element, so that GCC vectorizes the loops
+// over lanes (an array of structs kept the exp and log scalar: 3x slower).
 template <typename scalar_t>
 void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_t block_end,
                            void* /*cache*/) {
   using opmath_t = at::opmath_type<scalar_t>;
   using Stats = TopTwoLogSumExp<opmath_t>;
   using Signals = VimcoSignals<opmath_t>;
-  using Sums = LeaveOneOutSums<opmath_t>;
+  using Sum = PivotedSum<opmath_t>;
   const auto* x = static_cast<const scalar_t*>(a.values);
   const auto* grad = static_cast<const scalar_t*>(a.grad);
   const auto* stats = static_cast<const opmath_t*>(a.stats);
   auto* grad_weights = static_cast<scalar_t*>(a.out);
   auto* grad_log_prob = static_cast<scalar_t*>(a.out2);
   const int64_t datapoints = a.outer * a.inner;
+  const opmath_t inv_k_minus_1 = opmath_t(1) / static_cast<opmath_t>(a.samples - 1);
   LaneStats<opmath_t> lane;
-  Sums sums[kSampleLanes];
-  Signals signals[kSampleLanes];
+  // The two pivoted sums of every lane (LeaveOneOutSums), one array per field.
+  alignas(64) opmath_t max_hi[kSampleLanes], max_lo[kSampleLanes];
+  alignas(64) opmath_t second_hi[kSampleLanes], second_lo[kSampleLanes];
+  alignas(64) int32_t max_minus_inf[kSampleLanes], second_minus_inf[kSampleLanes];
+  alignas(64) opmath_t s1[kSampleLanes], log_s1[kSampleLanes], inv_s1[kSampleLanes];
   alignas(64) opmath_t g[kSampleLanes], argmax_grad[kSampleLanes];
   alignas(64) opmath_t poison_signal[kSampleLanes], poison_weight[kSampleLanes];
   alignas(64) opmath_t row[kSampleLanes], w[kSampleLanes], w_tilde[kSampleLanes];
   alignas(64) opmath_t out_row[kSampleLanes];
+  auto signals_of = [&](int64_t l) {
+    return Signals{lane.m1[l], s1[l],       log_s1[l],         inv_s1[l],    max_hi[l] + max_lo[l],
+                   max_lo[l],  max_hi[l],   max_minus_inf[l],  inv_k_minus_1};
+  };
   for (int64_t block = block_begin; block < block_end; ++block) {
     const LaneBlock b = lane_block(a, block);
     for (int64_t l = 0; l < b.lanes; ++l) {
       lane.set(l, load_vimco_stats(stats, datapoints, b.first_result + l));
-      sums[l] = Sums::start();
+      max_hi[l] = max_lo[l] = second_hi[l] = second_lo[l] = opmath_t(0);
+      max_minus_inf[l] = second_minus_inf[l] = 0;
     }
     for (int64_t k = 0; k < a.samples; ++k) {
       const opmath_t* r = first_read(x, b, k, static_cast<opmath_t*>(nullptr), row);
       const int32_t k32 = static_cast<int32_t>(k);
       for (int64_t l = 0; l < b.lanes; ++l) {
-        sums[l].add(r[l], k32, lane.m1[l], lane.m2[l], lane.i1[l]);
+        Sum around_max{max_hi[l], max_lo[l], max_minus_inf[l]};
+        Sum around_second{second_hi[l], second_lo[l], second_minus_inf[l]};
+        around_max.add(r[l], lane.m1[l], false);
+        around_second.add(r[l], lane.m2[l], k32 == lane.i1[l]);
+        max_hi[l] = around_max.hi, max_lo[l] = around_max.lo, max_minus_inf[l] = around_max.minus_inf;
+        second_hi[l] = around_second.hi, second_lo[l] = around_second.lo;
+        second_minus_inf[l] = around_second.minus_inf;
       }
     }
     // Per-lane constants, and the argmax sample's gradient.
     for (int64_t l = 0; l < b.lanes; ++l) {
       const Stats st = lane.at(l);
-      signals[l] = Signals::from(st, sums[l], a.samples);
+      const LeaveOneOutSums<opmath_t> sums{Sum{max_hi[l], max_lo[l], max_minus_inf[l]},
+                                           Sum{second_hi[l], second_lo[l], second_minus_inf[l]}};
+      const Signals r = Signals::from(st, sums, a.samples);
+      s1[l] = r.s1;
+      log_s1[l] = r.log_s1;
+      inv_s1[l] = r.inv_s1;
       g[l] = static_cast<opmath_t>(grad[b.first_result + l]);
       poison_signal[l] = signal_poison(st.poison);
       poison_weight[l] = weight_poison(st.poison);
-      argmax_grad[l] = g[l] * vimco_signal_argmax(st, sums[l], signals[l]) + poison_signal[l];
+      argmax_grad[l] = g[l] * vimco_signal_argmax(st, sums, r) + poison_signal[l];
     }
     for (int64_t k = 0; k < a.samples; ++k) {
       const opmath_t* r = first_read(x, b, k, static_cast<opmath_t*>(nullptr), row);
-      for (int64_t l = 0; l < b.lanes; ++l) w[l] = signals[l].weight(r[l]);
+      for (int64_t l = 0; l < b.lanes; ++l) w[l] = signals_of(l).weight(r[l]);
       if (grad_weights != nullptr) {
         opmath_t* o = output_row(grad_weights, b, k, out_row);
-        for (int64_t l = 0; l < b.lanes; ++l) {
-          o[l] = g[l] * (w[l] * signals[l].inv_s1) + poison_weight[l];
-        }
+        for (int64_t l = 0; l < b.lanes; ++l) o[l] = g[l] * (w[l] * inv_s1[l]) + poison_weight[l];
         commit_row(grad_weights, b, k, o);
       }
       if (grad_log_prob != nullptr) {
         // Two loops, one transcendental each (see VimcoSignals::weight_of_mean).
-        for (int64_t l = 0; l < b.lanes; ++l) w_tilde[l] = signals[l].weight_of_mean(r[l]);
+        for (int64_t l = 0; l < b.lanes; ++l) w_tilde[l] = signals_of(l).weight_of_mean(r[l]);
         opmath_t* o = output_row(grad_log_prob, b, k, out_row);
         for (int64_t l = 0; l < b.lanes; ++l) {
-          o[l] = g[l] * signals[l].signal_from(w[l], w_tilde[l]) + poison_signal[l];
+          o[l] = g[l] * signals_of(l).signal_from(w[l], w_tilde[l]) + poison_signal[l];
         }
         commit_row(grad_log_prob, b, k, o);
       }
