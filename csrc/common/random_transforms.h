@@ -71,9 +71,33 @@ namespace gradext {
 
 // Standard exponential e = -log u, and the Gumbel variable -log e: the two halves of gumbel(),
 // kept apart so that CPU loops can evaluate one log per loop body.
+//
+// u is the 32-bit uniform (w + 1/2) 2^-32 in both precisions, and e keeps its resolution where
+// the Gumbel-max trick needs it: the smallest e (u near 1) are the largest g, which decide
+// whether a category of tiny probability wins. In float, u near 1 is not representable finely
+// enough (a float uniform has 24 bits there: e >= 2^-24 in steps of 2^-23, g <= 16.6, and
+// categories of probability 1e-8 came out 27% too rare), so the upper half u >= 1/2 is
+// computed as e = -log1p(-v) of its complement v = 1 - u = (2^32 - 1 - w + 1/2) 2^-32, which
+// float holds to 24 bits relative down to v = 2^-33: e in [2^-33, 22.9], g in [-3.13, 22.9],
+// the same grid as the double transform's. log1p(-v) = log(y) * -v / (y - 1) with y = 1 - v
+// (y - 1 exact), and -v itself where y rounds to 1 (Goldberg's construction; one log either
+// way, selected branch-free so the CPU loops stay vectorized).
 template <typename T>
 GRADEXT_INLINE T exponential(uint32_t bits) {
   return -math::log_positive(uniform_open(bits, T(0)));
+}
+
+template <>
+GRADEXT_INLINE float exponential<float>(uint32_t bits) {
+  const bool upper = bits >= 0x80000000u;  // u >= 1/2
+  // w for the lower half, 2^32 - 1 - w for the upper: below 2^31, so exact through int32 (see
+  // uniform_open for why not uint32 -> float).
+  const int32_t k = static_cast<int32_t>(upper ? ~bits : bits);
+  const float x = (static_cast<float>(k) + 0.5f) * 2.3283064365386962890625e-10f;  // u or v
+  const float y = 1.0f - x;  // the upper half's u, rounded; y - 1 is exact
+  const float log_arg = math::log_positive(upper ? y : x);
+  const float upper_e = y == 1.0f ? x : log_arg * (x / (y - 1.0f));
+  return upper ? upper_e : -log_arg;
 }
 
 template <typename T>
@@ -81,8 +105,8 @@ GRADEXT_INLINE T gumbel_of_exponential(T e) {
   return -math::log_positive(e);
 }
 
-// Standard Gumbel: g = -log(-log u). With u in [2^-24, 1 - 2^-24], g lies in [-2.81, 16.6] in
-// float (and [-3.1, 23.1] in double): finite, never NaN.
+// Standard Gumbel: g = -log(-log u), in [-3.13, 22.9] in float and double alike (the 32-bit
+// uniform, see exponential): finite, never NaN.
 template <typename T>
 GRADEXT_INLINE T gumbel(uint32_t bits) {
   return gumbel_of_exponential(exponential<T>(bits));

@@ -60,8 +60,15 @@ def _open_uniform(shape, dtype, device, generator):
 
 
 def gumbel_noise(shape, dtype, device, generator=None) -> torch.Tensor:
-    u = _open_uniform(shape, dtype, device, generator)
-    return -torch.log(-torch.log(u))
+    """Gumbel noise in the math type, from float64 uniforms: a float32 uniform has 24 bits near
+    1, where the largest Gumbel values come from, and categories of probability 1e-8 would be
+    drawn too rarely (the kernels keep 32 bits there: csrc/common/random_transforms.h). The
+    uniforms are clamped to the kernels' range, [2^-33, 1 - 2^-33]."""
+    extra = {} if generator is None else {"generator": generator}
+    u = torch.rand(shape, dtype=torch.float64, device=device, **extra)
+    u = u.clamp_(2.0**-33, 1.0 - 2.0**-33)
+    math_dtype = torch.float64 if dtype == torch.float64 else torch.float32
+    return (-torch.log(-torch.log(u))).to(math_dtype)
 
 
 def logistic_noise(shape, dtype, device, generator=None) -> torch.Tensor:
