@@ -121,3 +121,30 @@ def test_empty_rows_and_empty_batches(device, dtype):
     assert gradext.gumbel_softmax(torch.empty(0, 5, dtype=dtype, device=device)).shape == (0, 5)
     index, log_prob = gradext.categorical_sample(torch.empty(0, 5, dtype=dtype, device=device), 2)
     assert index.shape == log_prob.shape == (2, 0)
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+def test_gaussian_rsample_nan_in_nan_out(device, dtype):
+    mu = torch.tensor([0.5, NAN, 0.0, 1.0], dtype=dtype, device=device).requires_grad_()
+    logvar = torch.tensor([0.0, 0.0, NAN, -INF], dtype=dtype, device=device).requires_grad_()
+    z = gradext.gaussian_rsample(mu, logvar, 3, generator=_generator(device))
+    assert z[:, 1:3].isnan().all() and z[:, 0].isfinite().all()
+    assert torch.equal(z[:, 3], mu[3].detach().expand(3))  # variance 0: exactly mu
+    grad_mu, grad_logvar = torch.autograd.grad(z.sum(), (mu, logvar))
+    assert torch.equal(grad_mu.float(), torch.full((4,), 3.0, device=device))
+    assert grad_logvar[2].isnan() and grad_logvar[[0, 1]].isfinite().all()
+    assert grad_logvar[3] == 0
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
+@pytest.mark.parametrize("name", ["score_function_loo", "vimco"])
+def test_estimators_keep_nan_to_its_datapoint(device, dtype, name):
+    values = torch.randn(5, 3, generator=torch.Generator().manual_seed(4)).to(dtype).to(device)
+    values[2, 1] = NAN
+    values.requires_grad_()
+    log_prob = torch.zeros_like(values, requires_grad=True)
+    out = getattr(gradext, name)(values, log_prob)
+    assert out[1].isnan() and out[[0, 2]].isfinite().all()
+    grad_values, grad_log_prob = torch.autograd.grad(out.sum(), (values, log_prob))
+    assert grad_log_prob[:, 1].isnan().all() and grad_log_prob[:, [0, 2]].isfinite().all()
+    assert grad_values[:, [0, 2]].isfinite().all()

@@ -63,12 +63,12 @@ __global__ void categorical_sample_forward_impl(const scalar_t* __restrict__ log
   __shared__ RowStat<opmath_t> shared_norm[kGroup > kWarp ? kGroup / kWarp : 1];
   const auto [seed, offset] = at::cuda::philox::unpack(philox);
   const PhiloxStream stream = PhiloxStream::make(seed, offset);
-  const int t = threadIdx.x % kGroup;
+  const int t = group_lane<kGroup>(ThreadIndex::current());
   const int64_t C = categories;
   const int64_t runs = (C + 3) / 4;
   auto pick = [](ArgMax<opmath_t> a, ArgMax<opmath_t> b) { return better(a, b); };
   auto merge = [](RowStat<opmath_t> a, RowStat<opmath_t> b) { return combine(a, b, opmath_t(1)); };
-  for (RowWalk<kGroup> walk; walk.more(draws); walk.next()) {
+  for (RowWalk<kGroup> walk(ThreadIndex::current()); walk.more(draws); walk.next()) {
     const int64_t d = walk.row_or_last(draws);
     const scalar_t* x = logits + (d % rows) * C;
     ArgMax<opmath_t> best{-INFINITY, C};
@@ -108,11 +108,11 @@ __global__ void categorical_sample_backward_impl(const scalar_t* __restrict__ gr
   using opmath_t = at::opmath_type<scalar_t>;
   __shared__ RowStat<opmath_t> shared_norm[kGroup > kWarp ? kGroup / kWarp : 1];
   __shared__ opmath_t shared_sum[kGroup > kWarp ? kGroup / kWarp : 1];
-  const int t = threadIdx.x % kGroup;
+  const int t = group_lane<kGroup>(ThreadIndex::current());
   const int64_t C = categories;
   auto merge = [](RowStat<opmath_t> a, RowStat<opmath_t> b) { return combine(a, b, opmath_t(1)); };
   auto add = [](opmath_t a, opmath_t b) { return a + b; };
-  for (RowWalk<kGroup> walk; walk.more(rows); walk.next()) {
+  for (RowWalk<kGroup> walk(ThreadIndex::current()); walk.more(rows); walk.next()) {
     const int64_t row = walk.row_or_last(rows);
     const bool write = walk.active(rows);
     const scalar_t* x = logits + row * C;

@@ -81,11 +81,11 @@ __global__ void gaussian_forward_blocked_impl(const scalar_t* __restrict__ mu,
   const auto [seed, offset] = at::cuda::philox::unpack(philox);
   publish_rng_state(rng_state, seed, offset);
   const PhiloxStream stream = PhiloxStream::make(seed, offset);
-  const int64_t k_begin = static_cast<int64_t>(blockIdx.y) * samples_per_chunk;
-  const int64_t k_end = min(num_samples, k_begin + samples_per_chunk);
+  int64_t k_begin, k_end;
+  chunk_samples(ThreadIndex::current().block_y, samples_per_chunk, num_samples, &k_begin, &k_end);
   const int64_t sample_numel = 4 * groups;
-  for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
-       g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const GridStride walk(ThreadIndex::current());
+  for (int64_t g = walk.first; g < groups; g += walk.stride) {
     const Vec4<scalar_t> m = load_group<kDense>(mu, layout, 0, g);
     const Vec4<scalar_t> l = load_group<kDense>(logvar, layout, 1, g);
     opmath_t mean[4], std[4];
@@ -117,8 +117,8 @@ __global__ void gaussian_forward_strided_impl(const scalar_t* __restrict__ mu,
   publish_rng_state(rng_state, seed, offset);
   const PhiloxStream stream = PhiloxStream::make(seed, offset);
   const int64_t blocks = (total + 3) / 4;
-  for (int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; b < blocks;
-       b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const GridStride walk(ThreadIndex::current());
+  for (int64_t b = walk.first; b < blocks; b += walk.stride) {
     opmath_t eps[4];
     normal4(stream, static_cast<uint64_t>(b), eps);
 #pragma unroll
@@ -146,8 +146,8 @@ __global__ void gaussian_backward_blocked_impl(const scalar_t* __restrict__ grad
   const PhiloxStream stream = PhiloxStream::make(static_cast<uint64_t>(rng_state[0]),
                                                  static_cast<uint64_t>(rng_state[1]));
   const int64_t sample_numel = 4 * groups;
-  for (int64_t g = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; g < groups;
-       g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const GridStride walk(ThreadIndex::current());
+  for (int64_t g = walk.first; g < groups; g += walk.stride) {
     opmath_t sum_grad[4] = {0, 0, 0, 0}, sum_grad_eps[4] = {0, 0, 0, 0};
     for (int64_t k = 0; k < num_samples; ++k) {
       const Vec4<scalar_t> gv = load4(grad + k * sample_numel + 4 * g);
@@ -187,8 +187,8 @@ __global__ void gaussian_backward_strided_impl(const scalar_t* __restrict__ grad
   using opmath_t = at::opmath_type<scalar_t>;
   const PhiloxStream stream = PhiloxStream::make(static_cast<uint64_t>(rng_state[0]),
                                                  static_cast<uint64_t>(rng_state[1]));
-  for (int64_t s = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; s < sample_numel;
-       s += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const GridStride walk(ThreadIndex::current());
+  for (int64_t s = walk.first; s < sample_numel; s += walk.stride) {
     opmath_t sum_grad = 0, sum_grad_eps = 0;
     for (int64_t k = 0; k < num_samples; ++k) {
       const int64_t i = k * sample_numel + s;
@@ -221,18 +221,12 @@ void gaussian_forward_cuda(const ops::GaussianForwardProblem& p, at::Tensor& z,
       const bool dense = p.layout.all_contiguous(2) && aligned4<scalar_t>(mu) &&
                          aligned4<scalar_t>(logvar);
       const int64_t groups = p.sample_numel / 4;
-      const int64_t grid_x = grid_for(groups);
       // Split the samples across grid.y until the launch has about one full wave of threads.
-      const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-      const int64_t wanted_threads = sms * 2048;
-      int64_t chunks = std::min<int64_t>(
-          p.num_samples, std::max<int64_t>(1, wanted_threads / (grid_x * kThreads)));
-      chunks = std::min<int64_t>(chunks, 65535);
-      const int64_t per_chunk = (p.num_samples + chunks - 1) / chunks;
-      chunks = (p.num_samples + per_chunk - 1) / per_chunk;
+      const SampleChunks grid = gaussian_sample_chunks(
+          groups, p.num_samples, at::cuda::getCurrentDeviceProperties()->multiProcessorCount);
       const auto launch = [&](auto kernel) {
-        kernel<<<dim3(grid_x, chunks), kThreads, 0, stream>>>(
-            mu, logvar, out, p.layout, groups, p.num_samples, per_chunk, philox,
+        kernel<<<dim3(grid.grid_x, grid.chunks), kThreads, 0, stream>>>(
+            mu, logvar, out, p.layout, groups, p.num_samples, grid.per_chunk, philox,
             rng_state.mutable_data_ptr<int64_t>());
       };
       if (dense) {

@@ -6,15 +6,15 @@
 #include <algorithm>
 #include <cstdint>
 
+#include "ops/cuda/launch_map.h"
+
 namespace gradext::cuda {
 
-constexpr int kThreads = 256;
-
-// Grid-stride launches: enough blocks of kThreads to fill every SM several times over, no more.
+// Grid-stride launches: enough blocks to fill every SM several times over, no more
+// (launch_map.h has the shapes as plain functions, for the CPU tests).
 inline int64_t grid_for(int64_t work_items, int threads = kThreads) {
-  const int64_t sms = at::cuda::getCurrentDeviceProperties()->multiProcessorCount;
-  const int64_t needed = (work_items + threads - 1) / threads;
-  return std::max<int64_t>(1, std::min<int64_t>(needed, sms * 16));
+  return grid_blocks(work_items, threads,
+                     at::cuda::getCurrentDeviceProperties()->multiProcessorCount);
 }
 
 }  // namespace gradext::cuda

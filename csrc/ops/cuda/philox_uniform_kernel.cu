@@ -16,8 +16,8 @@ namespace {
 __global__ void philox_uniform_impl(double* __restrict__ out, int64_t numel, uint64_t seed,
                                     uint64_t offset, bool double_grid) {
   const PhiloxStream stream = PhiloxStream::make(seed, offset);
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const GridStride walk(ThreadIndex::current());
+  for (int64_t i = walk.first; i < numel; i += walk.stride) {
     const uint32_t bits = philox_word_at(stream, static_cast<uint64_t>(i));
     out[i] = double_grid ? uniform_open(bits, 0.0) : static_cast<double>(uniform_open(bits, 0.0f));
   }

@@ -42,11 +42,11 @@ __global__ void gumbel_softmax_forward_impl(const scalar_t* __restrict__ logits,
   const auto [seed, offset] = at::cuda::philox::unpack(philox);
   const PhiloxStream stream = PhiloxStream::make(seed, offset);
   const opmath_t inv_tau = math::saturated_inv_tau(inv_tau_d, opmath_t(0));
-  const int t = threadIdx.x % kGroup;
+  const int t = group_lane<kGroup>(ThreadIndex::current());
   const int64_t C = categories;
   const int64_t runs = (C + 3) / 4;
   auto op = [inv_tau](RowStat<opmath_t> a, RowStat<opmath_t> b) { return combine(a, b, inv_tau); };
-  for (RowWalk<kGroup> walk; walk.more(rows); walk.next()) {
+  for (RowWalk<kGroup> walk(ThreadIndex::current()); walk.more(rows); walk.next()) {
     const int64_t row = walk.row_or_last(rows);
     const bool write = walk.active(rows);
     const scalar_t* x = logits + row * C;
@@ -89,10 +89,10 @@ __global__ void gumbel_softmax_backward_impl(const scalar_t* __restrict__ grad,
   using opmath_t = at::opmath_type<scalar_t>;
   __shared__ opmath_t shared[kGroup > kWarp ? kGroup / kWarp : 1];
   const opmath_t inv_tau = math::saturated_inv_tau(inv_tau_d, opmath_t(0));
-  const int t = threadIdx.x % kGroup;
+  const int t = group_lane<kGroup>(ThreadIndex::current());
   const int64_t C = categories;
   auto add = [](opmath_t a, opmath_t b) { return a + b; };
-  for (RowWalk<kGroup> walk; walk.more(rows); walk.next()) {
+  for (RowWalk<kGroup> walk(ThreadIndex::current()); walk.more(rows); walk.next()) {
     const int64_t row = walk.row_or_last(rows);
     const scalar_t* g = grad + row * C;
     const scalar_t* ys = y_soft + row * C;
@@ -120,8 +120,8 @@ __global__ void gumbel_sigmoid_forward_impl(const scalar_t* __restrict__ logits,
   const PhiloxStream stream = PhiloxStream::make(seed, offset);
   const opmath_t inv_tau = math::saturated_inv_tau(inv_tau_d, opmath_t(0));
   scalar_t* soft = y_soft != nullptr ? y_soft : y;
-  for (int64_t b = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; 4 * b < numel;
-       b += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const GridStride walk(ThreadIndex::current());
+  for (int64_t b = walk.first; 4 * b < numel; b += walk.stride) {
     const Philox4x32 r = stream.block(static_cast<uint64_t>(b));
     const uint32_t words[4] = {r.x, r.y, r.z, r.w};
 #pragma unroll
@@ -142,8 +142,8 @@ __global__ void gumbel_sigmoid_backward_impl(const scalar_t* __restrict__ grad,
                                              double inv_tau_d) {
   using opmath_t = at::opmath_type<scalar_t>;
   const opmath_t inv_tau = math::saturated_inv_tau(inv_tau_d, opmath_t(0));
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < numel;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const GridStride walk(ThreadIndex::current());
+  for (int64_t i = walk.first; i < numel; i += walk.stride) {
     const opmath_t yi = static_cast<opmath_t>(y_soft[i]);
     grad_logits[i] =
         static_cast<scalar_t>(static_cast<opmath_t>(grad[i]) * yi * (opmath_t(1) - yi) * inv_tau);

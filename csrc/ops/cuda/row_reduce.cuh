@@ -16,16 +16,6 @@
 
 namespace gradext::cuda {
 
-constexpr int kWarp = 32;
-// Group sizes by row length. A thread walks its row in runs of 4 columns, so a row of C
-// categories keeps (C + 3) / 4 threads busy: a warp on a row of 10 categories would leave 29 of
-// its 32 lanes idle through the noise (the expensive part). Short rows (the discrete latents of
-// VAEs: 2 to 64 classes) take 4 threads each, 8 rows per warp.
-constexpr int kShortRowThreads = 4;
-constexpr int64_t kShortRowLimit = 64;   // categories handled by 4 threads (up to 4 runs each)
-constexpr int64_t kWarpRowLimit = 1024;  // categories handled by one warp
-constexpr int kRowBlockThreads = 512;    // threads per row beyond that
-
 // The 32-bit words of the 4 consecutive elements base .. base + 3 (any alignment).
 __device__ __forceinline__ void philox_words4(const PhiloxStream& s, uint64_t base,
                                               uint32_t out[4]) {
@@ -91,35 +81,6 @@ __device__ __forceinline__ T shfl_xor(T v, int mask) {
   return __shfl_xor_sync(0xffffffffu, v, mask);
 }
 
-// The rows of one group of kGroup threads (a power of two; groups below a warp are aligned
-// within it): blockDim.x / kGroup groups per block, a grid-stride walk. The loop runs equally
-// often on every thread of a warp (and of a block, for block groups), so that the group
-// reductions' warp shuffles and barriers see all their threads: near the end a group whose row
-// is past the last (`active()` false) redoes the last row and must write nothing.
-//
-//   for (RowWalk<kGroup> walk; walk.more(rows); walk.next()) {
-//     const int64_t row = walk.row_or_last(rows);
-//     ... group_reduce ...; if (walk.active(rows)) store;
-//   }
-template <int kGroup>
-struct RowWalk {
-  int64_t row;
-  int64_t stride;
-  int64_t lag;  // this group's place among the groups of its warp: its row minus the warp's first
-
-  __device__ __forceinline__ RowWalk()
-      : row(static_cast<int64_t>(blockIdx.x) * (blockDim.x / kGroup) + threadIdx.x / kGroup),
-        stride(static_cast<int64_t>(gridDim.x) * (blockDim.x / kGroup)),
-        lag(kGroup < kWarp ? (threadIdx.x % kWarp) / kGroup : 0) {}
-
-  __device__ __forceinline__ bool more(int64_t rows) const { return row - lag < rows; }
-  __device__ __forceinline__ void next() { row += stride; }
-  __device__ __forceinline__ bool active(int64_t rows) const { return row < rows; }
-  __device__ __forceinline__ int64_t row_or_last(int64_t rows) const {
-    return row < rows ? row : rows - 1;
-  }
-};
-
 // Reduces within the group of kGroup threads (aligned lanes of a warp, a warp, or a block
 // through shared memory). Every thread of the warp (block) must call it: see RowWalk.
 template <int kGroup, typename T, typename Combine>
@@ -143,26 +104,18 @@ __device__ __forceinline__ RowStat<T> shfl_xor(RowStat<T> v, int mask) {
   return RowStat<T>{shfl_xor(v.max, mask), shfl_xor(v.index, mask), shfl_xor(v.sum, mask)};
 }
 
-// The launch shape for `items` rows of C columns: 4 threads per row up to kShortRowLimit
-// columns, a warp per row up to kWarpRowLimit (several rows per block either way), a block of
-// kRowBlockThreads per row beyond. Calls launch(std::integral_constant<int, group>, blocks,
-// threads).
+// Launches a row-wise kernel over `items` rows of C columns with the shape row_launch picks
+// (launch_map.h). Calls launch(std::integral_constant<int, group>, blocks, threads).
 template <typename Launch>
 void launch_by_row_length(int64_t items, int64_t C, Launch launch) {
-  if (C <= kShortRowLimit) {
-    constexpr int rows_per_block = kThreads / kShortRowThreads;
-    const int64_t blocks = std::min<int64_t>((items + rows_per_block - 1) / rows_per_block,
-                                             grid_for(items * kShortRowThreads));
-    launch(std::integral_constant<int, kShortRowThreads>{}, blocks, kThreads);
-  } else if (C <= kWarpRowLimit) {
-    constexpr int rows_per_block = kThreads / kWarp;
-    const int64_t blocks = std::min<int64_t>((items + rows_per_block - 1) / rows_per_block,
-                                             grid_for(items * kWarp));
-    launch(std::integral_constant<int, kWarp>{}, blocks, kThreads);
+  const RowLaunch shape =
+      row_launch(items, C, at::cuda::getCurrentDeviceProperties()->multiProcessorCount);
+  if (shape.group == kShortRowThreads) {
+    launch(std::integral_constant<int, kShortRowThreads>{}, shape.blocks, shape.threads);
+  } else if (shape.group == kWarp) {
+    launch(std::integral_constant<int, kWarp>{}, shape.blocks, shape.threads);
   } else {
-    const int64_t blocks =
-        std::min<int64_t>(items, grid_for(items * kRowBlockThreads, kRowBlockThreads));
-    launch(std::integral_constant<int, kRowBlockThreads>{}, blocks, kRowBlockThreads);
+    launch(std::integral_constant<int, kRowBlockThreads>{}, shape.blocks, shape.threads);
   }
 }
 

@@ -36,8 +36,8 @@ __global__ void loo_mean_impl(const scalar_t* __restrict__ f, scalar_t* __restri
                               int64_t datapoints, SampleView v) {
   using opmath_t = at::opmath_type<scalar_t>;
   const opmath_t K = static_cast<opmath_t>(v.samples);
-  for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < datapoints;
-       p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const GridStride walk(ThreadIndex::current());
+  for (int64_t p = walk.first; p < datapoints; p += walk.stride) {
     const scalar_t* x = f + v.first(p);
     opmath_t total = 0;
     for (int64_t k = 0; k < v.samples; ++k) total += static_cast<opmath_t>(x[k * v.inner]);
@@ -53,8 +53,8 @@ __global__ void loo_backward_impl(const scalar_t* __restrict__ grad,
   using opmath_t = at::opmath_type<scalar_t>;
   const opmath_t K = static_cast<opmath_t>(v.samples);
   const opmath_t K_minus_1 = static_cast<opmath_t>(v.samples - 1);
-  for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < datapoints;
-       p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const GridStride walk(ThreadIndex::current());
+  for (int64_t p = walk.first; p < datapoints; p += walk.stride) {
     const int64_t first = v.first(p);
     const scalar_t* x = f + first;
     opmath_t total = 0;
@@ -75,8 +75,8 @@ __global__ void vimco_forward_impl(const scalar_t* __restrict__ log_weights,
                                    int64_t datapoints, SampleView v, double log_k_d) {
   using opmath_t = at::opmath_type<scalar_t>;
   const opmath_t log_k = static_cast<opmath_t>(log_k_d);
-  for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < datapoints;
-       p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const GridStride walk(ThreadIndex::current());
+  for (int64_t p = walk.first; p < datapoints; p += walk.stride) {
     const scalar_t* x = log_weights + v.first(p);
     auto st = TopTwoLogSumExp<opmath_t>::start(static_cast<opmath_t>(x[0]));
     for (int64_t k = 1; k < v.samples; ++k) {
@@ -97,8 +97,8 @@ __global__ void vimco_backward_impl(const scalar_t* __restrict__ grad,
                                     scalar_t* __restrict__ grad_log_prob, int64_t datapoints,
                                     SampleView v) {
   using opmath_t = at::opmath_type<scalar_t>;
-  for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < datapoints;
-       p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+  const GridStride walk(ThreadIndex::current());
+  for (int64_t p = walk.first; p < datapoints; p += walk.stride) {
     const int64_t first = v.first(p);
     const scalar_t* x = log_weights + first;
     const auto st = load_vimco_stats(stats, datapoints, p);
