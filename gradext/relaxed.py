@@ -110,7 +110,7 @@ def _check_tau(op: str, tau) -> float:
                 f"{op}: a tensor tau must hold one number, got shape {tuple(tau.shape)}"
             )
         tau = tau.detach().item()
-    if isinstance(tau, bool) or not isinstance(tau, (int, float)):
+    if isinstance(tau, (bool, numpy.bool_)) or not isinstance(tau, numbers.Real):
         raise TypeError(f"{op}: tau must be a number, got {type(tau).__name__}")
     if not (math.isfinite(tau) and tau > 0):
         raise ValueError(f"{op}: tau must be a finite number > 0, got {tau}")

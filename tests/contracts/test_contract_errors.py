@@ -177,3 +177,20 @@ def test_dim_of_the_wrong_kind_names_it(implementation):
         gradext.gumbel_softmax(torch.randn(3, 4), dim=1.0)
     with pytest.raises(TypeError, match=r"vimco: dim must be an int, got bool"):
         gradext.vimco(torch.randn(3, 4), torch.randn(3, 4), dim=True)
+
+
+@pytest.mark.parametrize("tau", [np.float32(0.5), np.float64(0.5), np.int64(2), 2], ids=repr)
+def test_tau_takes_real_numbers_of_any_kind(implementation, tau):
+    logits = torch.randn(3, 4)
+    got = gradext.gumbel_softmax(logits, tau=tau, generator=torch.Generator().manual_seed(1))
+    want = gradext.gumbel_softmax(
+        logits, tau=float(tau), generator=torch.Generator().manual_seed(1)
+    )
+    assert torch.equal(got, want)
+    torch.nn.functional.gumbel_softmax(logits, tau=tau)  # as torch does
+
+
+@pytest.mark.parametrize("tau", [True, np.bool_(True), "1.0", 1j], ids=repr)
+def test_tau_of_another_kind_is_a_type_error(implementation, tau):
+    with pytest.raises(TypeError, match=r"gumbel_softmax: tau must be a number, got"):
+        gradext.gumbel_softmax(torch.randn(3, 4), tau=tau)
