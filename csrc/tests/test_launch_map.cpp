@@ -11,21 +11,13 @@
 #include <vector>
 
 #include "ops/cuda/launch_map.h"
+#include "tests/check.h"
 
 using gradext::cuda::ThreadIndex;
 
 namespace {
 
-int g_passed = 0, g_failed = 0;
-
-void check(bool ok, const char* what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAILED: %s\n", what);
-  }
-}
+using gradext::testing::check;
 
 constexpr int64_t kSmCounts[] = {132, 4};
 
@@ -221,6 +213,5 @@ int main() {
     }
   }
   test_offsets_past_2_31();
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return gradext::testing::finish();
 }

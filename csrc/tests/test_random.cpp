@@ -1,28 +1,19 @@
 // C++ unit tests of the shared random-number code (run by CTest): Philox known answers, the
 // open-interval uniforms, the polynomial elementary functions and the normal transform.
 #include <cinttypes>
-#include <initializer_list>
 #include <cmath>
 #include <cstdio>
+#include <initializer_list>
 #include <limits>
 
 #include "common/philox.h"
 #include "common/random_transforms.h"
 #include "common/scalar_math.h"
+#include "tests/check.h"
 
 namespace {
 
-int g_passed = 0;
-int g_failed = 0;
-
-void check(bool ok, const char* what) {
-  if (ok) {
-    ++g_passed;
-  } else {
-    ++g_failed;
-    std::printf("FAILED: %s\n", what);
-  }
-}
+using gradext::testing::check;
 
 void test_philox_known_answers() {
   // Random123's kat_vectors for philox4x32_10.
@@ -281,6 +272,5 @@ int main() {
   test_normal_moments();
   test_exponential_resolution();
   test_gumbel_max_tail_probabilities();
-  std::printf("%d passed, %d failed\n", g_passed, g_failed);
-  return g_failed == 0 ? 0 : 1;
+  return gradext::testing::finish();
 }
