@@ -18,7 +18,7 @@ import torch
 
 import gradext
 from helpers.common import ALL_DTYPES
-from helpers.paths import every_path, on_path
+from helpers.paths import cpu_variants_supported, every_path, on_path
 
 NAN, INF = math.nan, math.inf
 
@@ -148,3 +148,22 @@ def test_estimators_keep_nan_to_its_datapoint(device, dtype, name):
     grad_values, grad_log_prob = torch.autograd.grad(out.sum(), (values, log_prob))
     assert grad_log_prob[:, 1].isnan().all() and grad_log_prob[:, [0, 2]].isfinite().all()
     assert grad_values[:, [0, 2]].isfinite().all()
+
+
+def test_gumbel_noise_is_bitwise_the_same_on_every_cpu_variant():
+    """The 32-bit Gumbel tail (csrc/common/random_transforms.h) vectorizes the same way in every
+    ISA variant: float32 samples, argmaxes and log-probabilities agree bitwise, with logits that
+    put categories deep in the tail."""
+    variants = cpu_variants_supported()
+    if not variants:
+        pytest.skip("gradext._C not loaded")
+    logits = torch.randn(513, 37, generator=torch.Generator().manual_seed(8)) * 8
+    results = {}
+    for variant in variants:
+        with on_path(f"cpu-{variant}"):
+            soft, _ = torch.ops.gradext._gumbel_softmax_seeded(logits, 0.5, False, 5, 1)
+            log_prob, index = torch.ops.gradext._categorical_sample_seeded(logits, 3, 5, 1)
+            results[variant] = (soft, log_prob, index)
+    for variant, outputs in results.items():
+        for got, want in zip(outputs, results["default"]):
+            assert torch.equal(got, want), variant
