@@ -77,7 +77,8 @@ def _demo(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     if args.quick:  # a smoke run: fewer evaluation samples, gradient draws and timed steps
-        config.eval_samples, config.variance_draws, config.timing_steps = 8, 4, 2
+        config.eval_samples, config.variance_draws = 8, 4
+        config.timing_steps, config.timing_rounds = 4, 2
     try:
         run_demo(config)
     except (FileNotFoundError, ValueError, ImportError) as error:  # bad --data: say why, no trace

@@ -112,6 +112,11 @@ def _check_tau(op: str, tau) -> float:
         tau = tau.detach().item()
     if isinstance(tau, (bool, numpy.bool_)) or not isinstance(tau, numbers.Real):
         raise TypeError(f"{op}: tau must be a number, got {type(tau).__name__}")
+    if torch.compiler.is_compiling():
+        # torch.compile traces a changing tau (an annealed temperature) symbolically: testing
+        # its value here would break the graph or specialize it on each value. The op checks it
+        # when it runs (the same ValueError for tau <= 0, NaN or inf).
+        return tau
     if not (math.isfinite(tau) and tau > 0):
         raise ValueError(f"{op}: tau must be a finite number > 0, got {tau}")
     return float(tau)
