@@ -48,7 +48,7 @@ build_extension() {
   else
     echo "[gradext build] no prebuilt extension for these sources; building"
   fi
-  "$PYTHON" setup.py build_ext --inplace
+  FORCE_CUDA=1 "$PYTHON" setup.py build_ext --inplace
 }
 export -f build_extension source_stamp
 

@@ -29,7 +29,8 @@ fi
 git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$WORK/src"
 cd "$WORK/src"
 echo "[oldest torch] building (log in $WORK/build.log)"
-if ! TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-2} \
+# FORCE_CUDA: the GPU machine's build, CUDA kernels included, although this machine has no GPU.
+if ! FORCE_CUDA=${FORCE_CUDA:-1} TORCH_CUDA_ARCH_LIST=${TORCH_CUDA_ARCH_LIST:-9.0} MAX_JOBS=${MAX_JOBS:-2} \
     "$VENV_PYTHON" setup.py build_ext --inplace > ../build.log 2>&1; then
   tail -40 ../build.log
   echo "[oldest torch] build failed" >&2

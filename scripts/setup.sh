@@ -3,7 +3,9 @@
 # Safe to re-run: pip skips what is already there and the build is incremental.
 #
 #   TORCH_SPEC            torch requirement (default torch==2.14.1: a CUDA 13.0 build, so the
-#                         CUDA kernels compile even on a machine without a GPU)
+#                         CUDA kernels can compile even on a machine without a GPU)
+#   FORCE_CUDA            1 compiles the CUDA kernels without a GPU too (CI does); by default
+#                         they are built only where a GPU can run them
 #   GRADEXT_DISABLE_CUDA  1 builds the CPU kernels only (see setup.py for the other switches)
 set -euo pipefail
 cd "$(dirname "$0")/.."
