@@ -55,11 +55,11 @@ TORCH_LIBRARY_FRAGMENT(gradext, m) {
   // Values before indices, as torch.max and torch.topk return them (and as opcheck's autograd
   // test needs: it sums the outputs in order).
   m.def(
-      "categorical_sample(Tensor logits, int num_samples, *, Generator? generator=None) "
+      "categorical_sample(Tensor logits, SymInt num_samples, *, Generator? generator=None) "
       "-> (Tensor log_prob, Tensor index)",
       {at::Tag::nondeterministic_seeded});
   m.def(
-      "_categorical_sample_seeded(Tensor logits, int num_samples, int seed, int offset) "
+      "_categorical_sample_seeded(Tensor logits, SymInt num_samples, int seed, int offset) "
       "-> (Tensor log_prob, Tensor index)");
   // d logits[b, c] = sum_s grad[s, b] * ([c == index[s, b]] - softmax(logits[b])[c]).
   m.def("_categorical_sample_backward(Tensor grad, Tensor logits, Tensor index) -> Tensor");

@@ -137,19 +137,19 @@ TORCH_LIBRARY_FRAGMENT(gradext, m) {
   // z = mu + exp(logvar / 2) * eps. Returns (z, rng_state): rng_state is the int64 (seed, offset)
   // pair the noise came from, all that backward needs to recompute eps.
   m.def(
-      "gaussian_rsample(Tensor mu, Tensor logvar, int? num_samples=None, *, "
+      "gaussian_rsample(Tensor mu, Tensor logvar, SymInt? num_samples=None, *, "
       "Generator? generator=None) -> (Tensor, Tensor)",
       {at::Tag::nondeterministic_seeded});
   // The same with the Philox (seed, offset) given: deterministic, for tests and for
   // cross-device comparisons of the noise.
   m.def(
-      "_gaussian_rsample_seeded(Tensor mu, Tensor logvar, int? num_samples, int seed, "
+      "_gaussian_rsample_seeded(Tensor mu, Tensor logvar, SymInt? num_samples, int seed, "
       "int offset) -> (Tensor, Tensor)");
   // The same with the (seed, offset) read from a forward's rng_state: draws that forward's noise
   // again, on the device, with no host synchronization. Its use: the derivatives of the fused
   // backward (double backward), which need the per-sample noise the backward never keeps.
   m.def(
-      "_gaussian_rsample_replay(Tensor mu, Tensor logvar, int? num_samples, Tensor rng_state) "
+      "_gaussian_rsample_replay(Tensor mu, Tensor logvar, SymInt? num_samples, Tensor rng_state) "
       "-> (Tensor, Tensor)");
   // Fused backward: (grad_mu, grad_logvar) in the shapes of mu and logvar, in grad's dtype.
   // With need_grad_mu false, grad_mu comes back empty and is neither accumulated nor written:

@@ -62,3 +62,27 @@ def test_compile_inductor_default_generator(device):
     )
     z2, _ = sample_and_loss(mu, logvar)
     assert not torch.equal(z, z2)  # fresh noise on every call
+
+
+def test_a_sweep_over_num_samples_compiles_at_most_twice():
+    """num_samples is a SymInt in the schemas of gaussian_rsample and categorical_sample, so a
+    K sweep under torch.compile(fullgraph=True) traces K symbolically: one compilation with
+    dynamic=True, two with torch's default automatic dynamic (the first call specializes)."""
+    for dynamic, most in ((True, 1), (None, 2)):
+        torch._dynamo.reset()
+        compilations = []
+
+        def backend(graph, example_inputs, compilations=compilations):
+            compilations.append(graph)
+            return graph.forward
+
+        @torch.compile(fullgraph=True, dynamic=dynamic, backend=backend)
+        def draw(mu, logvar, k):
+            z = gradext.gaussian_rsample(mu, logvar, k)
+            _, log_prob = gradext.categorical_sample(mu, k)
+            return z.sum() + log_prob.sum()
+
+        x = torch.randn(8, 5)
+        for k in (1, 2, 3, 5, 8):
+            draw(x, x, k)
+        assert len(compilations) <= most, (dynamic, len(compilations))
