@@ -105,8 +105,8 @@ def test_samples_past_int32_are_refused_on_every_path(implementation, name):
 @requires_extension
 @pytest.mark.parametrize("bad", [4, -1, -5, 10**9, -(10**12)])
 def test_backward_op_checks_its_indices(bad):
-    """The fused backward is public (torch.ops.gradext): an index out of range is an IndexError
-    (before, a segfault or a silent write out of bounds)."""
+    """The fused backward is public (torch.ops.gradext): an index out of range is an IndexError,
+    never a write out of bounds."""
     logits = torch.randn(3, 4)
     grad = torch.ones(2, 3)
     index = torch.zeros(2, 3, dtype=torch.int64)
