@@ -1,8 +1,8 @@
 """Forward-mode AD is refused with a clear error on every path and for every op: the ops have
 reverse-mode formulas only, and a tangent must never be dropped silently (a dual tensor whose
-primal does not require grad would otherwise come back with a tangent of None). Reverse mode, including
-second derivatives, is what tests/contracts/test_contract_dtypes.py and the families' double
-backward tests cover."""
+primal does not require grad would otherwise come back with a tangent of None). Reverse mode,
+second derivatives included, is what tests/contracts/test_contract_dtypes.py and the families'
+double backward tests cover."""
 
 from __future__ import annotations
 
