@@ -25,6 +25,11 @@ INT64_MAX = 2**63 - 1
 # index a row with int32 (csrc/ops/row_length.h).
 MAX_ROW_LENGTH = 2**31 - 1
 
+# The most samples of the leave-one-out estimators: the kernels count them with int32
+# (csrc/ops/score_function.cpp); the fallback keeps the same limit, so both paths accept the same
+# inputs.
+MAX_SAMPLES = 2**31 - 1
+
 
 def check_floating(op: str, name: str, value: torch.Tensor) -> None:
     check_tensor(op, name, value)
@@ -43,6 +48,11 @@ def check_row_length(op: str, name: str, categories: int) -> None:
             f"{op}: rows of at most 2^31 - 1 categories are supported, got {categories} "
             f"along the category dim of {name}"
         )
+
+
+def check_sample_count(op: str, samples: int) -> None:
+    if samples > MAX_SAMPLES:
+        raise ValueError(f"{op}: at most 2^31 - 1 samples along dim, got {samples}")
 
 
 def check_same_device(op: str, **tensors: torch.Tensor) -> None:

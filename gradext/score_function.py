@@ -107,14 +107,8 @@ def _check_samples(op: str, values_name: str, values, other_name: str, other, di
             f"{op}: needs K >= 2 samples along dim {dim} of {values_name} (a leave-one-out "
             f"baseline needs another sample), got K = {K}"
         )
-    if K > MAX_SAMPLES:
-        raise ValueError(f"{op}: at most 2^31 - 1 samples along dim, got {K}")
+    _validation.check_sample_count(op, K)
     return dim
-
-
-# The kernels count samples with int32 (csrc/ops/score_function.cpp); the fallback keeps the
-# same limit so that both paths accept the same inputs.
-MAX_SAMPLES = 2**31 - 1
 
 
 # --- fake kernels ---------------------------------------------------------------------------

@@ -192,18 +192,14 @@ struct VimcoSignals {
   T s1;      // sum_k exp(x_k - m1), in [1, K]
   T log_s1;
   T inv_s1;
-  T loo_total;      // sum_j (x_j - m1) over the finite x_j (PivotedSum::total)
-  T loo_lo;         // its compensation, for removing x_k exactly
-  T loo_hi;
-  int32_t minus_inf;  // how many x_j are -inf
+  PivotedSum<T> others;  // sum_j (x_j - m1) over the finite x_j, and how many are -inf
   T inv_k_minus_1;
 
   GRADEXT_INLINE static VimcoSignals from(const TopTwoLogSumExp<T>& st,
                                           const LeaveOneOutSums<T>& sums, int64_t K) {
     const T s1 = st.s1();
-    const PivotedSum<T>& a = sums.around_max;
-    return VimcoSignals{st.m1,   s1,   math::log(s1),  T(1) / s1, a.total(),
-                        a.lo,    a.hi, a.minus_inf,    T(1) / static_cast<T>(K - 1)};
+    return VimcoSignals{st.m1, s1, math::log(s1), T(1) / s1, sums.around_max,
+                        T(1) / static_cast<T>(K - 1)};
   }
 
   // exp(x_k - m1): the sample's relative weight; softmax(x)_k = weight * inv_s1.
@@ -218,10 +214,9 @@ struct VimcoSignals {
   // w~ = exp(mean_{-k} - m1) (0 when another x_j is -inf), then log(S1) - log(S1 - w + w~).
   GRADEXT_INLINE T weight_of_mean(T x) const {
     const bool masked = x == -static_cast<T>(INFINITY);
-    const int32_t others_masked = minus_inf - (masked ? 1 : 0);
-    const PivotedSum<T> sum{loo_hi, loo_lo, minus_inf};
-    const T others = masked ? loo_total : sum.without(x, m1);
-    return others_masked > 0 ? T(0) : math::exp(others * inv_k_minus_1);
+    const int32_t others_masked = others.minus_inf - (masked ? 1 : 0);
+    const T sum = masked ? others.total() : others.without(x, m1);
+    return others_masked > 0 ? T(0) : math::exp(sum * inv_k_minus_1);
   }
   GRADEXT_INLINE T signal_from(T w, T w_tilde) const {
     return log_s1 - math::log((s1 - w) + w_tilde);

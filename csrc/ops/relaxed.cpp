@@ -4,7 +4,6 @@
 #include <torch/library.h>
 
 #include <cmath>
-#include <cstring>
 
 #include "ops/row_length.h"
 
@@ -18,24 +17,30 @@ void check_tau(const char* op, double tau) {
 
 }  // namespace
 
-RelaxedProblem make_relaxed_problem(const char* op, const at::Tensor& logits, double tau) {
+const char* relaxation_name(Relaxation r) {
+  return r == Relaxation::kSoftmax ? "gumbel_softmax" : "gumbel_sigmoid";
+}
+
+RelaxedProblem make_relaxed_problem(Relaxation r, const at::Tensor& logits, double tau) {
+  const char* op = relaxation_name(r);
   TORCH_CHECK_TYPE(at::isFloatingType(logits.scalar_type()), op,
                    ": logits must be a floating-point tensor, got dtype ", logits.scalar_type());
   check_tau(op, tau);
   RelaxedProblem p;
   p.categories = logits.dim() == 0 ? 1 : logits.size(-1);
   // Before contiguous(): an expanded row of 2^31 categories is refused without a copy.
-  if (std::strcmp(op, "gumbel_softmax") == 0) check_row_length(op, "logits", p.categories);
+  if (r == Relaxation::kSoftmax) check_row_length(op, "logits", p.categories);
   p.logits = logits.contiguous();
   p.rows = p.categories == 0 ? 0 : logits.numel() / p.categories;
   p.inv_tau = 1.0 / tau;
   return p;
 }
 
-void check_relaxed_backward(const char* op, const at::Tensor& grad, const at::Tensor& y_soft,
+void check_relaxed_backward(Relaxation r, const at::Tensor& grad, const at::Tensor& y_soft,
                             double tau) {
+  const char* op = relaxation_name(r);
   check_tau(op, tau);
-  if (std::strcmp(op, "gumbel_softmax") == 0 && y_soft.dim() > 0) {
+  if (r == Relaxation::kSoftmax && y_soft.dim() > 0) {
     check_row_length(op, "the soft sample", y_soft.size(-1));
   }
   TORCH_CHECK(grad.sizes().equals(y_soft.sizes()), op, ": grad of shape ", grad.sizes(),

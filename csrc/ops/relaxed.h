@@ -17,10 +17,17 @@ struct RelaxedProblem {
   double inv_tau = 1.0;
 };
 
-RelaxedProblem make_relaxed_problem(const char* op, const at::Tensor& logits, double tau);
+// The two relaxations: the softmax reduces along rows (and so refuses rows of 2^31 or more
+// categories: ops/row_length.h), the sigmoid is elementwise.
+enum class Relaxation { kSoftmax, kSigmoid };
+
+// The op's name in errors: "gumbel_softmax" or "gumbel_sigmoid".
+const char* relaxation_name(Relaxation r);
+
+RelaxedProblem make_relaxed_problem(Relaxation r, const at::Tensor& logits, double tau);
 
 // Checks for the fused backward: grad and the saved soft sample, same shape, float, one device.
-void check_relaxed_backward(const char* op, const at::Tensor& grad, const at::Tensor& y_soft,
+void check_relaxed_backward(Relaxation r, const at::Tensor& grad, const at::Tensor& y_soft,
                             double tau);
 
 }  // namespace gradext::ops

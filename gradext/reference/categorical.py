@@ -20,7 +20,7 @@ def categorical_sample_from_noise(
     log_softmax = torch.log_softmax(logits.to(math_dtype), -1)
     # A row with a NaN, a +inf or no finite logit defines no distribution: index 0 and a NaN
     # log_prob, as on the kernels (csrc/common/invalid_inputs.h).
-    invalid = ~torch.logsumexp(logits.detach().to(math_dtype), -1).isfinite()
+    invalid = log_softmax.detach().isnan().any(-1)
     index = index.masked_fill(invalid, 0)
     log_prob = log_softmax.expand(num_samples, *logits.shape).gather(-1, index.unsqueeze(-1))
     log_prob = log_prob.squeeze(-1).masked_fill(invalid, math.nan)

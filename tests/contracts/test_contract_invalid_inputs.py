@@ -90,8 +90,7 @@ def test_categorical_sample_rows_without_a_distribution(device, dtype, categorie
     assert (index[:, 4] == categories - 1).all() and (log_prob[:, 4] == 0).all()
     (grad,) = torch.autograd.grad(log_prob.sum(), logits)
     assert grad[INVALID_ROWS].isnan().all()
-    assert grad[VALID_ROWS].nan_to_num(nan=1.0, neginf=0.0).isfinite().all()
-    assert not grad[VALID_ROWS].isnan().any()
+    assert grad[VALID_ROWS].isfinite().all()  # masked categories of a valid row get 0
 
 
 @pytest.mark.parametrize(

@@ -22,11 +22,7 @@
 namespace gradext::cpu {
 namespace {
 
-enum class Relaxation { kSoftmax, kSigmoid };
-
-const char* op_name(Relaxation r) {
-  return r == Relaxation::kSoftmax ? "gumbel_softmax" : "gumbel_sigmoid";
-}
+using ops::Relaxation;
 
 // Work items: rows for the softmax (each needs a scratch row), flat tiles for the sigmoid.
 int64_t work_items(Relaxation r, int64_t rows, int64_t categories) {
@@ -45,7 +41,7 @@ std::tuple<at::Tensor, at::Tensor> relaxed_forward(Relaxation r, const at::Tenso
                                                    double tau, bool hard,
                                                    const std::optional<at::Generator>& generator,
                                                    std::optional<std::pair<int64_t, int64_t>> seeded) {
-  const ops::RelaxedProblem p = ops::make_relaxed_problem(op_name(r), logits, tau);
+  const ops::RelaxedProblem p = ops::make_relaxed_problem(r, logits, tau);
   at::Tensor y = at::empty_like(p.logits);
   at::Tensor y_soft = hard ? at::empty_like(p.logits) : at::empty({0}, p.logits.options());
   if (p.logits.numel() == 0) return {y, y_soft};
@@ -71,7 +67,7 @@ std::tuple<at::Tensor, at::Tensor> relaxed_forward(Relaxation r, const at::Tenso
 
 at::Tensor relaxed_backward(Relaxation r, const at::Tensor& grad, const at::Tensor& y_soft,
                             double tau) {
-  ops::check_relaxed_backward(op_name(r), grad, y_soft, tau);
+  ops::check_relaxed_backward(r, grad, y_soft, tau);
   const at::Tensor g = grad.contiguous();
   const at::Tensor y = y_soft.contiguous();
   at::Tensor out = at::empty_like(y);

@@ -38,10 +38,10 @@ GRADEXT_CPU_INLINE opmath_t row_max(const scalar_t* x, int64_t n) {
   return best;
 }
 
-// argmax of x[0 .. n), 1 <= n < 2^31 (longer rows are refused on the host: ops/row_length.h), ties to the lowest index (as torch.argmax): the same index
-// as a sequential `x[c] > best` scan, found as the smallest position equal to row_max (a min
-// reduction, which vectorizes; 0 when none is, which happens only when x[0] is NaN, as in the
-// scan). Writes the maximum to *max_out.
+// argmax of x[0 .. n), 1 <= n < 2^31 (longer rows are refused on the host: ops/row_length.h),
+// ties to the lowest index (as torch.argmax): the same index as a sequential `x[c] > best` scan,
+// found as the smallest position equal to row_max (a min reduction, which vectorizes; 0 when
+// none is, which happens only when x[0] is NaN, as in the scan). Writes the maximum to *max_out.
 template <typename opmath_t>
 GRADEXT_CPU_INLINE int64_t first_index_of_max(const opmath_t* x, int64_t n, opmath_t* max_out) {
   const opmath_t best = row_max<opmath_t>(x, n);

@@ -226,8 +226,8 @@ void vimco_backward_blocks(const SampleBlockArgs& a, int64_t block_begin, int64_
   alignas(64) opmath_t row[kSampleLanes], w[kSampleLanes], w_tilde[kSampleLanes];
   alignas(64) opmath_t out_row[kSampleLanes];
   auto signals_of = [&](int64_t l) {
-    return Signals{lane.m1[l], s1[l],       log_s1[l],         inv_s1[l],    max_hi[l] + max_lo[l],
-                   max_lo[l],  max_hi[l],   max_minus_inf[l],  inv_k_minus_1};
+    return Signals{lane.m1[l], s1[l], log_s1[l], inv_s1[l],
+                   Sum{max_hi[l], max_lo[l], max_minus_inf[l]}, inv_k_minus_1};
   };
   for (int64_t block = block_begin; block < block_end; ++block) {
     const LaneBlock b = lane_block(a, block);

@@ -150,15 +150,14 @@ __global__ void gumbel_sigmoid_backward_impl(const scalar_t* __restrict__ grad,
   }
 }
 
-enum class Relaxation { kSoftmax, kSigmoid };
+using ops::Relaxation;
 
 std::tuple<at::Tensor, at::Tensor> relaxed_forward(Relaxation r, const at::Tensor& logits,
                                                    double tau, bool hard,
                                                    const std::optional<at::Generator>& generator,
                                                    std::optional<at::PhiloxCudaState> seeded) {
   c10::cuda::CUDAGuard guard(logits.device());
-  const ops::RelaxedProblem p = ops::make_relaxed_problem(
-      r == Relaxation::kSoftmax ? "gumbel_softmax" : "gumbel_sigmoid", logits, tau);
+  const ops::RelaxedProblem p = ops::make_relaxed_problem(r, logits, tau);
   at::Tensor y = at::empty_like(p.logits);
   at::Tensor y_soft = hard ? at::empty_like(p.logits) : at::empty({0}, p.logits.options());
   const int64_t numel = p.logits.numel();
@@ -189,8 +188,7 @@ std::tuple<at::Tensor, at::Tensor> relaxed_forward(Relaxation r, const at::Tenso
 at::Tensor relaxed_backward(Relaxation r, const at::Tensor& grad, const at::Tensor& y_soft,
                             double tau) {
   c10::cuda::CUDAGuard guard(grad.device());
-  ops::check_relaxed_backward(r == Relaxation::kSoftmax ? "gumbel_softmax" : "gumbel_sigmoid",
-                              grad, y_soft, tau);
+  ops::check_relaxed_backward(r, grad, y_soft, tau);
   const at::Tensor g = grad.contiguous();
   const at::Tensor ys = y_soft.contiguous();
   at::Tensor out = at::empty_like(ys);
