@@ -9,18 +9,27 @@ A family module names each op literally, so that grep finds every op where it is
     _gaussian_rsample = with_autograd(
         "gradext::gaussian_rsample", _setup_context, _backward, vmap=_vmap)
 
-``with_autograd`` does two things with one pair of formulas ``setup_context(ctx, inputs,
-output)`` / ``backward(ctx, *grads)``:
+``with_autograd`` takes one pair of formulas ``setup_context(ctx, inputs, output)`` /
+``backward(ctx, *grads)`` and returns the op's *eager entry*, a callable with the op's signature
+that the public functions call. Where the formulas serve depends on where the op's autograd kernel
+is registered:
 
-1. It registers them with torch.library.register_autograd. That is what torch.compile and
-   AOTAutograd trace, and what a direct caller of ``torch.ops.gradext.<op>`` gets.
-2. It returns the op's *eager entry*, a callable with the op's signature that the public
-   functions call. In plain eager mode the registration costs Python hops on every call (the
-   dispatcher calls torch.library's Python autograd kernel, which fills in the schema's
-   defaults, builds an autograd.Function and redispatches): about 40 us per forward + backward
-   on a 2-core CPU. The entry applies one of two autograd.Function classes below around a call
-   of the op below the autograd keys instead; with no gradient to track it calls the op below
-   autograd directly; under torch.compile it calls the dispatcher op (the registered path).
+- ``autograd_in_cpp=True`` (the public sampling and estimator ops): the op's autograd kernel is a
+  torch::autograd::Function in csrc/ops/<family>_autograd.cpp. It is what an eager call, a direct
+  caller of ``torch.ops.gradext.<op>`` and torch.compile (AOTAutograd) get: no Python frame
+  between the call and the kernel, or between the engine and the fused backward op. torch.func
+  refuses C++ autograd Functions ("cannot use C++ torch::autograd::Function with functorch
+  transforms"), so under its transforms the entry applies the Python formulas instead; they are
+  the same formula (the C++ file says which Python function it mirrors), held to bitwise-equal
+  gradients by tests/contracts (torch.func against autograd, per op of the registry).
+- otherwise (the fused backward ops, whose derivatives give double backward): the formulas are
+  registered with torch.library.register_autograd, what torch.compile traces and what the C++
+  backward formulas reach when they record a graph (create_graph=True). In plain eager mode that
+  registration costs Python hops on every call (the dispatcher calls torch.library's Python
+  autograd kernel, which fills in the schema's defaults, builds an autograd.Function and
+  redispatches), so the entry applies one of two autograd.Function classes below around a call
+  of the op below the autograd keys instead; with no gradient to track it calls the op below
+  autograd directly; under torch.compile it calls the dispatcher op (the registered path).
 
 Why two Function classes: torch.func transforms accept only the new style (forward without
 ctx, setup_context apart), but in plain eager mode that style binds its arguments with
@@ -66,8 +75,9 @@ def register_fake(qualname: str) -> Callable:
 class EagerEntry:
     """One op with its formulas; calling it runs the op with autograd (see the module doc)."""
 
-    def __init__(self, qualname, setup_context, backward, vmap):
+    def __init__(self, qualname, setup_context, backward, vmap, autograd_in_cpp):
         self.op = op_overload(qualname)
+        self.autograd_in_cpp = autograd_in_cpp
         self.name = qualname
         schema_args = self.op._schema.arguments
         keyword_only = [a for a in schema_args if a.kwarg_only]
@@ -104,6 +114,8 @@ class EagerEntry:
         if torch.compiler.is_compiling():
             return self.op(*args, **kwargs)
         transforms = torch._C._are_functorch_transforms_active()
+        if self.autograd_in_cpp and not transforms:
+            return self.op(*args, **kwargs)
         if transforms or _needs_grad(args):
             keyword = (kwargs.get(n, d) for n, d in zip(self.keyword_names, self.keyword_defaults))
             function = _TransformOp if transforms else _EagerOp
@@ -165,13 +177,20 @@ class _TransformOp(torch.autograd.Function):
 
 
 def with_autograd(
-    qualname: str, setup_context: Callable, backward: Callable, vmap: Callable | None = None
+    qualname: str,
+    setup_context: Callable,
+    backward: Callable,
+    vmap: Callable | None = None,
+    *,
+    autograd_in_cpp: bool = False,
 ) -> EagerEntry | None:
-    """Registers the formulas as the op's autograd and returns its eager entry (None without
-    the extension)."""
+    """The op's eager entry (None without the extension); registers the formulas as the op's
+    autograd unless that is in C++ (see the module doc)."""
     if not LOADED:
         return None
-    entry = EagerEntry(qualname, setup_context, backward, vmap)
+    entry = EagerEntry(qualname, setup_context, backward, vmap, autograd_in_cpp)
+    if autograd_in_cpp:
+        return entry
     torch.library.register_autograd(
         qualname, lambda ctx, *grads: entry.backward(ctx, grads), setup_context=setup_context
     )

@@ -42,7 +42,17 @@ def check_floating(op: str, name: str, value: torch.Tensor) -> None:
         )
 
 
+def tracing() -> bool:
+    """Under torch.jit.trace sizes are traced values, and a Python comparison of them prints a
+    TracerWarning; the shape checks then stand aside (they only raise, they change nothing the
+    trace records) and the C++ ops' own checks, which run on every call of the traced graph,
+    catch what they would."""
+    return torch.jit.is_tracing()
+
+
 def check_row_length(op: str, name: str, categories: int) -> None:
+    if tracing():
+        return
     if categories > MAX_ROW_LENGTH:
         raise ValueError(
             f"{op}: rows of at most 2^31 - 1 categories are supported, got {categories} "
@@ -51,6 +61,8 @@ def check_row_length(op: str, name: str, categories: int) -> None:
 
 
 def check_sample_count(op: str, samples: int) -> None:
+    if tracing():
+        return
     if samples > MAX_SAMPLES:
         raise ValueError(f"{op}: at most 2^31 - 1 samples along dim, got {samples}")
 
@@ -67,7 +79,7 @@ def check_same_device(op: str, **tensors: torch.Tensor) -> None:
 
 def check_broadcastable(op: str, **tensors: torch.Tensor) -> torch.Size:
     first, *rest = (t.shape for t in tensors.values())
-    if all(shape == first for shape in rest):
+    if tracing() or all(shape == first for shape in rest):
         return first  # the common case, without torch.broadcast_shapes' cost (tens of us here)
     try:
         return torch.broadcast_shapes(*(t.shape for t in tensors.values()))

@@ -43,7 +43,7 @@ def categorical_sample(
     _validation.check_floating(op, "logits", logits)
     if logits.dim() == 0:
         raise ValueError(f"{op}: logits must have at least one dimension (the categories)")
-    if logits.shape[-1] == 0:
+    if not _validation.tracing() and logits.shape[-1] == 0:
         raise ValueError(
             f"{op}: logits must have at least one category, got shape {tuple(logits.shape)}"
         )
@@ -83,6 +83,8 @@ def _categorical_sample_backward_fake(grad, logits, index):
 
 
 # --- autograd of the sampler ----------------------------------------------------------------
+# Under torch.func transforms only: elsewhere the same formula runs in C++
+# (csrc/ops/categorical_autograd.cpp), which torch.func refuses.
 
 
 def _sample_setup_context(ctx, inputs, output, keyword_only_inputs=None):
@@ -149,10 +151,21 @@ def _backward_vmap(info, in_dims, grad, logits, index):
 
 # --- registrations: each op's formulas, and the eager entries the code above calls ----------
 
+# The sampler's autograd kernel is csrc/ops/categorical_autograd.cpp, the formula of
+# _sample_backward; these formulas serve torch.func (see gradext/_custom_op.py).
 _categorical_sample = with_autograd(
-    "gradext::categorical_sample", _sample_setup_context, _sample_backward, _sample_vmap
+    "gradext::categorical_sample",
+    _sample_setup_context,
+    _sample_backward,
+    _sample_vmap,
+    autograd_in_cpp=True,
 )
-with_autograd("gradext::_categorical_sample_seeded", _sample_setup_context, _sample_backward)
+with_autograd(
+    "gradext::_categorical_sample_seeded",
+    _sample_setup_context,
+    _sample_backward,
+    autograd_in_cpp=True,
+)
 _categorical_sample_backward = with_autograd(
     "gradext::_categorical_sample_backward",
     _backward_setup_context,

@@ -99,6 +99,8 @@ def _gaussian_rsample_backward_fake(grad, logvar, rng_state, mu_size, has_sample
 
 
 # --- autograd of the sampling ops (gaussian_rsample, _seeded, _replay) ----------------------
+# Under torch.func transforms only: elsewhere the same formula runs in C++
+# (csrc/ops/gaussian_autograd.cpp), which torch.func refuses.
 
 
 def _sample_setup_context(ctx, inputs, output, keyword_only_inputs=None):
@@ -315,12 +317,27 @@ def _backward_of_batched_forward(
 
 # --- registrations: each op's formulas, and the eager entries the code above calls ----------
 
+# The sampling ops' autograd kernel is csrc/ops/gaussian_autograd.cpp, the formula of
+# _sample_backward; these formulas serve torch.func (see gradext/_custom_op.py).
 _gaussian_rsample = with_autograd(
-    "gradext::gaussian_rsample", _sample_setup_context, _sample_backward, _sample_vmap
+    "gradext::gaussian_rsample",
+    _sample_setup_context,
+    _sample_backward,
+    _sample_vmap,
+    autograd_in_cpp=True,
 )
-with_autograd("gradext::_gaussian_rsample_seeded", _sample_setup_context, _sample_backward)
+with_autograd(
+    "gradext::_gaussian_rsample_seeded",
+    _sample_setup_context,
+    _sample_backward,
+    autograd_in_cpp=True,
+)
 _gaussian_rsample_replay = with_autograd(
-    "gradext::_gaussian_rsample_replay", _sample_setup_context, _sample_backward, _replay_vmap
+    "gradext::_gaussian_rsample_replay",
+    _sample_setup_context,
+    _sample_backward,
+    _replay_vmap,
+    autograd_in_cpp=True,
 )
 _gaussian_rsample_backward = with_autograd(
     "gradext::_gaussian_rsample_backward",

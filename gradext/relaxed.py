@@ -185,6 +185,8 @@ def _gumbel_sigmoid_backward_fake(grad, y_soft, tau):
 
 
 # --- autograd of the samplers ---------------------------------------------------------------
+# Under torch.func transforms only: elsewhere the same formula runs in C++
+# (csrc/ops/relaxed_autograd.cpp), which torch.func refuses.
 
 
 def _sample_setup_context(ctx, inputs, output, keyword_only_inputs=None):
@@ -307,14 +309,20 @@ def _gumbel_sigmoid_backward_vmap(info, in_dims, grad, y_soft, tau):
 
 # --- registrations: each op's formulas, and the eager entries the code above calls ----------
 
+# The samplers' autograd kernel is csrc/ops/relaxed_autograd.cpp, the formula of
+# _sample_backward; these formulas serve torch.func (see gradext/_custom_op.py).
 _gumbel_softmax = with_autograd(
     "gradext::gumbel_softmax",
     _sample_setup_context,
     _gumbel_softmax_sample_backward,
     _gumbel_softmax_vmap,
+    autograd_in_cpp=True,
 )
 with_autograd(
-    "gradext::_gumbel_softmax_seeded", _sample_setup_context, _gumbel_softmax_sample_backward
+    "gradext::_gumbel_softmax_seeded",
+    _sample_setup_context,
+    _gumbel_softmax_sample_backward,
+    autograd_in_cpp=True,
 )
 _gumbel_softmax_backward = with_autograd(
     "gradext::_gumbel_softmax_backward",
@@ -327,9 +335,13 @@ _gumbel_sigmoid = with_autograd(
     _sample_setup_context,
     _gumbel_sigmoid_sample_backward,
     _gumbel_sigmoid_vmap,
+    autograd_in_cpp=True,
 )
 with_autograd(
-    "gradext::_gumbel_sigmoid_seeded", _sample_setup_context, _gumbel_sigmoid_sample_backward
+    "gradext::_gumbel_sigmoid_seeded",
+    _sample_setup_context,
+    _gumbel_sigmoid_sample_backward,
+    autograd_in_cpp=True,
 )
 _gumbel_sigmoid_backward = with_autograd(
     "gradext::_gumbel_sigmoid_backward",

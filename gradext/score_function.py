@@ -34,26 +34,62 @@ from gradext import _extension, _validation, reference
 from gradext._custom_op import batch_first, register_fake, with_autograd
 
 
-def score_function_loo(f: torch.Tensor, log_prob: torch.Tensor, dim: int = 0) -> torch.Tensor:
+def score_function_loo(
+    f: torch.Tensor,
+    log_prob: torch.Tensor,
+    dim: int = 0,
+    *,
+    group_size: int | None = None,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """REINFORCE with the leave-one-out baseline (RLOO; Kool et al. 2019).
 
     Args:
-        f: the objective's values for K >= 2 samples along ``dim``. If f requires grad (a
+        f: the objective's values (rewards) for K samples along ``dim``. If f requires grad (a
             pathwise part), it gets the plain gradient of the mean; in the score term it is a
             constant.
         log_prob: log q(z_k), same shape, carrying the graph to q's parameters.
         dim: the sample axis (anywhere).
+        group_size: ``None``: ``dim`` holds the K samples of one group. An int K: ``dim`` holds
+            consecutive groups of K samples (the flat ``[B * K]`` layout of RL trainers, where
+            completion i belongs to prompt i // K), as if viewed ``(-1, K)`` there.
+        mask: optional bool tensor of f's shape, True for the samples that count. The others
+            are left out of their group: their f is never read (NaN rewards are fine), their
+            log_prob gets no gradient, and the mean and the baselines are over the group's
+            valid samples only.
 
     Returns:
-        The sample mean of f over ``dim`` (the Monte Carlo estimate of the objective). Its
-        gradient with respect to log_prob[k] is grad * (f_k - b_k) / K, with the unbiased
-        baseline b_k = (sum_j f_j - f_k) / (K - 1), computed as grad * (f_k - mean f) / (K - 1).
+        The mean of f over each group's (valid) samples: ``dim`` removed, or replaced by the
+        number of groups with ``group_size``. Its gradient with respect to log_prob[k] is
+        grad * (f_k - b_k) / K, b_k = (sum_j f_j - f_k) / (K - 1) the mean of the other
+        samples, computed as grad * (f_k - mean f) / (K - 1). With a mask, K is the group's
+        number of valid samples n: a group with n = 1 gets a zero advantage (no other sample
+        to compare with; so does K = 1 without a mask, as in TRL), one with n = 0 the value 0
+        and no gradient.
 
-    One fused kernel each way; backward keeps only f (no per-sample intermediates) and hands f
-    its gradient as a broadcast view (no K-sized write).
+    Without a mask and with K >= 2: one fused kernel each way; backward keeps only f (no
+    per-sample intermediates) and hands f its gradient as a broadcast view (no K-sized write).
+    With a mask, or K = 1: a few torch ops on every path (gradext.reference's masked RLOO).
     """
     op = "score_function_loo"
-    dim = _check_samples(op, "f", f, "log_prob", log_prob, dim)
+    dim = _check_samples(op, "f", f, "log_prob", log_prob, dim, minimum_samples=1)
+    if mask is not None:
+        _check_mask(op, mask, f)
+    if group_size is not None:
+        _validation.check_count(op, "group_size", group_size)
+        if f.shape[dim] % group_size:
+            raise ValueError(
+                f"{op}: group_size {group_size} does not divide the {f.shape[dim]} samples "
+                f"along dim {dim} of f"
+            )
+        dim = dim % f.dim()
+        f, log_prob = (t.unflatten(dim, (-1, group_size)) for t in (f, log_prob))
+        mask = None if mask is None else mask.unflatten(dim, (-1, group_size))
+        dim += 1
+    # (Under torch.jit.trace the fused path is recorded: K = 1 is then the op's error.)
+    if mask is not None or (not _validation.tracing() and f.shape[dim] == 1):
+        valid = torch.ones_like(f, dtype=torch.bool) if mask is None else mask
+        return reference.score_function_loo_masked(f, log_prob, valid, dim)
     if not _extension.uses_kernels(f.device):
         return reference.score_function_loo(f, log_prob, dim)
     return _score_function_loo(f, log_prob, dim)
@@ -86,12 +122,14 @@ def vimco(log_weights: torch.Tensor, log_prob: torch.Tensor, dim: int = 0) -> to
     return bound
 
 
-def _check_samples(op: str, values_name: str, values, other_name: str, other, dim) -> int:
-    """Validates a (values, log_prob) pair with K >= 2 samples along dim; returns dim as an
-    int."""
+def _check_samples(
+    op: str, values_name: str, values, other_name: str, other, dim, minimum_samples: int = 2
+) -> int:
+    """Validates a (values, log_prob) pair with K >= minimum_samples along dim; returns dim as
+    an int."""
     _validation.check_floating(op, values_name, values)
     _validation.check_floating(op, other_name, other)
-    if values.shape != other.shape:
+    if not _validation.tracing() and values.shape != other.shape:
         raise ValueError(
             f"{op}: {values_name} of shape {tuple(values.shape)} and {other_name} of shape "
             f"{tuple(other.shape)} must have the same shape"
@@ -102,13 +140,26 @@ def _check_samples(op: str, values_name: str, values, other_name: str, other, di
     dim = _validation.as_dim(op, dim, values_name, values)
     _validation.check_no_forward_ad(op, values, other)
     K = values.shape[dim]
-    if K < 2:
+    if not _validation.tracing() and K < minimum_samples:
+        why = " (a leave-one-out baseline needs another sample)" if minimum_samples == 2 else ""
         raise ValueError(
-            f"{op}: needs K >= 2 samples along dim {dim} of {values_name} (a leave-one-out "
-            f"baseline needs another sample), got K = {K}"
+            f"{op}: needs K >= {minimum_samples} samples along dim {dim} of {values_name}{why}, "
+            f"got K = {K}"
         )
     _validation.check_sample_count(op, K)
     return dim
+
+
+def _check_mask(op: str, mask, values) -> None:
+    _validation.check_tensor(op, "mask", mask)
+    if mask.dtype != torch.bool:
+        raise TypeError(f"{op}: mask must be a bool tensor, got dtype {mask.dtype}")
+    if mask.shape != values.shape:
+        raise ValueError(
+            f"{op}: mask of shape {tuple(mask.shape)} must have the shape of f "
+            f"{tuple(values.shape)}"
+        )
+    _validation.check_same_device(op, f=values, mask=mask)
 
 
 # --- fake kernels ---------------------------------------------------------------------------
@@ -156,6 +207,8 @@ def _vimco_backward_fake(grad, log_weights, stats, dim, output_mask):
 
 
 # --- autograd of the estimators -------------------------------------------------------------
+# Under torch.func transforms only: elsewhere the same formulas run in C++
+# (csrc/ops/score_function_autograd.cpp), which torch.func refuses.
 
 
 def _score_function_loo_setup_context(ctx, inputs, output):
@@ -322,11 +375,15 @@ def _vimco_backward_vmap(info, in_dims, grad, log_weights, stats, dim, output_ma
 
 # --- registrations: each op's formulas, and the eager entries the code above calls ----------
 
+# The estimators' autograd kernels are csrc/ops/score_function_autograd.cpp, the formulas of
+# _score_function_loo_estimator and _vimco_estimator; these serve torch.func (see
+# gradext/_custom_op.py).
 _score_function_loo = with_autograd(
     "gradext::score_function_loo",
     _score_function_loo_setup_context,
     _score_function_loo_estimator,
     _score_function_loo_vmap,
+    autograd_in_cpp=True,
 )
 _score_function_loo_backward = with_autograd(
     "gradext::_score_function_loo_backward",
@@ -334,7 +391,13 @@ _score_function_loo_backward = with_autograd(
     _score_function_loo_backward_derivative,
     _score_function_loo_backward_vmap,
 )
-_vimco = with_autograd("gradext::vimco", _vimco_setup_context, _vimco_estimator, _vimco_vmap)
+_vimco = with_autograd(
+    "gradext::vimco",
+    _vimco_setup_context,
+    _vimco_estimator,
+    _vimco_vmap,
+    autograd_in_cpp=True,
+)
 _vimco_backward = with_autograd(
     "gradext::_vimco_backward",
     _vimco_backward_setup_context,

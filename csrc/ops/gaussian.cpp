@@ -156,6 +156,6 @@ TORCH_LIBRARY_FRAGMENT(gradext, m) {
   // with one sample d z / d mu = 1, so the caller's grad_mu is grad itself, and the kernel's
   // traffic drops by one output.
   m.def(
-      "_gaussian_rsample_backward(Tensor grad, Tensor logvar, Tensor rng_state, int[] mu_size, "
+      "_gaussian_rsample_backward(Tensor grad, Tensor logvar, Tensor rng_state, SymInt[] mu_size, "
       "bool has_sample_dim, bool need_grad_mu) -> (Tensor, Tensor)");
 }

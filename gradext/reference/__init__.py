@@ -15,7 +15,12 @@ from gradext.reference.relaxed import (
     gumbel_softmax_from_noise,
     logistic_noise,
 )
-from gradext.reference.score_function import score_function_loo, vimco, vimco_signal
+from gradext.reference.score_function import (
+    score_function_loo,
+    score_function_loo_masked,
+    vimco,
+    vimco_signal,
+)
 
 __all__ = [
     "categorical_sample",
@@ -29,6 +34,7 @@ __all__ = [
     "gumbel_softmax_from_noise",
     "logistic_noise",
     "score_function_loo",
+    "score_function_loo_masked",
     "vimco",
     "vimco_signal",
 ]

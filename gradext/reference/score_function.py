@@ -75,6 +75,27 @@ def score_function_loo(f: torch.Tensor, log_prob: torch.Tensor, dim: int = 0) ->
     return f.mean(dim) + score.to(f.dtype)
 
 
+def score_function_loo_masked(
+    f: torch.Tensor, log_prob: torch.Tensor, valid: torch.Tensor, dim: int
+) -> torch.Tensor:
+    """RLOO over the valid samples of each group only (gradext.score_function_loo with a mask,
+    and with K = 1): the value is the mean of f over the valid samples (0 where a group has
+    none), and a valid log_prob[k] gets (f_k - b_k) / n, b_k the mean of the group's other n - 1
+    valid values; 0 where n = 1 (no other sample to compare with: a zero advantage, as TRL
+    gives a group of one) and for every invalid sample, whose f (NaN, say) is never read."""
+    math_dtype = _math_dtype(f.dtype)
+    f_const = torch.where(valid, f.detach().to(math_dtype), 0.0)
+    n = valid.sum(dim, keepdim=True).to(math_dtype)
+    n_or_one = n.clamp_min(1)
+    mean = f_const.sum(dim, keepdim=True) / n_or_one
+    # f_k - b_k = n / (n - 1) * (f_k - mean f), as the unmasked estimator computes it.
+    advantage = (f_const - mean) * (n / (n - 1).clamp_min(1))
+    advantage = torch.where(valid & (n > 1), advantage, 0.0)
+    score = _score_term(advantage / n_or_one, log_prob).sum(dim)
+    value = torch.where(valid, f, torch.zeros_like(f)).sum(dim) / n_or_one.squeeze(dim).to(f.dtype)
+    return value + score.to(f.dtype)
+
+
 def _sum_of_others(values: torch.Tensor, dim: int) -> torch.Tensor:
     """sum_{j != k} values_j for every k, as a sum of the samples before k and those after it:
     no "total minus self", whose rounding grows with values_k (a log weight of -1e8 would

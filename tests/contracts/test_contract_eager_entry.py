@@ -1,10 +1,12 @@
-"""The public API's eager entry (gradext/_custom_op.py) against the registered dispatcher path.
+"""The public API's autograd paths (gradext/_custom_op.py): the C++ formula and its Python twin.
 
-In eager mode the public functions apply their own autograd.Function around the op's kernel
-instead of going through the Python autograd kernel that torch.library.register_autograd puts on
-the dispatcher (the path torch.compile and direct callers of torch.ops.gradext.* take). Both are
-built from the same formulas; these tests hold them to bitwise-equal values and gradients, and
-check that the eager entry is the one actually taken."""
+The public sampling and estimator ops have their autograd kernel in C++
+(csrc/ops/<family>_autograd.cpp): an eager call of the public function, a direct call of
+torch.ops.gradext.* and torch.compile all take it. torch.func refuses C++ autograd Functions, so
+under its transforms the public functions apply the same formula written in Python. These tests
+hold the public call to the dispatcher op, check that the C++ node is the one taken (no Python
+autograd.Function, no torch.library generated one), and hold the Python formula to the C++ one:
+bitwise-equal values and gradients."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ import pytest
 import torch
 
 import gradext
+from gradext._custom_op import _TransformOp
 from gradext.op_registry import EXAMPLE_SHAPE, OPS
 from helpers.common import requires_extension
 
@@ -85,11 +88,13 @@ def _graph_node_names(tensor):
         if node is None or node in seen:
             continue
         seen.add(node)
-        names.add(type(node).__name__)
-        if hasattr(node, "entry"):  # a node of the eager entry records its op
-            names.add(f"eager entry of {node.entry.name}")
+        names.add(node.name())
         stack.extend(next_node for next_node, _ in node.next_functions)
     return names
+
+
+def _cpp_nodes(names):
+    return {n for n in names if n.startswith("torch::autograd::CppNode<gradext::ops::")}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -108,16 +113,99 @@ def test_eager_entry_matches_registered_autograd(case):
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_eager_entry_is_taken(case):
+def test_cpp_autograd_is_taken(case):
     make_inputs, public, registered = _cases()[case]
     inputs = make_inputs()
-    op_name = next(name for name in dir(torch.ops.gradext) if case.startswith(name))
     public_nodes = _graph_node_names(public(*inputs))
-    assert f"eager entry of gradext::{op_name}" in public_nodes
-    assert not any(n.startswith("GeneratedBackwardFor") for n in public_nodes)
-    # The dispatcher op keeps torch.library's generated Function (what torch.compile traces).
     registered_nodes = _graph_node_names(registered(*inputs))
-    assert any(n.startswith("GeneratedBackwardFor_gradext") for n in registered_nodes)
+    assert len(_cpp_nodes(public_nodes)) == 1, public_nodes
+    assert _cpp_nodes(public_nodes) == _cpp_nodes(registered_nodes)
+    for names in (public_nodes, registered_nodes):
+        assert not any("Generated" in n or "_EagerOp" in n or "_TransformOp" in n for n in names)
+
+
+def _python_formula_cases():
+    """name -> (inputs factory, call of the op through the Python formula, same op through the
+    dispatcher's C++ autograd); each returns the tensor to differentiate."""
+    from gradext import categorical, gaussian, relaxed, score_function
+
+    def python_formula(entry, *args, **kwargs):
+        keyword = (kwargs.get(n, d) for n, d in zip(entry.keyword_names, entry.keyword_defaults))
+        return _TransformOp.apply(*args, *keyword, entry)
+
+    ops = torch.ops.gradext
+    return {
+        "gaussian_rsample K=3, broadcast logvar, seeded": (
+            lambda: (_leaf(5, 7), _leaf(7, seed=1)),
+            lambda mu, lv: python_formula(
+                gaussian._gaussian_rsample, mu, lv, 3, generator=_generator()
+            )[0],
+            lambda mu, lv: ops.gaussian_rsample(mu, lv, 3, generator=_generator())[0],
+        ),
+        "gaussian_rsample one sample, mu only": (
+            lambda: (_leaf(5, 7), _leaf(5, 7, seed=1).detach()),
+            lambda mu, lv: python_formula(
+                gaussian._gaussian_rsample, mu, lv, None, generator=_generator()
+            )[0],
+            lambda mu, lv: ops.gaussian_rsample(mu, lv, None, generator=_generator())[0],
+        ),
+        "gaussian_rsample K=2, logvar only": (
+            lambda: (_leaf(5, 7).detach(), _leaf(5, 7, seed=1)),
+            lambda mu, lv: python_formula(
+                gaussian._gaussian_rsample, mu, lv, 2, generator=_generator()
+            )[0],
+            lambda mu, lv: ops.gaussian_rsample(mu, lv, 2, generator=_generator())[0],
+        ),
+        "gumbel_softmax hard": (
+            lambda: (_leaf(6, 9),),
+            lambda x: python_formula(relaxed._gumbel_softmax, x, 0.7, True, generator=_generator())[
+                0
+            ],
+            lambda x: ops.gumbel_softmax(x, 0.7, True, generator=_generator())[0],
+        ),
+        "gumbel_sigmoid soft": (
+            lambda: (_leaf(6, 9),),
+            lambda x: python_formula(
+                relaxed._gumbel_sigmoid, x, 0.5, False, generator=_generator()
+            )[0],
+            lambda x: ops.gumbel_sigmoid(x, 0.5, False, generator=_generator())[0],
+        ),
+        "score_function_loo, float32 log_prob": (
+            lambda: (_leaf(4, 8), _leaf(4, 8, seed=1, dtype=torch.float32)),
+            lambda f, lp: python_formula(score_function._score_function_loo, f, lp, 0),
+            lambda f, lp: ops.score_function_loo(f, lp, 0),
+        ),
+        "vimco, dim 1": (
+            lambda: (_leaf(4, 8), _leaf(4, 8, seed=1)),
+            lambda lw, lp: python_formula(score_function._vimco, lw, lp, 1)[0],
+            lambda lw, lp: ops.vimco(lw, lp, 1)[0],
+        ),
+        "categorical_sample": (
+            lambda: (_leaf(8, 5),),
+            lambda x: python_formula(categorical._categorical_sample, x, 3, generator=_generator())[
+                0
+            ],
+            lambda x: ops.categorical_sample(x, 3, generator=_generator())[0],
+        ),
+    }
+
+
+@pytest.mark.parametrize("case", list(_python_formula_cases()))
+def test_python_formula_matches_cpp_autograd(case):
+    """The formula torch.func gets (Python) against the one everything else gets (C++)."""
+    make_inputs, python_formula, cpp = _python_formula_cases()[case]
+    inputs = make_inputs()
+    out_python, out_cpp = python_formula(*inputs), cpp(*inputs)
+    assert torch.equal(out_python, out_cpp)
+    differentiable = [t for t in inputs if t.requires_grad]
+    upstream = torch.randn(out_cpp.shape, generator=_generator(7), dtype=out_cpp.dtype)
+    grads_python = torch.autograd.grad(out_python, differentiable, upstream)
+    grads_cpp = torch.autograd.grad(out_cpp, differentiable, upstream)
+    for a, b in zip(grads_python, grads_cpp):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        assert torch.equal(a, b)
+    if case == "gaussian_rsample one sample, mu only":
+        assert torch.equal(grads_cpp[0], upstream)  # d z / d mu = 1, nothing summed
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -132,8 +220,8 @@ def test_eager_entry_without_grad(case):
 
 @pytest.mark.parametrize("case", OPS, ids=lambda case: case.name)
 def test_every_registered_op_example_matches_the_dispatcher_path(case):
-    """For every op of the registry: the public call (the eager entry) and the dispatcher op
-    (torch.library's registered autograd) give bitwise-equal values and gradients."""
+    """For every op of the registry: the public call and the dispatcher op give bitwise-equal
+    values and gradients, through the one C++ autograd node."""
     x = torch.randn(*EXAMPLE_SHAPE, generator=_generator(3), dtype=torch.float64)
     leaf_public, leaf_registered = x.clone().requires_grad_(), x.clone().requires_grad_()
     out_public, out_registered = case.example(leaf_public), case.registered(leaf_registered)
@@ -142,4 +230,4 @@ def test_every_registered_op_example_matches_the_dispatcher_path(case):
     (grad_public,) = torch.autograd.grad(out_public, leaf_public, upstream)
     (grad_registered,) = torch.autograd.grad(out_registered, leaf_registered, upstream)
     assert torch.equal(grad_public, grad_registered)
-    assert f"eager entry of gradext::{case.name}" in _graph_node_names(out_public)
+    assert len(_cpp_nodes(_graph_node_names(out_public))) == 1

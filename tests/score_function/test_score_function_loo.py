@@ -161,9 +161,9 @@ def test_rloo_variance_is_below_reinforce(implementation):
 def test_errors(implementation):
     f = torch.randn(4, 3)
     with pytest.raises(
-        ValueError, match=r"score_function_loo: needs K >= 2 samples along dim 0 of f.*got K = 1"
+        ValueError, match=r"score_function_loo: needs K >= 1 samples along dim 0 of f, got K = 0"
     ):
-        gradext.score_function_loo(f[:1], f[:1], 0)
+        gradext.score_function_loo(f[:0], f[:0], 0)
     with pytest.raises(
         ValueError,
         match=r"f of shape \(4, 3\) and log_prob of shape \(4, 2\) must have the same shape",

@@ -1,0 +1,35 @@
+// Helpers of the C++ autograd kernels (csrc/ops/<family>_autograd.cpp): each op family's formula
+// is a torch::autograd::Function whose forward runs the family's op below the autograd keys and
+// whose backward calls the family's fused backward op through the dispatcher.
+#pragma once
+
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/grad_mode.h>
+#include <ATen/core/LegacyTypeDispatch.h>
+
+#include <optional>
+
+namespace gradext::ops {
+
+// The typed handle of "gradext::<name>" (the overload without a name), looked up once per
+// call site by the function-local static that holds it.
+template <class Signature>
+c10::TypedOperatorHandle<Signature> typed_op(const char* qualname) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(qualname, "").typed<Signature>();
+}
+
+// Where a backward formula calls an op: with grad mode off (a plain backward, no create_graph)
+// there is no graph to record, so the call skips the op's autograd kernel, which for the fused
+// backward ops is torch.library's Python one (their derivatives, for double backward, are in
+// gradext/<family>.py) and would cost a Python round trip per call for nothing.
+class BelowAutogradUnlessRecording {
+ public:
+  BelowAutogradUnlessRecording() {
+    if (!at::GradMode::is_enabled()) guard_.emplace();
+  }
+
+ private:
+  std::optional<at::AutoDispatchBelowADInplaceOrView> guard_;
+};
+
+}  // namespace gradext::ops
