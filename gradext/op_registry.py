@@ -113,17 +113,23 @@ GAUSSIAN_RSAMPLE = OpCase(
 # --- gumbel_softmax, gumbel_sigmoid ---------------------------------------------------------
 
 
+def _tau(value):
+    """tau as the relaxed ops take it: a float64 0-dim tensor on the CPU."""
+    return torch.tensor(value, dtype=torch.float64)
+
+
 def _relaxed_opcheck(name):
     def samples(device):
         logits = _leaf(5, 7, device=device)
         for hard in (False, True):
-            yield name, (logits, 0.5, hard)
-            yield f"_{name}_seeded", (logits, 0.5, hard, 3, 4)
-        y, soft = getattr(torch.ops.gradext, f"_{name}_seeded")(logits.detach(), 0.5, True, 3, 4)
+            yield name, (logits, _tau(0.5), hard)
+            yield f"_{name}_seeded", (logits, _tau(0.5), hard, 3, 4)
+        seeded = getattr(torch.ops.gradext, f"_{name}_seeded")
+        y, soft = seeded(logits.detach(), _tau(0.5), True, 3, 4)
         # Inputs that require grad: opcheck checks the backward op's own autograd too.
         yield (
             f"_{name}_backward",
-            (torch.randn_like(y).requires_grad_(), soft.requires_grad_(), 0.5),
+            (torch.randn_like(y).requires_grad_(), soft.requires_grad_(), _tau(0.5)),
         )
 
     return samples
@@ -152,7 +158,7 @@ GUMBEL_SOFTMAX = OpCase(
     random=True,
     example=lambda x: gradext.gumbel_softmax(x, hard=True, generator=_seeded(device=x.device)),
     registered=lambda x: torch.ops.gradext.gumbel_softmax(
-        x, 1.0, True, generator=_seeded(device=x.device)
+        x, _tau(1.0), True, generator=_seeded(device=x.device)
     )[0],
     opcheck_samples=_relaxed_opcheck("gumbel_softmax"),
     smoke=_gumbel_softmax_smoke,
@@ -165,7 +171,7 @@ GUMBEL_SIGMOID = OpCase(
     random=True,
     example=lambda x: gradext.gumbel_sigmoid(x, generator=_seeded(device=x.device)),
     registered=lambda x: torch.ops.gradext.gumbel_sigmoid(
-        x, 1.0, False, generator=_seeded(device=x.device)
+        x, _tau(1.0), False, generator=_seeded(device=x.device)
     )[0],
     opcheck_samples=_relaxed_opcheck("gumbel_sigmoid"),
     smoke=_gumbel_sigmoid_smoke,

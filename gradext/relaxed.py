@@ -17,6 +17,7 @@ csrc/ops/cpu/relaxed_*, csrc/ops/cuda/relaxed_kernel.cu. Fallback: gradext/refer
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
@@ -68,10 +69,10 @@ def gumbel_softmax(
     if not _extension.uses_kernels(logits.device):
         return reference.gumbel_softmax(logits, tau_value, hard, eps, dim, generator=generator)
     if dim % logits.dim() == logits.dim() - 1:  # the common case; a view costs microseconds
-        y, _ = _gumbel_softmax(logits, tau_value, hard, generator=generator)
+        y, _ = _gumbel_softmax(logits, _tau_tensor(tau_value), hard, generator=generator)
         return y
     rows = logits.movedim(dim, -1)  # the kernels work along the last (contiguous) dimension
-    y, _ = _gumbel_softmax(rows, tau_value, hard, generator=generator)
+    y, _ = _gumbel_softmax(rows, _tau_tensor(tau_value), hard, generator=generator)
     return y.movedim(-1, dim)
 
 
@@ -97,7 +98,7 @@ def gumbel_sigmoid(
         return reference.gumbel_sigmoid(logits, tau, hard, generator=generator)
     if not _extension.uses_kernels(logits.device):
         return reference.gumbel_sigmoid(logits, tau_value, hard, generator=generator)
-    y, _ = _gumbel_sigmoid(logits, tau_value, hard, generator=generator)
+    y, _ = _gumbel_sigmoid(logits, _tau_tensor(tau_value), hard, generator=generator)
     return y
 
 
@@ -120,6 +121,24 @@ def _check_tau(op: str, tau) -> float:
     if not (math.isfinite(tau) and tau > 0):
         raise ValueError(f"{op}: tau must be a finite number > 0, got {tau}")
     return float(tau)
+
+
+def _tau_tensor(tau) -> torch.Tensor:
+    """tau as the ops take it: a float64 0-dim tensor on the CPU (csrc/ops/relaxed.h). Under
+    torch.compile it is computed from the traced float, so a changing tau (an annealed
+    temperature) is a graph input rather than a constant each value recompiles for (a float
+    argument of a custom op, or torch.tensor(tau), is specialized). In eager mode the tensor of
+    each value is made once."""
+    if torch.compiler.is_compiling():
+        return torch.ones((), dtype=torch.float64) * tau
+    return _cached_tau_tensor(tau)
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_tau_tensor(tau: float) -> torch.Tensor:
+    # A normal tensor even when first asked for under inference_mode: autograd saves it.
+    with torch.inference_mode(False):
+        return torch.tensor(tau, dtype=torch.float64)
 
 
 def _learned_temperature(tau) -> bool:

@@ -21,6 +21,16 @@ const char* relaxation_name(Relaxation r) {
   return r == Relaxation::kSoftmax ? "gumbel_softmax" : "gumbel_sigmoid";
 }
 
+double tau_value(Relaxation r, const at::Tensor& tau) {
+  TORCH_CHECK_VALUE(tau.device().is_cpu() && tau.numel() == 1 &&
+                        at::isFloatingType(tau.scalar_type()),
+                    relaxation_name(r), ": tau must be a one-element floating tensor on the CPU, ",
+                    "got ", tau.scalar_type(), " of shape ", tau.sizes(), " on ", tau.device());
+  // Through the pointer for the float64 the public functions pass: item() is a dispatched op.
+  return tau.scalar_type() == at::kDouble && tau.is_contiguous() ? *tau.const_data_ptr<double>()
+                                                                 : tau.item<double>();
+}
+
 RelaxedProblem make_relaxed_problem(Relaxation r, const at::Tensor& logits, double tau) {
   const char* op = relaxation_name(r);
   TORCH_CHECK_TYPE(at::isFloatingType(logits.scalar_type()), op,
@@ -57,27 +67,28 @@ void check_relaxed_backward(Relaxation r, const at::Tensor& grad, const at::Tens
 TORCH_LIBRARY_FRAGMENT(gradext, m) {
   // The fake kernels and autograd formulas of these ops live in this Python module.
   m.set_python_module("gradext.relaxed");
+  // tau is a one-element float tensor on the CPU (ops/relaxed.h: tau_value).
   // y = softmax((logits + g) / tau) along the last dim, g ~ Gumbel(0, 1). Returns (y, y_soft):
   // with hard=True, y is the exact one-hot of argmax(logits + g) and y_soft the soft sample
   // (kept for the straight-through backward); with hard=False, y is the soft sample and y_soft
   // is empty.
   m.def(
-      "gumbel_softmax(Tensor logits, float tau, bool hard, *, Generator? generator=None) "
+      "gumbel_softmax(Tensor logits, Tensor tau, bool hard, *, Generator? generator=None) "
       "-> (Tensor, Tensor)",
       {at::Tag::nondeterministic_seeded});
   m.def(
-      "_gumbel_softmax_seeded(Tensor logits, float tau, bool hard, int seed, int offset) "
+      "_gumbel_softmax_seeded(Tensor logits, Tensor tau, bool hard, int seed, int offset) "
       "-> (Tensor, Tensor)");
   // d logits = y_soft * (grad - sum(grad * y_soft, -1)) / tau, one row pass.
-  m.def("_gumbel_softmax_backward(Tensor grad, Tensor y_soft, float tau) -> Tensor");
+  m.def("_gumbel_softmax_backward(Tensor grad, Tensor y_soft, Tensor tau) -> Tensor");
   // y = sigmoid((logits + L) / tau), L ~ Logistic(0, 1), elementwise; same outputs as above.
   m.def(
-      "gumbel_sigmoid(Tensor logits, float tau, bool hard, *, Generator? generator=None) "
+      "gumbel_sigmoid(Tensor logits, Tensor tau, bool hard, *, Generator? generator=None) "
       "-> (Tensor, Tensor)",
       {at::Tag::nondeterministic_seeded});
   m.def(
-      "_gumbel_sigmoid_seeded(Tensor logits, float tau, bool hard, int seed, int offset) "
+      "_gumbel_sigmoid_seeded(Tensor logits, Tensor tau, bool hard, int seed, int offset) "
       "-> (Tensor, Tensor)");
   // d logits = grad * y_soft * (1 - y_soft) / tau.
-  m.def("_gumbel_sigmoid_backward(Tensor grad, Tensor y_soft, float tau) -> Tensor");
+  m.def("_gumbel_sigmoid_backward(Tensor grad, Tensor y_soft, Tensor tau) -> Tensor");
 }

@@ -24,6 +24,12 @@ enum class Relaxation { kSoftmax, kSigmoid };
 // The op's name in errors: "gumbel_softmax" or "gumbel_sigmoid".
 const char* relaxation_name(Relaxation r);
 
+// The value of the ops' tau argument: a one-element floating tensor on the CPU (whatever the
+// device of the logits), so that reading it costs no device synchronization. A tensor rather
+// than a float in the schema so that torch.compile traces a changing tau (an annealed
+// temperature) as a graph input instead of specializing the graph on each value.
+double tau_value(Relaxation r, const at::Tensor& tau);
+
 RelaxedProblem make_relaxed_problem(Relaxation r, const at::Tensor& logits, double tau);
 
 // Checks for the fused backward: grad and the saved soft sample, same shape, float, one device.

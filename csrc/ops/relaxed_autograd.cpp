@@ -21,7 +21,7 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-using BackwardSignature = at::Tensor(const at::Tensor&, const at::Tensor&, double);
+using BackwardSignature = at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&);
 
 template <Relaxation kind>
 const c10::TypedOperatorHandle<BackwardSignature>& fused_backward_op() {
@@ -35,12 +35,11 @@ template <Relaxation kind>
 struct RelaxedSample : torch::autograd::Function<RelaxedSample<kind>> {
   // `sample` runs the sampling op below autograd and returns its (y, y_soft).
   template <class Sample>
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& logits, double tau,
-                               bool hard, const Sample& sample) {
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& logits,
+                               const at::Tensor& tau, bool hard, const Sample& sample) {
     auto [y, y_soft] = sample();
-    // The one tensor kept for backward: the soft sample (the output itself when soft).
-    ctx->save_for_backward({hard ? y_soft : y});
-    ctx->saved_data["tau"] = tau;
+    // Kept for backward: the soft sample (the output itself when soft) and the one-element tau.
+    ctx->save_for_backward({hard ? y_soft : y, tau});
     ctx->saved_data["hard"] = hard;
     // The second output (y_soft) gets a gradient only in a double backward; skip autograd's
     // zero-filling for it on every first-order backward.
@@ -49,7 +48,8 @@ struct RelaxedSample : torch::autograd::Function<RelaxedSample<kind>> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const at::Tensor y_soft = ctx->get_saved_variables()[0];
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor& y_soft = saved[0];
     const bool hard = ctx->saved_data["hard"].toBool();
     at::Tensor grad_y = grads[0];
     // With hard=True the saved soft sample is the second output, so a double backward that
@@ -59,8 +59,7 @@ struct RelaxedSample : torch::autograd::Function<RelaxedSample<kind>> {
     at::Tensor grad_logits;
     if (ctx->needs_input_grad(0) && grad_y.defined()) {
       BelowAutogradUnlessRecording below_autograd;
-      grad_logits = fused_backward_op<kind>().call(grad_y.contiguous(), y_soft,
-                                                   ctx->saved_data["tau"].toDouble());
+      grad_logits = fused_backward_op<kind>().call(grad_y.contiguous(), y_soft, saved[1]);
     }
     // One gradient per forward argument after ctx: logits, tau, hard, sample.
     return {grad_logits, at::Tensor(), at::Tensor(), at::Tensor()};
@@ -68,11 +67,11 @@ struct RelaxedSample : torch::autograd::Function<RelaxedSample<kind>> {
 };
 
 template <Relaxation kind>
-std::tuple<at::Tensor, at::Tensor> sample_autograd(const at::Tensor& logits, double tau,
-                                                   bool hard,
+std::tuple<at::Tensor, at::Tensor> sample_autograd(const at::Tensor& logits,
+                                                   const at::Tensor& tau, bool hard,
                                                    std::optional<at::Generator> generator) {
   static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
-      const at::Tensor&, double, bool, std::optional<at::Generator>)>(
+      const at::Tensor&, const at::Tensor&, bool, std::optional<at::Generator>)>(
       kind == Relaxation::kSoftmax ? "gradext::gumbel_softmax" : "gradext::gumbel_sigmoid");
   const auto outputs = RelaxedSample<kind>::apply(logits, tau, hard, [&] {
     at::AutoDispatchBelowADInplaceOrView below_autograd;
@@ -82,10 +81,11 @@ std::tuple<at::Tensor, at::Tensor> sample_autograd(const at::Tensor& logits, dou
 }
 
 template <Relaxation kind>
-std::tuple<at::Tensor, at::Tensor> seeded_autograd(const at::Tensor& logits, double tau,
-                                                   bool hard, int64_t seed, int64_t offset) {
+std::tuple<at::Tensor, at::Tensor> seeded_autograd(const at::Tensor& logits,
+                                                   const at::Tensor& tau, bool hard, int64_t seed,
+                                                   int64_t offset) {
   static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
-      const at::Tensor&, double, bool, int64_t, int64_t)>(
+      const at::Tensor&, const at::Tensor&, bool, int64_t, int64_t)>(
       kind == Relaxation::kSoftmax ? "gradext::_gumbel_softmax_seeded"
                                    : "gradext::_gumbel_sigmoid_seeded");
   const auto outputs = RelaxedSample<kind>::apply(logits, tau, hard, [&] {

@@ -9,7 +9,7 @@ import torch
 
 import gradext
 from gradext import reference
-from helpers.common import ALL_DTYPES, requires_extension, tolerance
+from helpers.common import ALL_DTYPES, requires_extension, tau_tensor, tolerance
 from helpers.stats import chisquare_pvalue
 
 
@@ -55,7 +55,7 @@ def test_draws_are_gumbel_softmax_argmax(device, categories):
     logits = torch.randn(6, categories, device=device)
     _, index = torch.ops.gradext._categorical_sample_seeded(logits, 3, 11, 4)
     one_hot, _ = torch.ops.gradext._gumbel_softmax_seeded(
-        logits.expand(3, 6, categories).contiguous(), 1.0, True, 11, 4
+        logits.expand(3, 6, categories).contiguous(), tau_tensor(1.0), True, 11, 4
     )
     assert torch.equal(index, one_hot.argmax(-1))
 

@@ -16,7 +16,7 @@ import torch
 import gradext
 from gradext._custom_op import _TransformOp
 from gradext.op_registry import EXAMPLE_SHAPE, OPS
-from helpers.common import requires_extension
+from helpers.common import requires_extension, tau_tensor
 
 pytestmark = requires_extension
 
@@ -48,17 +48,17 @@ def _cases():
         "gumbel_softmax hard": (
             lambda: (_leaf(6, 9),),
             lambda x: gradext.gumbel_softmax(x, 0.7, hard=True, generator=_generator()),
-            lambda x: ops.gumbel_softmax(x, 0.7, True, generator=_generator())[0],
+            lambda x: ops.gumbel_softmax(x, tau_tensor(0.7), True, generator=_generator())[0],
         ),
         "gumbel_softmax soft": (
             lambda: (_leaf(6, 9),),
             lambda x: gradext.gumbel_softmax(x, 0.7, generator=_generator()),
-            lambda x: ops.gumbel_softmax(x, 0.7, False, generator=_generator())[0],
+            lambda x: ops.gumbel_softmax(x, tau_tensor(0.7), False, generator=_generator())[0],
         ),
         "gumbel_sigmoid hard": (
             lambda: (_leaf(6, 9),),
             lambda x: gradext.gumbel_sigmoid(x, 0.5, hard=True, generator=_generator()),
-            lambda x: ops.gumbel_sigmoid(x, 0.5, True, generator=_generator())[0],
+            lambda x: ops.gumbel_sigmoid(x, tau_tensor(0.5), True, generator=_generator())[0],
         ),
         "score_function_loo": (
             lambda: (_leaf(4, 8), _leaf(4, 8, seed=1)),
@@ -158,17 +158,17 @@ def _python_formula_cases():
         ),
         "gumbel_softmax hard": (
             lambda: (_leaf(6, 9),),
-            lambda x: python_formula(relaxed._gumbel_softmax, x, 0.7, True, generator=_generator())[
-                0
-            ],
-            lambda x: ops.gumbel_softmax(x, 0.7, True, generator=_generator())[0],
+            lambda x: python_formula(
+                relaxed._gumbel_softmax, x, tau_tensor(0.7), True, generator=_generator()
+            )[0],
+            lambda x: ops.gumbel_softmax(x, tau_tensor(0.7), True, generator=_generator())[0],
         ),
         "gumbel_sigmoid soft": (
             lambda: (_leaf(6, 9),),
             lambda x: python_formula(
-                relaxed._gumbel_sigmoid, x, 0.5, False, generator=_generator()
+                relaxed._gumbel_sigmoid, x, tau_tensor(0.5), False, generator=_generator()
             )[0],
-            lambda x: ops.gumbel_sigmoid(x, 0.5, False, generator=_generator())[0],
+            lambda x: ops.gumbel_sigmoid(x, tau_tensor(0.5), False, generator=_generator())[0],
         ),
         "score_function_loo, float32 log_prob": (
             lambda: (_leaf(4, 8), _leaf(4, 8, seed=1, dtype=torch.float32)),

@@ -11,7 +11,7 @@ import torch
 
 import gradext
 from gradext import _validation
-from helpers.common import requires_extension
+from helpers.common import requires_extension, tau_tensor
 
 ROW_LIMIT = 2**31  # one more than the longest row the row-wise ops take
 
@@ -88,7 +88,7 @@ def test_rows_of_2_31_categories_are_refused_without_a_copy(implementation):
 def test_the_registered_ops_refuse_long_rows_too():
     row = torch.zeros(1).expand(ROW_LIMIT)
     with pytest.raises(ValueError, match=r"gumbel_softmax: rows of at most 2\^31 - 1 categories"):
-        torch.ops.gradext.gumbel_softmax(row, 1.0, False)
+        torch.ops.gradext.gumbel_softmax(row, tau_tensor(1.0), False)
     with pytest.raises(ValueError, match=r"categorical_sample: rows of at most 2\^31 - 1"):
         torch.ops.gradext.categorical_sample(row, 1)
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import gradext
-from helpers.common import ALL_DTYPES
+from helpers.common import ALL_DTYPES, tau_tensor
 from helpers.paths import cpu_variants_supported, every_path, on_path
 
 NAN, INF = math.nan, math.inf
@@ -160,7 +160,7 @@ def test_gumbel_noise_is_bitwise_the_same_on_every_cpu_variant():
     results = {}
     for variant in variants:
         with on_path(f"cpu-{variant}"):
-            soft, _ = torch.ops.gradext._gumbel_softmax_seeded(logits, 0.5, False, 5, 1)
+            soft, _ = torch.ops.gradext._gumbel_softmax_seeded(logits, tau_tensor(0.5), False, 5, 1)
             log_prob, index = torch.ops.gradext._categorical_sample_seeded(logits, 3, 5, 1)
             results[variant] = (soft, log_prob, index)
     for variant, outputs in results.items():

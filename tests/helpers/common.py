@@ -42,3 +42,9 @@ def tolerance(dtype: torch.dtype) -> dict:
         torch.float16: dict(rtol=2e-3, atol=2e-3),
         torch.bfloat16: dict(rtol=1.6e-2, atol=1.6e-2),
     }[dtype]
+
+
+def tau_tensor(value: float) -> torch.Tensor:
+    """tau as the relaxed dispatcher ops take it (csrc/ops/relaxed.h): a float64 0-dim CPU
+    tensor."""
+    return torch.tensor(value, dtype=torch.float64)

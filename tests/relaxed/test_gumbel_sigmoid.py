@@ -10,14 +10,14 @@ import torch
 
 import gradext
 from gradext import reference
-from helpers.common import ALL_DTYPES, requires_extension, tolerance
+from helpers.common import ALL_DTYPES, requires_extension, tau_tensor, tolerance
 
 
 @requires_extension
 @pytest.mark.parametrize("hard", [False, True])
 def test_matches_reference_on_same_noise(device, hard):
     logits = torch.randn(37, 5, dtype=torch.float64, device=device)
-    y, _ = torch.ops.gradext._gumbel_sigmoid_seeded(logits, 0.6, hard, 2, 12)
+    y, _ = torch.ops.gradext._gumbel_sigmoid_seeded(logits, tau_tensor(0.6), hard, 2, 12)
     u = torch.ops.gradext._philox_uniform(logits, 2, 12)
     noise = torch.log(u) - torch.log1p(-u)
     expected = reference.gumbel_sigmoid_from_noise(logits, noise, 0.6, hard)

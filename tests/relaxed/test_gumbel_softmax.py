@@ -12,13 +12,15 @@ import torch.nn.functional as F
 
 import gradext
 from gradext import reference
-from helpers.common import ALL_DTYPES, requires_extension, tolerance
+from helpers.common import ALL_DTYPES, requires_extension, tau_tensor, tolerance
 from helpers.stats import chisquare_pvalue
 
 
 def _gumbels_of(logits_rows, seed, offset):
-    """The kernels' Gumbel noise for (seed, offset), rebuilt in float64 from their uniforms."""
-    u = torch.ops.gradext._philox_uniform(logits_rows, seed, offset)
+    """The kernels' Gumbel noise for (seed, offset), rebuilt in float64 from the 32-bit words'
+    double-grid uniforms: every dtype's kernel keeps the word's 32 bits in the Gumbel tail
+    (csrc/common/random_transforms.h, exponential<float>), more than the float grid's 24."""
+    u = torch.ops.gradext._philox_uniform(logits_rows.double(), seed, offset)
     return -torch.log(-torch.log(u))
 
 
@@ -27,7 +29,7 @@ def _gumbels_of(logits_rows, seed, offset):
 @pytest.mark.parametrize("categories", [2, 10, 33, 1024, 5000])
 def test_matches_reference_on_same_noise(device, hard, categories):
     logits = torch.randn(6, categories, dtype=torch.float64, device=device)
-    y, _ = torch.ops.gradext._gumbel_softmax_seeded(logits, 0.7, hard, 5, 8)
+    y, _ = torch.ops.gradext._gumbel_softmax_seeded(logits, tau_tensor(0.7), hard, 5, 8)
     expected = reference.gumbel_softmax_from_noise(logits, _gumbels_of(logits, 5, 8), 0.7, hard)
     torch.testing.assert_close(y, expected, **tolerance(torch.float64))
 
@@ -36,7 +38,7 @@ def test_matches_reference_on_same_noise(device, hard, categories):
 @pytest.mark.parametrize("dtype", ALL_DTYPES)
 def test_every_dtype_matches_reference(device, dtype):
     logits = torch.randn(40, 12, device=device).to(dtype)
-    y, soft = torch.ops.gradext._gumbel_softmax_seeded(logits, 0.5, True, 9, 0)
+    y, soft = torch.ops.gradext._gumbel_softmax_seeded(logits, tau_tensor(0.5), True, 9, 0)
     assert y.dtype == dtype and soft.dtype == dtype
     gumbels = _gumbels_of(logits, 9, 0)
     expected_soft = reference.gumbel_softmax_from_noise(logits.double(), gumbels, 0.5)
@@ -94,7 +96,7 @@ def test_gradient_formula_on_recovered_soft_sample(implementation, device):
 @requires_extension
 def test_gradcheck_soft_float64(device):
     logits = torch.randn(4, 6, dtype=torch.float64, device=device, requires_grad=True)
-    fn = lambda x: torch.ops.gradext._gumbel_softmax_seeded(x, 0.9, False, 1, 0)[0]  # noqa: E731
+    fn = lambda x: torch.ops.gradext._gumbel_softmax_seeded(x, tau_tensor(0.9), False, 1, 0)[0]  # noqa: E731
     assert torch.autograd.gradcheck(fn, (logits,))
 
 
@@ -266,7 +268,7 @@ def test_meta_inputs_take_any_generator(implementation):
 @requires_extension
 def test_op_checks_tau_too():
     with pytest.raises(ValueError, match=r"tau must be a finite number > 0, got 0"):
-        torch.ops.gradext.gumbel_softmax(torch.zeros(2, 3), 0.0, False)
+        torch.ops.gradext.gumbel_softmax(torch.zeros(2, 3), tau_tensor(0.0), False)
 
 
 @requires_extension
@@ -278,6 +280,8 @@ def test_independent_of_thread_count(categories):
     results = []
     for threads in (1, 2, 3):
         with num_threads(threads):
-            results.append(torch.ops.gradext._gumbel_softmax_seeded(logits, 0.7, True, 5, 0))
+            results.append(
+                torch.ops.gradext._gumbel_softmax_seeded(logits, tau_tensor(0.7), True, 5, 0)
+            )
     for y, soft in results[1:]:
         assert torch.equal(y, results[0][0]) and torch.equal(soft, results[0][1])

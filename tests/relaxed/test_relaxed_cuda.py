@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import gradext
-from helpers.common import ALL_DTYPES, requires_cuda
+from helpers.common import ALL_DTYPES, requires_cuda, tau_tensor
 
 pytestmark = [requires_cuda, pytest.mark.cuda]
 
@@ -24,8 +24,10 @@ def test_cpu_and_cuda_agree_for_the_same_seed(dtype, rows, categories):
     """Same (seed, offset): the same noise, hence the same one-hot; soft samples agree to
     rounding (the row sums are reduced in a different order)."""
     logits = (torch.randn(rows, categories) * 2).to(dtype)
-    y_cpu, soft_cpu = torch.ops.gradext._gumbel_softmax_seeded(logits, 0.5, True, 77, 8)
-    y_gpu, soft_gpu = torch.ops.gradext._gumbel_softmax_seeded(logits.cuda(), 0.5, True, 77, 8)
+    y_cpu, soft_cpu = torch.ops.gradext._gumbel_softmax_seeded(logits, tau_tensor(0.5), True, 77, 8)
+    y_gpu, soft_gpu = torch.ops.gradext._gumbel_softmax_seeded(
+        logits.cuda(), tau_tensor(0.5), True, 77, 8
+    )
     assert torch.equal(y_gpu.cpu(), y_cpu)
     tol = {torch.float64: 1e-12, torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}[
         dtype
@@ -38,8 +40,8 @@ def test_cpu_and_cuda_agree_for_the_same_seed(dtype, rows, categories):
 
 def test_sigmoid_cpu_and_cuda_agree():
     logits = torch.randn(1001)
-    y_cpu, _ = torch.ops.gradext._gumbel_sigmoid_seeded(logits, 0.3, False, 5, 0)
-    y_gpu, _ = torch.ops.gradext._gumbel_sigmoid_seeded(logits.cuda(), 0.3, False, 5, 0)
+    y_cpu, _ = torch.ops.gradext._gumbel_sigmoid_seeded(logits, tau_tensor(0.3), False, 5, 0)
+    y_gpu, _ = torch.ops.gradext._gumbel_sigmoid_seeded(logits.cuda(), tau_tensor(0.3), False, 5, 0)
     torch.testing.assert_close(y_gpu.cpu(), y_cpu, rtol=1e-6, atol=1e-6)
 
 

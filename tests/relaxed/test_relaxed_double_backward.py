@@ -9,7 +9,7 @@ import torch
 
 import gradext
 from gradext import reference
-from helpers.common import requires_extension
+from helpers.common import requires_extension, tau_tensor
 from helpers.higher_order import (
     F64,
     assert_same,
@@ -40,7 +40,7 @@ def test_relaxed_matches_reference_on_same_noise(device, hard, name, categories)
     )
 
     def kernels(lg):
-        return seeded(lg, 0.7, hard, 5, 8)[0]
+        return seeded(lg, tau_tensor(0.7), hard, 5, 8)[0]
 
     def on_same_noise(lg):
         return on_noise(lg, noise, 0.7, hard)
@@ -61,7 +61,9 @@ def test_gumbel_softmax_public_entry_along_a_middle_dim(device, hard):
 
     def registered(lg):
         rows = lg.movedim(1, -1)
-        y, _ = torch.ops.gradext.gumbel_softmax(rows, 0.6, hard, generator=seeded(device=device))
+        y, _ = torch.ops.gradext.gumbel_softmax(
+            rows, tau_tensor(0.6), hard, generator=seeded(device=device)
+        )
         return y.movedim(-1, 1)
 
     assert_same(second_order(public, (logits,)), second_order(registered, (logits,)))
@@ -83,4 +85,4 @@ def test_relaxed_backward_op_gradcheck(device, name):
     op = getattr(torch.ops.gradext, f"_{name}_backward")
     grad = torch.randn(4, 6, device=device, **F64).requires_grad_()
     y_soft = torch.softmax(torch.randn(4, 6, device=device, **F64), -1).requires_grad_()
-    assert torch.autograd.gradcheck(lambda g, y: op(g, y, 0.7), (grad, y_soft))
+    assert torch.autograd.gradcheck(lambda g, y: op(g, y, tau_tensor(0.7)), (grad, y_soft))

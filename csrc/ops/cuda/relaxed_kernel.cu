@@ -222,20 +222,20 @@ at::PhiloxCudaState seeded_state(int64_t seed, int64_t offset) {
 
 // The three ops of each relaxation, as registered with the dispatcher.
 template <Relaxation R>
-std::tuple<at::Tensor, at::Tensor> sample_op(const at::Tensor& logits, double tau, bool hard,
-                                             std::optional<at::Generator> generator) {
-  return relaxed_forward(R, logits, tau, hard, generator, std::nullopt);
+std::tuple<at::Tensor, at::Tensor> sample_op(const at::Tensor& logits, const at::Tensor& tau,
+                                             bool hard, std::optional<at::Generator> generator) {
+  return relaxed_forward(R, logits, ops::tau_value(R, tau), hard, generator, std::nullopt);
 }
 
 template <Relaxation R>
-std::tuple<at::Tensor, at::Tensor> seeded_op(const at::Tensor& logits, double tau, bool hard,
-                                             int64_t seed, int64_t offset) {
-  return relaxed_forward(R, logits, tau, hard, std::nullopt, seeded_state(seed, offset));
+std::tuple<at::Tensor, at::Tensor> seeded_op(const at::Tensor& logits, const at::Tensor& tau,
+                                             bool hard, int64_t seed, int64_t offset) {
+  return relaxed_forward(R, logits, ops::tau_value(R, tau), hard, std::nullopt, seeded_state(seed, offset));
 }
 
 template <Relaxation R>
-at::Tensor backward_op(const at::Tensor& grad, const at::Tensor& y_soft, double tau) {
-  return relaxed_backward(R, grad, y_soft, tau);
+at::Tensor backward_op(const at::Tensor& grad, const at::Tensor& y_soft, const at::Tensor& tau) {
+  return relaxed_backward(R, grad, y_soft, ops::tau_value(R, tau));
 }
 
 }  // namespace
