@@ -86,6 +86,8 @@ class EagerEntry:
             a.default_value if a.has_default_value() else None for a in keyword_only
         )
         self.keyword_set = frozenset(self.keyword_names)
+        if autograd_in_cpp and any(d is not None for d in self.keyword_defaults):
+            raise ValueError(f"{qualname}: the eager entry assumes keyword-only defaults of None")
         self.num_positional = len(schema_args) - len(keyword_only)
         # The Function classes' trailing arguments (keyword-only values, the entry) take None.
         self.trailing_nones = (None,) * (len(keyword_only) + 1)
@@ -115,6 +117,10 @@ class EagerEntry:
             return self.op(*args, **kwargs)
         transforms = torch._C._are_functorch_transforms_active()
         if self.autograd_in_cpp and not transforms:
+            # Keywords left at their default (None: checked in __init__) are dropped: the
+            # dispatcher's keyword parsing costs a microsecond per call for nothing.
+            if kwargs and all(value is None for value in kwargs.values()):
+                return self.op(*args)
             return self.op(*args, **kwargs)
         if transforms or _needs_grad(args):
             keyword = (kwargs.get(n, d) for n, d in zip(self.keyword_names, self.keyword_defaults))

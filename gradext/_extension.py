@@ -58,6 +58,8 @@ def uses_kernels(device: torch.device) -> bool:
     """Whether an op on `device` dispatches to the compiled kernels (else: the fallback)."""
     if _forced_fallback:
         return False
+    if _C is not None and device.type == "cpu":  # the common case first: every call asks
+        return True
     if _C is None:
         if not _disabled_by_env:
             _warn_once(
