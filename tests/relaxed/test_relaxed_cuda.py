@@ -72,3 +72,26 @@ def test_cuda_graph_capture_fresh_samples():
     torch.cuda.synchronize()
     assert not torch.equal(first, out)
     assert torch.equal(out.sum(-1), torch.ones(512, device="cuda"))
+
+
+@pytest.mark.parametrize("name", ["gumbel_softmax", "gumbel_sigmoid"])
+def test_annealed_tau_under_compiled_cuda_graphs_is_not_stale(name):
+    """tau reaches the kernels as a CPU scalar tensor read at launch; under torch.compile with
+    CUDA graphs ("reduce-overhead") a changing tau must not be replayed from the first capture.
+    The statistic does not depend on which noise a replay draws: the mean sharpness of the soft
+    samples (the mean largest probability per row; for the sigmoid the mean distance from 1/2)
+    over 4096 rows, whose standard error is about 0.004, against eager's at the same tau; a
+    stale tau of 1.0 at tau 0.3 would be off by more than 0.1."""
+    torch._dynamo.reset()
+    fn = getattr(gradext, name)
+    compiled = torch.compile(lambda x, tau: fn(x, tau=tau), mode="reduce-overhead", fullgraph=True)
+    logits = torch.randn(4096, 10, device="cuda")
+
+    def sharpness(y):
+        return y.amax(-1).mean() if name == "gumbel_softmax" else (y - 0.5).abs().mean()
+
+    for tau in (1.0, 0.6, 0.3):
+        for _ in range(3):  # warm-up, record, replay
+            got = sharpness(compiled(logits, tau)).item()
+        want = sharpness(fn(logits, tau=tau)).item()
+        assert abs(got - want) < 0.03, (tau, got, want)
