@@ -7,7 +7,7 @@ A family module names each op literally, so that grep finds every op where it is
     def _gaussian_rsample_fake(mu, logvar, num_samples=None, *, generator=None): ...
 
     _gaussian_rsample = with_autograd(
-        "gradext::gaussian_rsample", _setup_context, _backward, vmap=_vmap)
+        "gradext::gaussian_rsample", _setup_context, _backward, _vmap, autograd_in_cpp=True)
 
 ``with_autograd`` takes one pair of formulas ``setup_context(ctx, inputs, output)`` /
 ``backward(ctx, *grads)`` and returns the op's *eager entry*, a callable with the op's signature
@@ -21,7 +21,7 @@ is registered:
   refuses C++ autograd Functions ("cannot use C++ torch::autograd::Function with functorch
   transforms"), so under its transforms the entry applies the Python formulas instead; they are
   the same formula (the C++ file says which Python function it mirrors), held to bitwise-equal
-  gradients by tests/contracts (torch.func against autograd, per op of the registry).
+  values and gradients by tests/contracts/test_contract_eager_entry.py.
 - otherwise (the fused backward ops, whose derivatives give double backward): the formulas are
   registered with torch.library.register_autograd, what torch.compile traces and what the C++
   backward formulas reach when they record a graph (create_graph=True). In plain eager mode that

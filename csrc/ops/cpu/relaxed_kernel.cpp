@@ -100,7 +100,8 @@ std::tuple<at::Tensor, at::Tensor> sample_op(const at::Tensor& logits, const at:
 template <Relaxation R>
 std::tuple<at::Tensor, at::Tensor> seeded_op(const at::Tensor& logits, const at::Tensor& tau,
                                              bool hard, int64_t seed, int64_t offset) {
-  return relaxed_forward(R, logits, ops::tau_value(R, tau), hard, std::nullopt, std::make_pair(seed, offset));
+  return relaxed_forward(R, logits, ops::tau_value(R, tau), hard, std::nullopt,
+                         std::make_pair(seed, offset));
 }
 
 template <Relaxation R>
