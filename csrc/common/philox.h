@@ -82,4 +82,64 @@ struct PhiloxStream {
   }
 };
 
+// Sub-streams, for samplers that draw a variable number of words per element (the rejection
+// samplers of the implicit family). Element i of a call with (seed, offset) reads counter blocks
+// j = 0, 1, 2, ... of its own sequence:
+//   counter = (j lo, j hi, i lo, i hi), key = seed ^ kGradextSubstreamDomain ^ mix64(offset).
+// Elements never share a block (i is the high counter half, j the low); mix64 is a bijection of
+// the 64-bit offset, so calls on one generator state sequence (same seed, distinct offsets) never
+// share a key; the domain constant keys these streams apart from the bulk ops' and torch's own
+// (a key of theirs is met only at the one offset whose mix64 is the XOR of the two key domains,
+// and then with counters of another layout). The result of an element is a pure function of
+// (seed, offset, i) however many words it rejects and however the work is split. On CUDA the
+// generator's offset then advances by a constant per call, not by the words drawn.
+constexpr uint64_t kGradextSubstreamDomain = 0x6772616465787401ull;
+
+// splitmix64's output function (Steele, Lea and Flood 2014): xorshifts and odd multiplications,
+// each invertible, so a bijection on 64 bits.
+GRADEXT_INLINE uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+// One element's words, in order.
+class PhiloxSubstream {
+ public:
+  GRADEXT_INLINE PhiloxSubstream(uint64_t seed, uint64_t offset, uint64_t element) {
+    const uint64_t key = seed ^ kGradextSubstreamDomain ^ mix64(offset);
+    key0_ = static_cast<uint32_t>(key);
+    key1_ = static_cast<uint32_t>(key >> 32);
+    element_lo_ = static_cast<uint32_t>(element);
+    element_hi_ = static_cast<uint32_t>(element >> 32);
+  }
+
+  GRADEXT_INLINE uint32_t next() {
+    if (used_ == 4) {
+      words_ = philox4x32_10(Philox4x32{static_cast<uint32_t>(block_),
+                                        static_cast<uint32_t>(block_ >> 32), element_lo_,
+                                        element_hi_},
+                             key0_, key1_);
+      ++block_;
+      used_ = 0;
+    }
+    switch (used_++) {
+      case 0:
+        return words_.x;
+      case 1:
+        return words_.y;
+      case 2:
+        return words_.z;
+      default:
+        return words_.w;
+    }
+  }
+
+ private:
+  uint32_t key0_, key1_, element_lo_, element_hi_;
+  uint64_t block_ = 0;
+  Philox4x32 words_{0, 0, 0, 0};
+  int used_ = 4;
+};
+
 }  // namespace gradext

@@ -14,3 +14,23 @@ double gradext_dz_dalpha_continued_fraction(double alpha, double z) {
 }
 double gradext_digamma(double x) { return gradext::gamma_math::digamma(x); }
 }
+
+#include "common/gamma_sampler.h"
+
+extern "C" {
+// Elements first .. first + n - 1 of the call (seed, offset), each from its own sub-stream.
+void gradext_standard_gamma_float(float alpha, uint64_t seed, uint64_t offset, uint64_t first,
+                                  int64_t n, float* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    gradext::PhiloxSubstream words(seed, offset, first + static_cast<uint64_t>(i));
+    out[i] = gradext::gamma_sampler::standard_gamma<float>(words, alpha);
+  }
+}
+void gradext_standard_gamma_double(double alpha, uint64_t seed, uint64_t offset, uint64_t first,
+                                   int64_t n, double* out) {
+  for (int64_t i = 0; i < n; ++i) {
+    gradext::PhiloxSubstream words(seed, offset, first + static_cast<uint64_t>(i));
+    out[i] = gradext::gamma_sampler::standard_gamma<double>(words, alpha);
+  }
+}
+}

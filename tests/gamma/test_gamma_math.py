@@ -3,57 +3,17 @@
 device: against mpmath (the incomplete gamma function differentiated at 40 digits) over alpha in
 [1e-3, 1e4] and z from the 1e-6 to the 1 - 1e-6 quantile and beyond, at a relative error of at
 most 1e-12 (the float64 target is 1e-10; the float types round the double result). The header is
-compiled into a small shared library with the C++ compiler and called through ctypes."""
+compiled into a small shared library with the C++ compiler and called through ctypes
+(tests/gamma/conftest.py)."""
 
 from __future__ import annotations
-
-import ctypes
-import os
-import shutil
-import subprocess
 
 import mpmath
 import pytest
 import scipy.special
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMPILER = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
-
-pytestmark = pytest.mark.skipif(COMPILER is None, reason="no C++ compiler to build the shim")
-
 ALPHAS = [1e-3, 1e-2, 0.1, 0.5, 1.0, 2.5, 10.0, 100.0, 1e3, 1e4]
 QUANTILES = [1e-6, 1e-3, 0.05, 0.3, 0.5, 0.7, 0.95, 0.999, 1 - 1e-6]
-
-
-@pytest.fixture(scope="module")
-def gamma_math(tmp_path_factory):
-    library = tmp_path_factory.mktemp("gamma_math") / "libgamma_math.so"
-    subprocess.run(
-        [
-            COMPILER,
-            "-O2",
-            "-std=c++17",
-            "-ffp-contract=off",  # as the extension is built
-            "-shared",
-            "-fPIC",
-            f"-I{os.path.join(REPO, 'csrc')}",
-            os.path.join(REPO, "tests", "gamma", "gamma_math_shim.cpp"),
-            "-o",
-            str(library),
-        ],
-        check=True,
-    )
-    lib = ctypes.CDLL(str(library))
-    for name in (
-        "gradext_standard_gamma_dz_dalpha",
-        "gradext_dz_dalpha_series",
-        "gradext_dz_dalpha_continued_fraction",
-    ):
-        getattr(lib, name).restype = ctypes.c_double
-        getattr(lib, name).argtypes = [ctypes.c_double, ctypes.c_double]
-    lib.gradext_digamma.restype = ctypes.c_double
-    lib.gradext_digamma.argtypes = [ctypes.c_double]
-    return lib
 
 
 def _reference(alpha: float, z: float) -> float:
