@@ -8,6 +8,9 @@
 #include <ATen/core/LegacyTypeDispatch.h>
 
 #include <optional>
+#include <tuple>
+#include <utility>
+#include <vector>
 
 namespace gradext::ops {
 
@@ -16,6 +19,19 @@ namespace gradext::ops {
 template <class Signature>
 c10::TypedOperatorHandle<Signature> typed_op(const char* qualname) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(qualname, "").typed<Signature>();
+}
+
+// The op called below the autograd keys: how a Function's forward runs the family's op.
+template <class Signature, class... Args>
+decltype(auto) call_below_autograd(const c10::TypedOperatorHandle<Signature>& op,
+                                   Args&&... args) {
+  at::AutoDispatchBelowADInplaceOrView below_autograd;
+  return op.call(std::forward<Args>(args)...);
+}
+
+// A two-output op's result, from the variable_list a Function's apply returns.
+inline std::tuple<at::Tensor, at::Tensor> as_pair(const std::vector<at::Tensor>& outputs) {
+  return {outputs[0], outputs[1]};
 }
 
 // Where a backward formula calls an op: with grad mode off (a plain backward, no create_graph)

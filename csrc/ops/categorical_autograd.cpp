@@ -54,11 +54,9 @@ std::tuple<at::Tensor, at::Tensor> sample_autograd(const at::Tensor& logits,
   static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
       const at::Tensor&, c10::SymInt, std::optional<at::Generator>)>(
       "gradext::categorical_sample");
-  const auto outputs = CategoricalSample::apply(logits, [&] {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return op.call(logits, num_samples, generator);
-  });
-  return {outputs[0], outputs[1]};
+  return as_pair(CategoricalSample::apply(logits, [&] {
+    return call_below_autograd(op, logits, num_samples, generator);
+  }));
 }
 
 std::tuple<at::Tensor, at::Tensor> seeded_autograd(const at::Tensor& logits,
@@ -66,11 +64,9 @@ std::tuple<at::Tensor, at::Tensor> seeded_autograd(const at::Tensor& logits,
                                                    int64_t offset) {
   static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
       const at::Tensor&, c10::SymInt, int64_t, int64_t)>("gradext::_categorical_sample_seeded");
-  const auto outputs = CategoricalSample::apply(logits, [&] {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return op.call(logits, num_samples, seed, offset);
-  });
-  return {outputs[0], outputs[1]};
+  return as_pair(CategoricalSample::apply(logits, [&] {
+    return call_below_autograd(op, logits, num_samples, seed, offset);
+  }));
 }
 
 }  // namespace

@@ -80,10 +80,6 @@ struct GaussianSample : torch::autograd::Function<GaussianSample> {
   }
 };
 
-std::tuple<at::Tensor, at::Tensor> as_pair(const variable_list& outputs) {
-  return {outputs[0], outputs[1]};
-}
-
 std::tuple<at::Tensor, at::Tensor> gaussian_rsample_autograd(
     const at::Tensor& mu, const at::Tensor& logvar, std::optional<c10::SymInt> num_samples,
     std::optional<at::Generator> generator) {
@@ -91,8 +87,7 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_autograd(
       const at::Tensor&, const at::Tensor&, std::optional<c10::SymInt>,
       std::optional<at::Generator>)>("gradext::gaussian_rsample");
   return as_pair(GaussianSample::apply(mu, logvar, num_samples.has_value(), [&] {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return op.call(mu, logvar, num_samples, generator);
+    return call_below_autograd(op, mu, logvar, num_samples, generator);
   }));
 }
 
@@ -103,8 +98,7 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_seeded_autograd(
       const at::Tensor&, const at::Tensor&, std::optional<c10::SymInt>, int64_t, int64_t)>(
       "gradext::_gaussian_rsample_seeded");
   return as_pair(GaussianSample::apply(mu, logvar, num_samples.has_value(), [&] {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return op.call(mu, logvar, num_samples, seed, offset);
+    return call_below_autograd(op, mu, logvar, num_samples, seed, offset);
   }));
 }
 
@@ -115,8 +109,7 @@ std::tuple<at::Tensor, at::Tensor> gaussian_rsample_replay_autograd(
       const at::Tensor&, const at::Tensor&, std::optional<c10::SymInt>, const at::Tensor&)>(
       "gradext::_gaussian_rsample_replay");
   return as_pair(GaussianSample::apply(mu, logvar, num_samples.has_value(), [&] {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return op.call(mu, logvar, num_samples, rng_state);
+    return call_below_autograd(op, mu, logvar, num_samples, rng_state);
   }));
 }
 

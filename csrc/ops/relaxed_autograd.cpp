@@ -73,11 +73,9 @@ std::tuple<at::Tensor, at::Tensor> sample_autograd(const at::Tensor& logits,
   static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
       const at::Tensor&, const at::Tensor&, bool, std::optional<at::Generator>)>(
       kind == Relaxation::kSoftmax ? "gradext::gumbel_softmax" : "gradext::gumbel_sigmoid");
-  const auto outputs = RelaxedSample<kind>::apply(logits, tau, hard, [&] {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return op.call(logits, tau, hard, generator);
-  });
-  return {outputs[0], outputs[1]};
+  return as_pair(RelaxedSample<kind>::apply(logits, tau, hard, [&] {
+    return call_below_autograd(op, logits, tau, hard, generator);
+  }));
 }
 
 template <Relaxation kind>
@@ -88,11 +86,9 @@ std::tuple<at::Tensor, at::Tensor> seeded_autograd(const at::Tensor& logits,
       const at::Tensor&, const at::Tensor&, bool, int64_t, int64_t)>(
       kind == Relaxation::kSoftmax ? "gradext::_gumbel_softmax_seeded"
                                    : "gradext::_gumbel_sigmoid_seeded");
-  const auto outputs = RelaxedSample<kind>::apply(logits, tau, hard, [&] {
-    at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return op.call(logits, tau, hard, seed, offset);
-  });
-  return {outputs[0], outputs[1]};
+  return as_pair(RelaxedSample<kind>::apply(logits, tau, hard, [&] {
+    return call_below_autograd(op, logits, tau, hard, seed, offset);
+  }));
 }
 
 }  // namespace

@@ -26,11 +26,7 @@ struct ScoreFunctionLoo : torch::autograd::Function<ScoreFunctionLoo> {
     static const auto op =
         typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t)>(
             "gradext::score_function_loo");
-    at::Tensor mean;
-    {
-      at::AutoDispatchBelowADInplaceOrView below_autograd;
-      mean = op.call(f, log_prob, dim);
-    }
+    const at::Tensor mean = call_below_autograd(op, f, log_prob, dim);
     ctx->save_for_backward({f});  // the only tensor kept: the values (the baseline needs all)
     ctx->saved_data["dim"] = dim;
     ctx->saved_data["log_prob_dtype"] = log_prob.scalar_type();
@@ -66,12 +62,7 @@ struct Vimco : torch::autograd::Function<Vimco> {
                                const at::Tensor& log_prob, int64_t dim) {
     static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
         const at::Tensor&, const at::Tensor&, int64_t)>("gradext::vimco");
-    at::Tensor bound;
-    at::Tensor stats;
-    {
-      at::AutoDispatchBelowADInplaceOrView below_autograd;
-      std::tie(bound, stats) = op.call(log_weights, log_prob, dim);
-    }
+    const auto [bound, stats] = call_below_autograd(op, log_weights, log_prob, dim);
     ctx->mark_non_differentiable({stats});
     // Kept: the log weights and 6 scalars per datapoint.
     ctx->save_for_backward({log_weights, stats});
@@ -117,8 +108,7 @@ at::Tensor score_function_loo_autograd(const at::Tensor& f, const at::Tensor& lo
 
 std::tuple<at::Tensor, at::Tensor> vimco_autograd(const at::Tensor& log_weights,
                                                   const at::Tensor& log_prob, int64_t dim) {
-  const auto outputs = Vimco::apply(log_weights, log_prob, dim);
-  return {outputs[0], outputs[1]};
+  return as_pair(Vimco::apply(log_weights, log_prob, dim));
 }
 
 }  // namespace

@@ -18,17 +18,11 @@ TOLERANCE = 1e-16
 CHECK_EVERY = 16
 
 
-def digamma(x: torch.Tensor) -> torch.Tensor:
-    """psi(x) for x > 0 in float64: torch.digamma, which is accurate there (the header has its
-    own for the device)."""
-    return torch.digamma(x)
-
-
 def _series(alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     # dz/dalpha = sum_n r_n (psi(alpha + n + 1) - ln z),
     # r_0 = z / alpha, r_n = r_(n-1) z / (alpha + n)
     r = z / alpha
-    psi_minus_log_z = digamma(alpha + 1) - torch.log(z)
+    psi_minus_log_z = torch.digamma(alpha + 1) - torch.log(z)
     total = r * psi_minus_log_z
     for n in range(1, MAX_TERMS):
         an = alpha + n
@@ -75,7 +69,7 @@ def _continued_fraction(alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
             done = ((delta - 1).abs() <= TOLERANCE) & (ddelta.abs() <= TOLERANCE * (df / f).abs())
             if bool(done.all()):
                 break
-    return z * ((torch.log(z) - digamma(alpha)) * f + df)
+    return z * ((torch.log(z) - torch.digamma(alpha)) * f + df)
 
 
 def standard_gamma_dz_dalpha(alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:

@@ -17,7 +17,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 COMPILER = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def gamma_math(tmp_path_factory):
     if COMPILER is None:
         pytest.skip("no C++ compiler to build the shim")
