@@ -2,6 +2,7 @@
 
 Ops (each a drop-in function; CPU and CUDA kernels, pure-PyTorch fallback everywhere else):
     gaussian_rsample   pathwise Gaussian sampling, many samples per datapoint, fused backward
+    gamma_rsample      Gamma sampling with implicit reparameterization gradients
     gumbel_softmax     Gumbel-Softmax / straight-through, drop-in for F.gumbel_softmax
     gumbel_sigmoid     binary Concrete (relaxed Bernoulli), soft or straight-through
     score_function_loo REINFORCE with the leave-one-out baseline (RLOO), K samples
@@ -10,7 +11,8 @@ Ops (each a drop-in function; CPU and CUDA kernels, pure-PyTorch fallback everyw
 
 One module per op family holds its public functions and, beside them, the fake kernels,
 autograd formulas and vmap rules of its dispatcher ops (torch.ops.gradext.*): gaussian.py,
-relaxed.py, score_function.py, categorical.py. Their pure-PyTorch fallbacks are in reference/.
+gamma.py, relaxed.py, score_function.py, categorical.py. Their pure-PyTorch fallbacks are in
+reference/.
 """
 
 import torch  # noqa: F401  (load libtorch before the extension that links against it)
@@ -18,6 +20,7 @@ import torch  # noqa: F401  (load libtorch before the extension that links again
 from gradext import philox_uniform  # noqa: F401  (the fake kernel of the noise test view)
 from gradext._extension import cpu_isa, extension_error, has_cuda, has_extension
 from gradext.categorical import categorical_sample
+from gradext.gamma import gamma_rsample
 from gradext.gaussian import gaussian_rsample
 from gradext.relaxed import gumbel_sigmoid, gumbel_softmax
 from gradext.score_function import score_function_loo, vimco
@@ -28,6 +31,7 @@ __all__ = [
     "categorical_sample",
     "cpu_isa",
     "extension_error",
+    "gamma_rsample",
     "gaussian_rsample",
     "gumbel_sigmoid",
     "gumbel_softmax",

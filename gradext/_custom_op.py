@@ -229,3 +229,19 @@ def batch_first(x: torch.Tensor, batch_dim: int | None, batch_size: int) -> torc
     if batch_dim is None:
         return x.expand(batch_size, *x.shape)
     return x.movedim(batch_dim, 0)
+
+
+def example_rank(tensors, in_dims) -> int:
+    """The rank of one example's broadcast shape of `tensors`, given their vmap in_dims."""
+    return max(t.dim() - (d is not None) for t, d in zip(tensors, in_dims))
+
+
+def batched_param(x: torch.Tensor, batch_dim: int | None, batch_size: int, rank: int, expand: bool):
+    """For a vmap rule over broadcasting parameters: x with its batch dimension first and
+    singleton dimensions after it up to 1 + rank dimensions, so that it broadcasts per example.
+    An unbatched x is expanded over the batch when `expand` (per-example gradients need the
+    batch dimension) and left to broadcast as it is otherwise."""
+    if batch_dim is None and not expand:
+        return x
+    x = batch_first(x, batch_dim, batch_size)
+    return x.reshape(batch_size, *([1] * (rank - (x.dim() - 1))), *x.shape[1:])

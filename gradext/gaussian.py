@@ -19,7 +19,13 @@ from __future__ import annotations
 import torch
 
 from gradext import _extension, _validation, reference
-from gradext._custom_op import batch_first, check_vmap_randomness, register_fake, with_autograd
+from gradext._custom_op import (
+    batched_param,
+    check_vmap_randomness,
+    example_rank,
+    register_fake,
+    with_autograd,
+)
 
 
 def gaussian_rsample(
@@ -190,30 +196,14 @@ def _backward_derivative(ctx, grad_grad_mu, grad_grad_logvar):
 # by every cotangent" (jacrev), where rng_state arrives unbatched.
 
 
-def _sample_rank(mu, logvar, in_dims):
-    # The rank of one example's sample shape broadcast(mu, logvar).
-    return max(mu.dim() - (in_dims[0] is not None), logvar.dim() - (in_dims[1] is not None))
-
-
-def _batched_param(x, batch_dim, batch_size, rank, expand):
-    """x with its batch dimension first and singleton dimensions after it up to 1 + rank
-    dimensions, so that it broadcasts per example. An unbatched x is expanded over the batch
-    when `expand` (per-example gradients need the batch dimension) and left to broadcast as it is
-    otherwise."""
-    if batch_dim is None and not expand:
-        return x
-    x = batch_first(x, batch_dim, batch_size)
-    return x.reshape(batch_size, *([1] * (rank - (x.dim() - 1))), *x.shape[1:])
-
-
 def _forward_layout_vmap(op, info, in_dims, mu, logvar, num_samples, rng_state=None, **kw):
     # The sampling or replay op on the batched tensors; z's batch dimension follows the samples.
-    rank = _sample_rank(mu, logvar, in_dims)
+    rank = example_rank((mu, logvar), in_dims)
     # Only rng_state batched (a replay after a forward whose logvar was shared): z still needs
     # the batch dimension, so mu takes it.
     only_state_batched = in_dims[0] is None and in_dims[1] is None
-    mu = _batched_param(mu, in_dims[0], info.batch_size, rank, expand=only_state_batched)
-    logvar = _batched_param(logvar, in_dims[1], info.batch_size, rank, expand=False)
+    mu = batched_param(mu, in_dims[0], info.batch_size, rank, expand=only_state_batched)
+    logvar = batched_param(logvar, in_dims[1], info.batch_size, rank, expand=False)
     args = (mu, logvar, num_samples) if rng_state is None else (mu, logvar, num_samples, rng_state)
     z, state = op(*args, **kw)
     return (z, state.expand(info.batch_size, 2)), (0 if num_samples is None else 1, 0)
@@ -299,7 +289,7 @@ def _backward_of_batched_forward(
         )
     else:
         grad = grad.movedim(in_dims[0], sample_axis)
-    batched_logvar = _batched_param(logvar, in_dims[1], batch, rank, expand=True)
+    batched_logvar = batched_param(logvar, in_dims[1], batch, rank, expand=True)
     batched_mu_size = [batch, *([1] * (rank - len(mu_size))), *mu_size]
     grad_mu, grad_logvar = _gaussian_rsample_backward(
         grad.contiguous(),

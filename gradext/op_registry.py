@@ -43,6 +43,8 @@ class OpCase:
     registered: Callable[[torch.Tensor], torch.Tensor]
     opcheck_samples: Callable[[torch.device], Iterator[tuple[str, tuple]]]
     smoke: Callable[[torch.device, torch.dtype], None]
+    # Whether the example's second derivative exists (double backward through every input).
+    second_order: bool = True
 
     @property
     def function(self) -> Callable:
@@ -107,6 +109,57 @@ GAUSSIAN_RSAMPLE = OpCase(
     )[0],
     opcheck_samples=_gaussian_opcheck,
     smoke=_gaussian_smoke,
+)
+
+
+# --- gamma_rsample --------------------------------------------------------------------------
+
+
+def _positive_leaf(*shape, device, dtype=torch.float32):
+    return (torch.rand(*shape, device=device, dtype=dtype) * 3 + 0.2).requires_grad_()
+
+
+def _gamma_opcheck(device):
+    concentration = _positive_leaf(4, 5, device=device)
+    rate = _positive_leaf(5, device=device)
+    yield "gamma_rsample", (concentration, rate, None)
+    yield "gamma_rsample", (concentration, rate, 3)
+    yield "_gamma_rsample_seeded", (concentration, rate, 3, 17, 4)
+    z = torch.ops.gradext._gamma_rsample_seeded(concentration.detach(), rate.detach(), 3, 17, 4)
+    # grad, z and rate require grad: opcheck then checks the backward op's own autograd too
+    # (its derivative in the concentration is not implemented, so that input does not).
+    grad = torch.randn_like(z).requires_grad_()
+    backward_args = (grad, z.requires_grad_(), concentration.detach(), rate, [True, True])
+    yield "_gamma_rsample_backward", backward_args
+
+
+def _gamma_smoke(device, dtype):
+    for concentration_shape, rate_shape, k in [
+        ((64, 32), (64, 32), 3),  # dense
+        ((7, 5), (5,), None),  # broadcast rate
+        ((33,), (), 2),  # scalar rate, ragged size
+        ((0, 4), (0, 4), 2),  # empty
+    ]:
+        concentration = _positive_leaf(*concentration_shape, device=device, dtype=dtype)
+        rate = _positive_leaf(*rate_shape, device=device, dtype=dtype)
+        _backward_with_random_grad(gradext.gamma_rsample(concentration, rate, k))
+        torch.ops.gradext._gamma_rsample_seeded(concentration.detach(), rate.detach(), k, 1, 4)
+
+
+GAMMA_RSAMPLE = OpCase(
+    name="gamma_rsample",
+    family="gamma",
+    dispatcher_ops=("gamma_rsample", "_gamma_rsample_seeded", "_gamma_rsample_backward"),
+    random=True,
+    example=lambda x: gradext.gamma_rsample(
+        torch.exp(x), 2.0, 2, generator=_seeded(device=x.device)
+    ),
+    registered=lambda x: torch.ops.gradext.gamma_rsample(
+        torch.exp(x), x.new_full((), 2.0), 2, generator=_seeded(device=x.device)
+    ),
+    opcheck_samples=_gamma_opcheck,
+    smoke=_gamma_smoke,
+    second_order=False,
 )
 
 
@@ -273,6 +326,7 @@ CATEGORICAL_SAMPLE = OpCase(
 
 OPS: tuple[OpCase, ...] = (
     GAUSSIAN_RSAMPLE,
+    GAMMA_RSAMPLE,
     GUMBEL_SOFTMAX,
     GUMBEL_SIGMOID,
     SCORE_FUNCTION_LOO,

@@ -25,6 +25,7 @@
 // gamma differentiated at 40 digits.
 #pragma once
 
+#include <cfloat>
 #include <cmath>
 
 #include "macros.h"
@@ -114,6 +115,15 @@ GRADEXT_INLINE double dz_dalpha_continued_fraction(double alpha, double z) {
 GRADEXT_INLINE double standard_gamma_dz_dalpha(double alpha, double z) {
   if (z < alpha + 1.0 || z < 1.0) return dz_dalpha_series(alpha, z);
   return dz_dalpha_continued_fraction(alpha, z);
+}
+
+// d z / d concentration of a sample z of Gamma(alpha, rate): the standard sample is z * rate,
+// and z = standard / rate. NaN where (alpha, rate, z) is not a point of a Gamma distribution.
+GRADEXT_INLINE double gamma_dz_dconcentration(double alpha, double rate, double z) {
+  const double standard = z * rate;
+  const bool valid = alpha > 0.0 && alpha <= DBL_MAX && standard > 0.0 && standard <= DBL_MAX;
+  if (!valid) return NAN;
+  return standard_gamma_dz_dalpha(alpha, standard) / rate;
 }
 
 }  // namespace gradext::gamma_math

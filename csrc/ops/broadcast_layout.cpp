@@ -2,6 +2,8 @@
 
 #include <c10/util/Exception.h>
 
+#include <algorithm>
+
 namespace gradext::ops {
 namespace {
 
@@ -63,6 +65,24 @@ Layout2D make_layout_2d(at::IntArrayRef shape, std::vector<at::Tensor>& inputs) 
     for (size_t k = 0; k < inputs.size(); ++k) layout.col_stride[k] = dims[0].stride[k];
   }
   return layout;
+}
+
+std::vector<int64_t> broadcast_parameter_shape(const char* op, const char* name_a,
+                                               const at::Tensor& a, const char* name_b,
+                                               const at::Tensor& b) {
+  const int64_t ndim = std::max(a.dim(), b.dim());
+  std::vector<int64_t> shape(ndim);
+  for (int64_t d = 0; d < ndim; ++d) {
+    const int64_t da = d - (ndim - a.dim());
+    const int64_t db = d - (ndim - b.dim());
+    const int64_t sa = da >= 0 ? a.size(da) : 1;
+    const int64_t sb = db >= 0 ? b.size(db) : 1;
+    TORCH_CHECK_VALUE(sa == sb || sa == 1 || sb == 1, op, ": ", name_a, " of shape ", a.sizes(),
+                      " and ", name_b, " of shape ", b.sizes(), " do not broadcast (dimension ",
+                      d, ": ", sa, " vs ", sb, ")");
+    shape[d] = sa == 1 ? sb : sa;
+  }
+  return shape;
 }
 
 }  // namespace gradext::ops

@@ -18,4 +18,10 @@ namespace gradext::ops {
 // broadcast, which is correct for any strides.
 Layout2D make_layout_2d(at::IntArrayRef shape, std::vector<at::Tensor>& inputs);
 
+// The broadcast shape of two parameters of `op`, or a ValueError naming both and the first
+// dimension where they disagree.
+std::vector<int64_t> broadcast_parameter_shape(const char* op, const char* name_a,
+                                               const at::Tensor& a, const char* name_b,
+                                               const at::Tensor& b);
+
 }  // namespace gradext::ops

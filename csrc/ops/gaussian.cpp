@@ -14,22 +14,6 @@ void check_floating(const at::Tensor& t, const char* name) {
               " must be a floating-point tensor, got dtype ", t.scalar_type());
 }
 
-std::vector<int64_t> broadcast_shape(const at::Tensor& mu, const at::Tensor& logvar) {
-  const int64_t ndim = std::max(mu.dim(), logvar.dim());
-  std::vector<int64_t> shape(ndim);
-  for (int64_t d = 0; d < ndim; ++d) {
-    const int64_t dm = d - (ndim - mu.dim());
-    const int64_t dl = d - (ndim - logvar.dim());
-    const int64_t sm = dm >= 0 ? mu.size(dm) : 1;
-    const int64_t sl = dl >= 0 ? logvar.size(dl) : 1;
-    TORCH_CHECK_VALUE(sm == sl || sm == 1 || sl == 1, "gaussian_rsample: mu of shape ",
-                      mu.sizes(), " and logvar of shape ", logvar.sizes(),
-                      " do not broadcast (dimension ", d, ": ", sm, " vs ", sl, ")");
-    shape[d] = sm == 1 ? sl : sm;
-  }
-  return shape;
-}
-
 }  // namespace
 
 GaussianForwardProblem make_gaussian_forward_problem(const at::Tensor& mu,
@@ -44,7 +28,8 @@ GaussianForwardProblem make_gaussian_forward_problem(const at::Tensor& mu,
                     num_samples.value_or(0));
 
   GaussianForwardProblem p;
-  const std::vector<int64_t> sample_shape = broadcast_shape(mu, logvar);
+  const std::vector<int64_t> sample_shape =
+      broadcast_parameter_shape("gaussian_rsample", "mu", mu, "logvar", logvar);
   const at::ScalarType dtype = at::promote_types(mu.scalar_type(), logvar.scalar_type());
   p.mu = mu.to(dtype);
   p.logvar = logvar.to(dtype);

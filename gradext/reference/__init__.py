@@ -6,6 +6,7 @@ user would write each op in plain PyTorch.
 """
 
 from gradext.reference.categorical import categorical_sample, categorical_sample_from_noise
+from gradext.reference.gamma import gamma_rsample, standard_gamma_dz_dalpha
 from gradext.reference.gaussian import gaussian_rsample, gaussian_rsample_from_noise
 from gradext.reference.relaxed import (
     gumbel_noise,
@@ -25,6 +26,7 @@ from gradext.reference.score_function import (
 __all__ = [
     "categorical_sample",
     "categorical_sample_from_noise",
+    "gamma_rsample",
     "gaussian_rsample",
     "gaussian_rsample_from_noise",
     "gumbel_noise",
@@ -35,6 +37,7 @@ __all__ = [
     "logistic_noise",
     "score_function_loo",
     "score_function_loo_masked",
+    "standard_gamma_dz_dalpha",
     "vimco",
     "vimco_signal",
 ]

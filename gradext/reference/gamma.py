@@ -1,7 +1,8 @@
-"""The implicit reparameterization gradient of a standard Gamma sample in plain PyTorch: the same
-maths as csrc/common/gamma_math.h (the differentiated power series of P below z = max(alpha + 1,
-1), Legendre's continued fraction for Q in dual numbers above), vectorized with masks, in
-float64 whatever the input dtype. The Gamma family's fallback and the tests' second oracle.
+"""The Gamma family in plain PyTorch: gamma_rsample (the fallback) and the implicit
+reparameterization gradient of a standard Gamma sample, the same maths as
+csrc/common/gamma_math.h (the differentiated power series of P below z = max(alpha + 1, 1),
+Legendre's continued fraction for Q in dual numbers above), vectorized with masks, in float64
+whatever the input dtype; the tests' second oracle.
 
     dz/dalpha = -(dP(alpha, z)/dalpha) / p(z; alpha),   z ~ Gamma(alpha, 1)
 
@@ -84,3 +85,104 @@ def standard_gamma_dz_dalpha(alpha: torch.Tensor, z: torch.Tensor) -> torch.Tens
     if bool(upper.any()):
         out[upper] = _continued_fraction(alpha[upper], z[upper])
     return out
+
+
+# --- gamma_rsample in plain PyTorch -----------------------------------------------------------
+
+
+def check_gamma_parameter(op: str, name: str, value: torch.Tensor) -> None:
+    """A ValueError naming the argument where a value is not positive and finite. On a GPU the
+    check is torch._assert_async (no host synchronization; a failure surfaces as a device-side
+    assertion at the next synchronization, as the CUDA kernels' does)."""
+    valid = (value > 0) & torch.isfinite(value)
+    if value.device.type == "cuda":
+        torch._assert_async(valid.all(), f"{op}: {name} must be positive and finite")
+        return
+    if not bool(valid.all()):
+        bad = value[~valid].reshape(-1)[0].item()
+        raise ValueError(f"{op}: {name} must be positive and finite, got {bad}")
+
+
+class _DzDalpha(torch.autograd.Function):
+    """standard_gamma_dz_dalpha as a function of (alpha, z) that torch.func can batch: its
+    expansions iterate to convergence (data-dependent loops), which vmap cannot trace, so the
+    vmap rule runs them on the unbatched tensors. A gradient, not differentiated again."""
+
+    @staticmethod
+    def forward(alpha, z):
+        return standard_gamma_dz_dalpha(alpha, z)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):
+        raise NotImplementedError(
+            "gamma_rsample: the derivative of the implicit gradient dz/dconcentration with "
+            "respect to concentration is not implemented (no double backward through it)"
+        )
+
+    @staticmethod
+    def vmap(info, in_dims, alpha, z):
+        alpha = alpha.movedim(in_dims[0], 0) if in_dims[0] is not None else alpha
+        z = z.movedim(in_dims[1], 0) if in_dims[1] is not None else z
+        rank = max(alpha.dim() - (in_dims[0] is not None), z.dim() - (in_dims[1] is not None))
+
+        def batched(x, batch_dim):
+            if batch_dim is None:
+                return x
+            return x.reshape(x.shape[0], *([1] * (rank - (x.dim() - 1))), *x.shape[1:])
+
+        return standard_gamma_dz_dalpha(batched(alpha, in_dims[0]), batched(z, in_dims[1])), 0
+
+
+class _StandardGamma(torch.autograd.Function):
+    """torch._standard_gamma's sample with the implicit gradient of this module (torch's own
+    backward, _standard_gamma_grad, uses fitted approximations: docs/design.md compares them)."""
+
+    @staticmethod
+    def forward(alpha, generator):
+        extra = {} if generator is None else {"generator": generator}
+        return torch._standard_gamma(alpha, **extra)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.save_for_backward(inputs[0], output)
+
+    @staticmethod
+    def backward(ctx, grad):
+        alpha, z = ctx.saved_tensors
+        return grad * _DzDalpha.apply(alpha, z).to(grad.dtype), None
+
+    @staticmethod
+    def vmap(info, in_dims, alpha, generator):
+        # randomness="different": every element its own draw, as on the batched tensor.
+        return _StandardGamma.apply(alpha.movedim(in_dims[0], 0), generator), 0
+
+
+def gamma_rsample(
+    concentration: torch.Tensor,
+    rate: torch.Tensor | float = 1.0,
+    num_samples: int | None = None,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Same contract as gradext.gamma_rsample: samples from torch._standard_gamma (in float32 for
+    the half types, which it does not support), the implicit gradient of this module for the
+    concentration, -z / rate for the rate, values clamped into the dtype's positive normal range
+    (never 0 or inf)."""
+    op = "gamma_rsample"
+    if not isinstance(rate, torch.Tensor):
+        rate = torch.full((), float(rate), dtype=concentration.dtype, device=concentration.device)
+    check_gamma_parameter(op, "concentration", concentration.detach())
+    check_gamma_parameter(op, "rate", rate.detach())
+    shape = torch.broadcast_shapes(concentration.shape, rate.shape)
+    if num_samples is not None:
+        shape = (num_samples, *shape)
+    dtype = torch.promote_types(concentration.dtype, rate.dtype)
+    math_dtype = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+    alpha = concentration.to(math_dtype).expand(shape)
+    standard = _StandardGamma.apply(alpha, generator)
+    info = torch.finfo(dtype)
+    return torch.clamp(standard / rate.to(math_dtype), info.tiny, info.max).to(dtype)
