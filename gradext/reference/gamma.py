@@ -19,23 +19,49 @@ TOLERANCE = 1e-16
 CHECK_EVERY = 16
 
 
+class _Active:
+    """The elements of a 1-D expansion still iterating: every CHECK_EVERY iterations the
+    converged ones are written out and dropped, so the work is the sum of the elements' term
+    counts, not the slowest element's count times the size."""
+
+    def __init__(self, like: torch.Tensor, **state: torch.Tensor):
+        self.out = torch.empty_like(like)
+        self.index = torch.arange(like.numel(), device=like.device)
+        self.state = state
+
+    def retire(self, done: torch.Tensor, result: torch.Tensor) -> bool:
+        """Writes the results of the `done` elements; False once none is left."""
+        if not bool(done.any()):
+            return True
+        self.out[self.index[done]] = result[done]
+        keep = ~done
+        self.index = self.index[keep]
+        self.state = {name: t[keep] for name, t in self.state.items()}
+        return self.index.numel() > 0
+
+    def finish(self, result: torch.Tensor) -> torch.Tensor:
+        self.out[self.index] = result
+        return self.out
+
+
 def _series(alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     # dz/dalpha = sum_n r_n (psi(alpha + n + 1) - ln z),
     # r_0 = z / alpha, r_n = r_(n-1) z / (alpha + n)
     r = z / alpha
     psi_minus_log_z = torch.digamma(alpha + 1) - torch.log(z)
-    total = r * psi_minus_log_z
+    active = _Active(z, alpha=alpha, z=z, r=r, psi=psi_minus_log_z, total=r * psi_minus_log_z)
     for n in range(1, MAX_TERMS):
-        an = alpha + n
-        r = r * z / an
-        psi_minus_log_z = psi_minus_log_z + 1 / an
-        term = r * psi_minus_log_z
-        total = total + term
+        v = active.state
+        an = v["alpha"] + n
+        v["r"] = v["r"] * v["z"] / an
+        v["psi"] = v["psi"] + 1 / an
+        term = v["r"] * v["psi"]
+        v["total"] = v["total"] + term
         if n % CHECK_EVERY == 0:
-            done = (term.abs() <= TOLERANCE * total.abs()) & (z < an)
-            if bool(done.all()):
-                break
-    return total
+            done = (term.abs() <= TOLERANCE * v["total"].abs()) & (v["z"] < an)
+            if not active.retire(done, v["total"]):
+                return active.out
+    return active.finish(active.state["total"])
 
 
 def _continued_fraction(alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -50,27 +76,34 @@ def _continued_fraction(alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
     def floor_tiny(v):
         return torch.where(v.abs() < tiny, torch.full_like(v, tiny), v)
 
+    def result(v):
+        return v["z"] * ((torch.log(v["z"]) - torch.digamma(v["alpha"])) * v["f"] + v["df"])
+
     one, zero = torch.ones_like(z), torch.zeros_like(z)
     b, db = z + 1 - alpha, -one
-    c, dc = torch.full_like(z, 1 / tiny), zero
     d, dd = divide(one, zero, b, db)
-    f, df = d, dd
+    active = _Active(z, alpha=alpha, z=z, b=b, c=torch.full_like(z, 1 / tiny), dc=zero, d=d, dd=dd)
+    active.state.update(f=d, df=dd)
     for k in range(1, MAX_TERMS):
-        minus_a, dminus_a = -k * (k - alpha), torch.full_like(z, float(k))
-        b = b + 2
-        d, dd = b + minus_a * d, db + dminus_a * d + minus_a * dd
+        v = active.state
+        minus_a, dminus_a = -k * (k - v["alpha"]), torch.full_like(v["z"], float(k))
+        db = -torch.ones_like(v["z"])
+        v["b"] = v["b"] + 2
+        d, dd = v["b"] + minus_a * v["d"], db + dminus_a * v["d"] + minus_a * v["dd"]
         d = floor_tiny(d)
-        ratio, dratio = divide(minus_a, dminus_a, c, dc)
-        c, dc = b + ratio, db + dratio
-        c = floor_tiny(c)
-        d, dd = divide(one, zero, d, dd)
-        delta, ddelta = c * d, dc * d + c * dd
-        f, df = f * delta, df * delta + f * ddelta
+        ratio, dratio = divide(minus_a, dminus_a, v["c"], v["dc"])
+        c, dc = v["b"] + ratio, db + dratio
+        v["c"], v["dc"] = floor_tiny(c), dc
+        v["d"], v["dd"] = divide(torch.ones_like(d), torch.zeros_like(d), d, dd)
+        delta, ddelta = v["c"] * v["d"], v["dc"] * v["d"] + v["c"] * v["dd"]
+        v["f"], v["df"] = v["f"] * delta, v["df"] * delta + v["f"] * ddelta
         if k % CHECK_EVERY == 0:
-            done = ((delta - 1).abs() <= TOLERANCE) & (ddelta.abs() <= TOLERANCE * (df / f).abs())
-            if bool(done.all()):
-                break
-    return z * ((torch.log(z) - torch.digamma(alpha)) * f + df)
+            done = ((delta - 1).abs() <= TOLERANCE) & (
+                ddelta.abs() <= TOLERANCE * (v["df"] / v["f"]).abs()
+            )
+            if not active.retire(done, result(v)):
+                return active.out
+    return active.finish(result(active.state))
 
 
 def standard_gamma_dz_dalpha(alpha: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
@@ -85,6 +118,25 @@ def standard_gamma_dz_dalpha(alpha: torch.Tensor, z: torch.Tensor) -> torch.Tens
     if bool(upper.any()):
         out[upper] = _continued_fraction(alpha[upper], z[upper])
     return out
+
+
+def mpmath_dz_dalpha(alpha: float, z: float) -> float:
+    """dz/dalpha at one point in 40-digit arithmetic (mpmath, which comes with torch's sympy):
+    the oracle of the tests and the accuracy benchmark. Through whichever of P and Q = 1 - P is
+    not close to 1 (dP/dalpha = -dQ/dalpha; differentiating a function that rounds to 1 loses
+    everything)."""
+    import mpmath
+
+    with mpmath.workdps(40):
+        a, x = mpmath.mpf(alpha), mpmath.mpf(z)
+        if x > a:
+            upper = lambda s: mpmath.gammainc(s, x, mpmath.inf, regularized=True)  # noqa: E731
+            d_upper = mpmath.diff(upper, a)
+        else:
+            lower = lambda s: mpmath.gammainc(s, 0, x, regularized=True)  # noqa: E731
+            d_upper = -mpmath.diff(lower, a)
+        density = mpmath.exp((a - 1) * mpmath.log(x) - x - mpmath.loggamma(a))
+        return float(d_upper / density)
 
 
 # --- gamma_rsample in plain PyTorch -----------------------------------------------------------

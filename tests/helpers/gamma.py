@@ -1,29 +1,16 @@
 """References for the Gamma family's tests: dz/dalpha of a standard Gamma sample in 40-digit
-mpmath, and the (alpha, z) points it is checked on (alpha from 1e-3 to 1e4, z from the 1e-6 to
-the 1 - 1e-6 quantile, far tails)."""
+mpmath (gradext/reference/gamma.py, shared with the accuracy benchmark), and the (alpha, z)
+points it is checked on (alpha from 1e-3 to 1e4, z from the 1e-6 to the 1 - 1e-6 quantile, far
+tails)."""
 
 from __future__ import annotations
 
-import mpmath
 import scipy.special
+
+from gradext.reference.gamma import mpmath_dz_dalpha  # noqa: F401  (the tests' oracle)
 
 ALPHAS = [1e-3, 1e-2, 0.1, 0.5, 1.0, 2.5, 10.0, 100.0, 1e3, 1e4]
 QUANTILES = [1e-6, 1e-3, 0.05, 0.3, 0.5, 0.7, 0.95, 0.999, 1 - 1e-6]
-
-
-def mpmath_dz_dalpha(alpha: float, z: float) -> float:
-    """dz/dalpha in 40-digit arithmetic, through whichever of P and Q = 1 - P is not close to 1
-    (dP/dalpha = -dQ/dalpha; differentiating a function that rounds to 1 loses everything)."""
-    with mpmath.workdps(40):
-        a, x = mpmath.mpf(alpha), mpmath.mpf(z)
-        if x > a:
-            upper = lambda s: mpmath.gammainc(s, x, mpmath.inf, regularized=True)  # noqa: E731
-            d_upper = mpmath.diff(upper, a)
-        else:
-            lower = lambda s: mpmath.gammainc(s, 0, x, regularized=True)  # noqa: E731
-            d_upper = -mpmath.diff(lower, a)
-        density = mpmath.exp((a - 1) * mpmath.log(x) - x - mpmath.loggamma(a))
-        return float(d_upper / density)
 
 
 def reference_points():
