@@ -5,8 +5,9 @@ demo       train a Gaussian VAE and a discrete VAE (five gradient estimators) on
            data-parallel under torchrun (gradext/demo/distributed.py)
 
 variance   the estimator lab: mean and variance of the pathwise, score-function and
-           leave-one-out score-function gradients for z ~ N(mu, 1), f(z) = z^2, beside the
-           analytic values
+           leave-one-out score-function gradients for z ~ N(mu, 1), f(z) = z^2, and of the
+           implicit, score-function and generalized reparameterization gradients for
+           z ~ Gamma(alpha, 1), beside the analytic values
 bench      every op family's benchmark (gradext/bench/): one table, a CSV and a PNG chart of the
            speed-up over eager PyTorch
 """
@@ -54,6 +55,22 @@ def _variance(args: argparse.Namespace) -> int:
     )
     print(f"{args.replicates} replicates per row; ± one standard error.\n")
     print(variance_lab.format_table(rows))
+    rows = []
+    for alpha in args.alpha:
+        for k in args.samples:
+            estimators = [
+                e for e in variance_lab.GAMMA_ESTIMATORS if k >= 2 or e != "score_function_loo"
+            ]
+            rows += variance_lab.gamma_gradient_statistics(
+                variance_lab.square, alpha, k, args.replicates, estimators, args.seed
+            )
+    print(
+        "\nd/d alpha E[z^2], z ~ Gamma(alpha, 1), where no location-scale reparameterization "
+        "exists: true gradient 2 alpha + 1; implicit reparameterization (gamma_rsample), the "
+        "score function with and without the leave-one-out baseline, and the generalized "
+        "reparameterization gradient (Ruiz, Titsias and Blei 2016).\n"
+    )
+    print(variance_lab.format_table(rows, variance_lab.analytic_gamma_square, "alpha"))
     return 0
 
 
@@ -126,8 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="smoke run: few evaluation samples, gradient draws and timed steps",
     )
     demo.set_defaults(run=_demo)
-    variance = commands.add_parser("variance", help="the estimator lab (1-D Gaussian, f = z^2)")
+    variance = commands.add_parser(
+        "variance", help="the estimator lab (1-D Gaussian and Gamma, f = z^2)"
+    )
     variance.add_argument("--mu", type=float, nargs="+", default=[0.0, 1.0, 3.0])
+    variance.add_argument(
+        "--alpha", type=float, nargs="+", default=[0.5, 3.0], help="Gamma concentrations"
+    )
     variance.add_argument(
         "--samples",
         "-K",

@@ -1,13 +1,28 @@
-"""The estimator lab: mean and variance of gradient estimators of d/d mu E_{z ~ N(mu, 1)}[f(z)],
-measured with gradext's own ops over many independent replicates.
+"""The estimator lab: mean and variance of gradient estimators of d/d theta E_{q_theta}[f(z)],
+measured with gradext's own ops over many independent replicates, for two distributions.
 
-Three estimators of the same gradient, each averaging K samples:
+Gaussian, z ~ N(mu, 1), theta = mu; three estimators of the same gradient, each averaging K
+samples:
     pathwise              d f(z) / d mu through z = mu + eps       (gaussian_rsample)
     score_function        f(z) * d log q(z) / d mu, no baseline     (plain REINFORCE)
     score_function_loo    the same with the leave-one-out baseline  (score_function_loo)
-
 For f(z) = z^2 (docs/design.md) the true gradient is 2 mu and the single-sample variances are 4
 (pathwise) and mu^4 + 14 mu^2 + 15 (score function); a K-sample average divides them by K.
+
+Gamma, z ~ Gamma(alpha, 1), theta = alpha: no location-scale reparameterization exists, and
+the three answers to that are compared on one table:
+    implicit              d f(z) / d alpha through the implicit gradient dz/dalpha
+                          (gamma_rsample; Figurnov, Mohamed and Mnih 2018)
+    score_function        f(z) (log z - psi(alpha)), no baseline
+    score_function_loo    the same with the leave-one-out baseline  (score_function_loo)
+    grg                   the generalized reparameterization gradient of Ruiz, Titsias and Blei
+                          (2016), with their Gamma transformation z = exp(psi(alpha) + eps
+                          sqrt(psi_1(alpha))): a reparameterization term f'(z) dz/dalpha at fixed
+                          eps plus a score-function correction for eps's remaining dependence
+                          on alpha
+For f(z) = z^2 the true gradient is 2 alpha + 1, and the plain score function's single-sample
+variance is alpha^(4) ((psi(alpha + 4) - psi(alpha))^2 + psi_1(alpha + 4)) - (2 alpha + 1)^2,
+alpha^(4) = alpha (alpha + 1) (alpha + 2) (alpha + 3), from E[z^k (log z)^j] of the Gamma law.
 """
 
 from __future__ import annotations
@@ -18,16 +33,18 @@ from dataclasses import dataclass
 
 import torch
 
+from gradext.gamma import gamma_rsample
 from gradext.gaussian import gaussian_rsample
 from gradext.score_function import score_function_loo
 
 ESTIMATORS = ("pathwise", "score_function", "score_function_loo")
+GAMMA_ESTIMATORS = ("implicit", "score_function", "score_function_loo", "grg")
 
 
 @dataclass(frozen=True)
 class GradientStatistics:
     estimator: str
-    mu: float
+    mu: float  # the parameter theta: mu for the Gaussian, alpha for the Gamma
     num_samples: int
     replicates: int
     mean: float
@@ -86,42 +103,130 @@ def gradient_statistics(
 ) -> list[GradientStatistics]:
     """Mean and variance over `replicates` independent K-sample estimates of d/d mu E[f(z)],
     z ~ N(mu, 1), for each estimator. f maps a tensor of samples to values elementwise."""
+    _check_arguments(num_samples, replicates, estimators, ESTIMATORS)
+    results = []
+    for estimator in estimators:
+        generator = torch.Generator().manual_seed(seed)
+        mu_rep = torch.full((replicates,), float(mu), dtype=torch.float64, requires_grad=True)
+        g = _estimates(estimator, f, mu_rep, num_samples, generator)
+        results.append(_statistics(estimator, mu, num_samples, g))
+    return results
+
+
+def _statistics(estimator: str, theta: float, num_samples: int, g: torch.Tensor):
+    """GradientStatistics of the replicates' estimates g."""
+    replicates = g.numel()
+    mean = g.mean().item()
+    centered = g - mean
+    variance = centered.square().mean().item() * replicates / (replicates - 1)
+    fourth = centered.pow(4).mean().item()
+    return GradientStatistics(
+        estimator,
+        float(theta),
+        num_samples,
+        replicates,
+        mean,
+        variance,
+        math.sqrt(variance / replicates),
+        math.sqrt(max(fourth - variance**2, 0.0) / replicates),
+    )
+
+
+def _check_arguments(num_samples, replicates, estimators, known):
     if num_samples < 1 or (num_samples < 2 and "score_function_loo" in estimators):
         raise ValueError(
             f"num_samples must be >= 1, and >= 2 for score_function_loo, got {num_samples}"
         )
     if replicates < 2:
         raise ValueError(f"replicates must be >= 2, got {replicates}")
-    unknown = set(estimators) - set(ESTIMATORS)
+    unknown = set(estimators) - set(known)
     if unknown:
-        raise ValueError(f"unknown estimators {sorted(unknown)}; choose from {ESTIMATORS}")
+        raise ValueError(f"unknown estimators {sorted(unknown)}; choose from {known}")
+
+
+# --- Gamma(alpha, 1) -----------------------------------------------------------------------
+
+
+def analytic_gamma_square(alpha: float, num_samples: int) -> dict[str, tuple[float, float | None]]:
+    """(gradient, variance of the K-sample estimate) of d/d alpha E[z^2], z ~ Gamma(alpha, 1);
+    None where there is no closed form worth quoting."""
+    a = torch.tensor(alpha, dtype=torch.float64)
+    rising4 = alpha * (alpha + 1) * (alpha + 2) * (alpha + 3)
+    second_moment = (
+        rising4
+        * ((torch.digamma(a + 4) - torch.digamma(a)) ** 2 + torch.polygamma(1, a + 4)).item()
+    )
+    gradient = 2 * alpha + 1
+    return {
+        "implicit": (gradient, None),
+        "score_function": (gradient, (second_moment - gradient**2) / num_samples),
+        "score_function_loo": (gradient, None),
+        "grg": (gradient, None),
+    }
+
+
+def _gamma_estimates(estimator, f, alpha, num_samples, generator) -> torch.Tensor:
+    """One estimate per replicate of d/d alpha[r] of the replicate's K-sample objective."""
+    if estimator == "implicit":
+        z = gamma_rsample(alpha, 1.0, num_samples, generator=generator)  # [K, R]
+        (grad,) = torch.autograd.grad(f(z).mean(0).sum(), alpha)
+        return grad
+    a = alpha.detach()
+    z = gamma_rsample(a, 1.0, num_samples, generator=generator)
+    log_z = torch.log(z)
+    if estimator != "grg":
+        log_prob = (alpha - 1) * log_z - z - torch.lgamma(alpha)  # d/d alpha: log z - psi(alpha)
+        values = f(z)
+        if estimator == "score_function":
+            objective = (values.detach() * log_prob).mean(0)
+        else:
+            objective = score_function_loo(values, log_prob, 0)
+        (grad,) = torch.autograd.grad(objective.sum(), alpha)
+        return grad
+    # GRG: z = T(eps; alpha) = exp(m + eps s), m = psi(alpha), s = sqrt(psi_1(alpha)).
+    m, s = torch.digamma(a), torch.sqrt(torch.polygamma(1, a))
+    dm, ds = torch.polygamma(1, a), torch.polygamma(2, a) / (2 * s)
+    eps = (log_z - m) / s
+    h = z * (dm + eps * ds)  # dT/dalpha at fixed eps
+    leaf = z.clone().requires_grad_()
+    values = f(leaf)
+    (f_prime,) = torch.autograd.grad(values.sum(), leaf)
+    values = values.detach()
+    score = log_z - m  # d log q(z; alpha) / d alpha at fixed z
+    d_log_q_dz = (a - 1) / z - 1
+    d_log_jacobian = dm + eps * ds + ds / s  # d/d alpha of log |dT/deps| = m + eps s + log s
+    g = f_prime * h + values * (score + h * d_log_q_dz + d_log_jacobian)
+    return g.mean(0)
+
+
+def gamma_gradient_statistics(
+    f: Callable[[torch.Tensor], torch.Tensor] = None,
+    alpha: float = 1.0,
+    num_samples: int = 1,
+    replicates: int = 100_000,
+    estimators=GAMMA_ESTIMATORS,
+    seed: int = 0,
+) -> list[GradientStatistics]:
+    """Mean and variance over `replicates` independent K-sample estimates of d/d alpha E[f(z)],
+    z ~ Gamma(alpha, 1) (f(z) = z^2 by default), for each estimator."""
+    f = square if f is None else f
+    if not alpha > 0:
+        raise ValueError(f"alpha must be positive, got {alpha}")
+    _check_arguments(num_samples, replicates, estimators, GAMMA_ESTIMATORS)
     results = []
     for estimator in estimators:
         generator = torch.Generator().manual_seed(seed)
-        mu_rep = torch.full((replicates,), float(mu), dtype=torch.float64, requires_grad=True)
-        g = _estimates(estimator, f, mu_rep, num_samples, generator)
-        mean = g.mean().item()
-        centered = g - mean
-        variance = centered.square().mean().item() * replicates / (replicates - 1)
-        fourth = centered.pow(4).mean().item()
-        results.append(
-            GradientStatistics(
-                estimator,
-                float(mu),
-                num_samples,
-                replicates,
-                mean,
-                variance,
-                math.sqrt(variance / replicates),
-                math.sqrt(max(fourth - variance**2, 0.0) / replicates),
-            )
-        )
+        alpha_rep = torch.full((replicates,), float(alpha), dtype=torch.float64, requires_grad=True)
+        g = _gamma_estimates(estimator, f, alpha_rep, num_samples, generator)
+        results.append(_statistics(estimator, alpha, num_samples, g))
     return results
 
 
-def format_table(rows: list[GradientStatistics], analytic=analytic_square) -> str:
+def format_table(
+    rows: list[GradientStatistics], analytic=analytic_square, parameter: str = "mu"
+) -> str:
     lines = [
-        "| estimator | mu | K | mean | analytic mean | variance | analytic variance |",
+        f"| estimator | {parameter} | K | mean | analytic mean | variance | analytic variance |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:

@@ -29,9 +29,13 @@ GRADEXT_INLINE T gamma_sample(uint64_t seed, uint64_t offset, uint64_t element, 
 }
 
 // The backward's two factors at one element, in double whatever the dtype: grad * dz/dalpha
-// (implicit, read from the saved sample z) and grad * dz/drate = -grad * z / rate.
+// (implicit, read from the saved sample z; the expansions stop at scalar_t's resolution) and
+// grad * dz/drate = -grad * z / rate.
+template <typename scalar_t>
 GRADEXT_INLINE double grad_concentration(double grad, double z, double alpha, double rate) {
-  return grad * gamma_math::gamma_dz_dconcentration(alpha, rate, z);
+  constexpr bool kFloat64 = sizeof(scalar_t) == sizeof(double);
+  const double tolerance = kFloat64 ? gamma_math::kTolerance : gamma_math::kFloatTolerance;
+  return grad * gamma_math::gamma_dz_dconcentration(alpha, rate, z, tolerance);
 }
 
 GRADEXT_INLINE double grad_rate(double grad, double z, double rate) { return -grad * z / rate; }

@@ -15,9 +15,10 @@ def test_command_line():
         text=True,
         timeout=120,
     )
-    ok = run("variance", "--mu", "1", "-K", "2", "--replicates", "2000")
+    ok = run("variance", "--mu", "1", "--alpha", "2", "-K", "2", "--replicates", "2000")
     assert ok.returncode == 0, ok.stderr
     assert "| score_function_loo | 1 | 2 |" in ok.stdout
+    assert "| grg | 2 | 2 |" in ok.stdout and "| implicit | 2 | 2 |" in ok.stdout
     bad = run("variance", "--replicates", "0")
     assert bad.returncode == 2 and "expected a positive integer, got 0" in bad.stderr
     missing = run()

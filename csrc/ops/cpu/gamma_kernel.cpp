@@ -50,10 +50,10 @@ void gamma_forward_range(const ops::GammaForwardProblem& p, scalar_t* z, uint64_
   using opmath_t = at::opmath_type<scalar_t>;
   const auto* concentration = p.concentration.const_data_ptr<scalar_t>();
   const auto* rate = p.rate.const_data_ptr<scalar_t>();
-  for (int64_t e = begin; e < end; ++e) {
-    const int64_t s = e % p.sample_numel;
-    const auto alpha = static_cast<opmath_t>(concentration[p.layout.offset(0, s)]);
-    const auto beta = static_cast<opmath_t>(rate[p.layout.offset(1, s)]);
+  Layout2DCursor at(p.layout, begin % p.sample_numel);  // wraps from sample to sample
+  for (int64_t e = begin; e < end; ++e, at.advance()) {
+    const auto alpha = static_cast<opmath_t>(concentration[at.offset(0)]);
+    const auto beta = static_cast<opmath_t>(rate[at.offset(1)]);
     if (!gamma_sampler::valid_parameter(alpha) || !gamma_sampler::valid_parameter(beta)) {
       invalid.record(e);
       z[e] = std::numeric_limits<scalar_t>::quiet_NaN();
@@ -113,15 +113,15 @@ void gamma_backward_range(const ops::GammaBackwardProblem& p, scalar_t* grad_con
   const auto* z = p.z.const_data_ptr<scalar_t>();
   const auto* concentration = p.concentration.const_data_ptr<scalar_t>();
   const auto* rate = p.rate.const_data_ptr<scalar_t>();
-  for (int64_t e = begin; e < end; ++e) {
-    const int64_t s = e % p.sample_numel;
+  Layout2DCursor at(p.layout, begin % p.sample_numel);
+  for (int64_t e = begin; e < end; ++e, at.advance()) {
     const auto g = static_cast<double>(grad[e]);
     const auto zv = static_cast<double>(z[e]);
-    const auto beta = static_cast<double>(rate[p.layout.offset(1, s)]);
+    const auto beta = static_cast<double>(rate[at.offset(1)]);
     if (grad_concentration != nullptr) {
-      const auto alpha = static_cast<double>(concentration[p.layout.offset(0, s)]);
+      const auto alpha = static_cast<double>(concentration[at.offset(0)]);
       grad_concentration[e] =
-          static_cast<scalar_t>(gamma_sampler::grad_concentration(g, zv, alpha, beta));
+          static_cast<scalar_t>(gamma_sampler::grad_concentration<scalar_t>(g, zv, alpha, beta));
     }
     if (grad_rate != nullptr) {
       grad_rate[e] = static_cast<scalar_t>(gamma_sampler::grad_rate(g, zv, beta));

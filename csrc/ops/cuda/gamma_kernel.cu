@@ -66,7 +66,7 @@ __global__ void gamma_backward_impl(const scalar_t* __restrict__ grad,
     if (grad_concentration != nullptr) {
       const auto alpha = static_cast<double>(concentration[layout.offset(0, s)]);
       grad_concentration[e] =
-          static_cast<scalar_t>(gamma_sampler::grad_concentration(g, zv, alpha, beta));
+          static_cast<scalar_t>(gamma_sampler::grad_concentration<scalar_t>(g, zv, alpha, beta));
     }
     if (grad_rate != nullptr) {
       grad_rate[e] = static_cast<scalar_t>(gamma_sampler::grad_rate(g, zv, beta));
