@@ -34,17 +34,17 @@ namespace gradext::gamma_math {
 
 // psi(x) for x > 0 to double precision: the recurrence up to x >= 10, then the asymptotic series.
 GRADEXT_INLINE double digamma(double x) {
-  // Two steps per division: 1/x + 1/(x + 1) = (2x + 1) / (x (x + 1)).
-  double shift = 0.0;
-  while (x < 9.0) {
-    shift -= (2.0 * x + 1.0) / (x * (x + 1.0));
-    x += 2.0;
-  }
-  if (x < 10.0) {
-    shift -= 1.0 / x;
+  // psi(x) = psi(x + m) - (1/x + ... + 1/(x + m - 1)), the sum kept as one fraction num / den
+  // (at most ten factors below 10: no overflow) so that it costs one division, not m.
+  double num = 0.0, den = 1.0;
+  while (x < 10.0) {
+    num = num * x + den;
+    den *= x;
     x += 1.0;
   }
-  const double inv2 = 1.0 / (x * x);
+  const double shift = -num / den;
+  const double inv = 1.0 / x;
+  const double inv2 = inv * inv;
   // ln x - 1/(2x) - sum B_2k / (2k x^2k), k = 1..7.
   const double tail =
       inv2 * (1.0 / 12 -
@@ -53,7 +53,7 @@ GRADEXT_INLINE double digamma(double x) {
                               inv2 * (1.0 / 240 -
                                       inv2 * (1.0 / 132 -
                                               inv2 * (691.0 / 32760 - inv2 * (1.0 / 12)))))));
-  return shift + std::log(x) - 0.5 / x - tail;
+  return shift + std::log(x) - 0.5 * inv - tail;
 }
 
 // A value and its derivative in alpha.
@@ -125,7 +125,7 @@ GRADEXT_INLINE double dz_dalpha_continued_fraction(double alpha, double z,
     // Converged when the last factor no longer moves F or its derivative (dF = F * sum of the
     // factors' relative derivatives).
     if (std::fabs(delta.v - 1.0) <= tolerance &&
-        std::fabs(delta.d) <= tolerance * std::fabs(f.d / f.v)) {
+        std::fabs(delta.d * f.v) <= tolerance * std::fabs(f.d)) {
       break;
     }
   }

@@ -106,8 +106,13 @@ GRADEXT_INLINE uint64_t mix64(uint64_t z) {
 // One element's words, in order.
 class PhiloxSubstream {
  public:
+  // The key of every sub-stream of the call (seed, offset).
+  GRADEXT_INLINE static uint64_t key(uint64_t seed, uint64_t offset) {
+    return seed ^ kGradextSubstreamDomain ^ mix64(offset);
+  }
+
   GRADEXT_INLINE PhiloxSubstream(uint64_t seed, uint64_t offset, uint64_t element) {
-    const uint64_t key = seed ^ kGradextSubstreamDomain ^ mix64(offset);
+    const uint64_t key = PhiloxSubstream::key(seed, offset);
     key0_ = static_cast<uint32_t>(key);
     key1_ = static_cast<uint32_t>(key >> 32);
     element_lo_ = static_cast<uint32_t>(element);

@@ -14,18 +14,28 @@ import torch
 
 import gradext
 from helpers.common import ALL_DTYPES, num_threads, requires_extension
+from helpers.paths import cpu_variants_supported, on_path
 
 seeded = torch.ops.gradext._gamma_rsample_seeded if gradext.has_extension() else None
 ALPHAS = [1e-3, 0.05, 0.3, 0.999, 1.0, 2.5, 17.0, 300.0, 1e4]
 
 
+def _cpu_variants():
+    return [pytest.param(v, id=f"cpu-{v}") for v in cpu_variants_supported()]
+
+
 @requires_extension
+@pytest.mark.parametrize("variant", _cpu_variants())
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_each_element_is_the_header_sampler_on_its_sub_stream(gamma_math, dtype):
-    alpha = torch.tensor(ALPHAS * 3, dtype=dtype)
+def test_each_element_is_the_header_sampler_on_its_sub_stream(gamma_math, dtype, variant):
+    """Every CPU ISA variant (the vector first-proposal pass and its scalar fallback) gives the
+    scalar header sampler's value, bitwise; alphas below and above 1 and rejected proposals
+    (6,000 elements, a few percent of which take the fallback) included."""
+    alpha = torch.tensor(ALPHAS * 333, dtype=dtype)
     rate = torch.tensor(2.5, dtype=dtype)
     seed, offset = 2024, 12
-    z = seeded(alpha, rate, 2, seed, offset)
+    with on_path(f"cpu-{variant}"):
+        z = seeded(alpha, rate, 2, seed, offset)
     name, np_dtype = ("float", np.float32) if dtype == torch.float32 else ("double", np.float64)
     expected = np.empty(z.numel(), np_dtype)
     flat_alpha = alpha.repeat(2).numpy()
@@ -38,6 +48,26 @@ def test_each_element_is_the_header_sampler_on_its_sub_stream(gamma_math, dtype)
     tiny = np.finfo(np_dtype).tiny
     expected = np.maximum(expected / np_dtype(2.5), tiny)  # the division and clamp, in T
     assert np.array_equal(z.reshape(-1).numpy(), expected)
+
+
+@requires_extension
+@pytest.mark.parametrize("variant", _cpu_variants())
+def test_gradient_is_the_header_function_bitwise(gamma_math, variant):
+    """The backward's vector lanes (gamma_cpu_impl.h) give the scalar header function's
+    dz/dalpha bitwise, series and continued-fraction elements mixed, on every CPU variant
+    (float64; the float types stop their expansions earlier and are checked against mpmath)."""
+    dtype = torch.float64
+    alpha = torch.tensor(ALPHAS * 40, dtype=dtype)
+    with on_path(f"cpu-{variant}"):
+        z = seeded(alpha, torch.ones((), dtype=dtype), None, 77, 0)
+        grad, _ = torch.ops.gradext._gamma_rsample_backward(
+            torch.ones_like(z), z, alpha, torch.ones((), dtype=dtype), [True, False]
+        )
+    expected = [
+        gamma_math.gradext_standard_gamma_dz_dalpha(a, x)
+        for a, x in zip(alpha.tolist(), z.tolist())
+    ]
+    assert grad.tolist() == expected
 
 
 @requires_extension

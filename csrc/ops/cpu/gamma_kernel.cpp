@@ -1,15 +1,13 @@
-// CPU implementation of the gamma_rsample ops: seeding from the CPU generator, at::parallel_for
-// over the output elements, the parameter check, and the dispatcher registration.
-//
-// Compiled once, not once per ISA (per_isa.h): each element runs a scalar rejection loop
-// (csrc/common/gamma_sampler.h) or a scalar series (gamma_math.h) whose length depends on the
-// element, so there is no loop for the vectorizer and the AVX2 and AVX-512 copies would be the
-// same code. Every element draws from its own Philox sub-stream, so the result does not depend
-// on how parallel_for splits the work.
+// CPU implementation of the gamma_rsample ops: seeding from the CPU generator, the per-ISA
+// kernels (gamma_cpu_impl.h), at::parallel_for over the output elements, the parameter check,
+// and the dispatcher registration. Every element draws from its own Philox sub-stream, so the
+// result does not depend on how parallel_for splits the work.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
 #include <torch/library.h>
 
 #include <algorithm>
@@ -17,8 +15,14 @@
 #include <limits>
 
 #include "common/gamma_element.h"
+#include "common/layout2d.h"
 #include "ops/cpu/cpu_generator.h"
+#include "ops/cpu/cpu_isa.h"
+#include "ops/cpu/gamma_cpu_args.h"
 #include "ops/gamma.h"
+
+#define GRADEXT_PER_ISA_BODY "ops/cpu/gamma_cpu_impl.h"
+#include "ops/cpu/per_isa.h"
 
 namespace gradext::cpu {
 namespace {
@@ -45,26 +49,6 @@ class FirstInvalid {
 };
 
 template <typename scalar_t>
-void gamma_forward_range(const ops::GammaForwardProblem& p, scalar_t* z, uint64_t seed,
-                         uint64_t offset, int64_t begin, int64_t end, FirstInvalid& invalid) {
-  using opmath_t = at::opmath_type<scalar_t>;
-  const auto* concentration = p.concentration.const_data_ptr<scalar_t>();
-  const auto* rate = p.rate.const_data_ptr<scalar_t>();
-  Layout2DCursor at(p.layout, begin % p.sample_numel);  // wraps from sample to sample
-  for (int64_t e = begin; e < end; ++e, at.advance()) {
-    const auto alpha = static_cast<opmath_t>(concentration[at.offset(0)]);
-    const auto beta = static_cast<opmath_t>(rate[at.offset(1)]);
-    if (!gamma_sampler::valid_parameter(alpha) || !gamma_sampler::valid_parameter(beta)) {
-      invalid.record(e);
-      z[e] = std::numeric_limits<scalar_t>::quiet_NaN();
-      continue;
-    }
-    z[e] = static_cast<scalar_t>(gamma_sampler::gamma_sample<scalar_t>(
-        seed, offset, static_cast<uint64_t>(e), alpha, beta));
-  }
-}
-
-template <typename scalar_t>
 [[noreturn]] void throw_invalid(const ops::GammaForwardProblem& p, int64_t element) {
   const int64_t s = element % p.sample_numel;
   const auto alpha =
@@ -79,10 +63,13 @@ at::Tensor gamma_forward_cpu(const ops::GammaForwardProblem& p, uint64_t seed, u
   if (z.numel() == 0) return z;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, z.scalar_type(),
                                   "gamma_rsample_forward_cpu", [&] {
-    auto* out = z.mutable_data_ptr<scalar_t>();
+    const GammaForwardArgs args{p.concentration.const_data_ptr(), p.rate.const_data_ptr(),
+                                z.mutable_data_ptr(), p.layout, p.sample_numel, seed, offset};
+    const GammaForwardRange range = GRADEXT_SELECT_ISA(active_isa(), gamma_forward_range, scalar_t);
     FirstInvalid invalid;
     at::parallel_for(0, z.numel(), kForwardGrain, [&](int64_t begin, int64_t end) {
-      gamma_forward_range<scalar_t>(p, out, seed, offset, begin, end, invalid);
+      const int64_t first = range(args, begin, end);
+      if (first >= 0) invalid.record(first);
     });
     if (invalid.found()) throw_invalid<scalar_t>(p, invalid.element());
   });
@@ -106,29 +93,6 @@ at::Tensor gamma_rsample_seeded_cpu(const at::Tensor& concentration, const at::T
   return gamma_forward_cpu(p, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset));
 }
 
-template <typename scalar_t>
-void gamma_backward_range(const ops::GammaBackwardProblem& p, scalar_t* grad_concentration,
-                          scalar_t* grad_rate, int64_t begin, int64_t end) {
-  const auto* grad = p.grad.const_data_ptr<scalar_t>();
-  const auto* z = p.z.const_data_ptr<scalar_t>();
-  const auto* concentration = p.concentration.const_data_ptr<scalar_t>();
-  const auto* rate = p.rate.const_data_ptr<scalar_t>();
-  Layout2DCursor at(p.layout, begin % p.sample_numel);
-  for (int64_t e = begin; e < end; ++e, at.advance()) {
-    const auto g = static_cast<double>(grad[e]);
-    const auto zv = static_cast<double>(z[e]);
-    const auto beta = static_cast<double>(rate[at.offset(1)]);
-    if (grad_concentration != nullptr) {
-      const auto alpha = static_cast<double>(concentration[at.offset(0)]);
-      grad_concentration[e] =
-          static_cast<scalar_t>(gamma_sampler::grad_concentration<scalar_t>(g, zv, alpha, beta));
-    }
-    if (grad_rate != nullptr) {
-      grad_rate[e] = static_cast<scalar_t>(gamma_sampler::grad_rate(g, zv, beta));
-    }
-  }
-}
-
 std::tuple<at::Tensor, at::Tensor> gamma_rsample_backward_cpu(const at::Tensor& grad,
                                                               const at::Tensor& z,
                                                               const at::Tensor& concentration,
@@ -142,11 +106,14 @@ std::tuple<at::Tensor, at::Tensor> gamma_rsample_backward_cpu(const at::Tensor& 
   if (p.z.numel() > 0 && (output_mask[0] || output_mask[1])) {
     AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.grad.scalar_type(),
                                     "gamma_rsample_backward_cpu", [&] {
-      scalar_t* d_alpha = output_mask[0] ? grad_concentration.mutable_data_ptr<scalar_t>() : nullptr;
-      scalar_t* d_rate = output_mask[1] ? grad_rate.mutable_data_ptr<scalar_t>() : nullptr;
-      at::parallel_for(0, p.z.numel(), kBackwardGrain, [&](int64_t begin, int64_t end) {
-        gamma_backward_range<scalar_t>(p, d_alpha, d_rate, begin, end);
-      });
+      const GammaBackwardArgs args{
+          p.grad.const_data_ptr(), p.z.const_data_ptr(), p.concentration.const_data_ptr(),
+          p.rate.const_data_ptr(), output_mask[0] ? grad_concentration.mutable_data_ptr() : nullptr,
+          output_mask[1] ? grad_rate.mutable_data_ptr() : nullptr, p.layout, p.sample_numel};
+      const GammaBackwardRange range =
+          GRADEXT_SELECT_ISA(active_isa(), gamma_backward_range, scalar_t);
+      at::parallel_for(0, p.z.numel(), kBackwardGrain,
+                       [&](int64_t begin, int64_t end) { range(args, begin, end); });
     });
   }
   return {grad_concentration, grad_rate};

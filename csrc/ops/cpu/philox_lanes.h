@@ -9,7 +9,8 @@
 //
 // philox_blocks(stream, first_block, blocks, X, Y, Z, W): the words of blocks first_block ..
 // first_block + blocks - 1 (blocks <= kPhiloxChunk; whole vectors are computed, so up to one
-// vector width beyond `blocks` is written too).
+// vector width beyond `blocks` is written too). philox_substream_first_blocks: the first block
+// of consecutive elements' sub-streams (philox.h, PhiloxSubstream), for the rejection samplers.
 // The results equal PhiloxStream::block() exactly (checked by csrc/tests/test_gaussian_ops.cpp).
 // GRADEXT_CPU_ISA_LEVEL (0 portable, 1 AVX2, 2 AVX-512) names the enclosing target: GCC's
 // target pragma does not define __AVX2__ and friends in C++.
@@ -70,35 +71,66 @@ GRADEXT_CPU_INLINE void mulhilo_lanes(PhiloxLanes::V a, PhiloxLanes::V m, Philox
   *lo = L::blend_odd(even, L::slli64(odd));
 }
 
-GRADEXT_CPU_INLINE void philox_blocks(const PhiloxStream& s, uint64_t first_block, int64_t blocks,
-                                      uint32_t* X, uint32_t* Y, uint32_t* Z, uint32_t* W) {
+// The ten rounds on one vector of counters.
+GRADEXT_CPU_INLINE void philox_rounds(PhiloxLanes::V* x, PhiloxLanes::V* y, PhiloxLanes::V* z,
+                                      PhiloxLanes::V* w, uint32_t k0, uint32_t k1) {
   using L = PhiloxLanes;
   const L::V m0 = L::set1(detail::kPhiloxM0);
   const L::V m1 = L::set1(detail::kPhiloxM1);
+#pragma GCC unroll 10
+  for (int round = 0; round < 10; ++round) {
+    L::V hi0, lo0, hi1, lo1;
+    mulhilo_lanes(*x, m0, &hi0, &lo0);
+    mulhilo_lanes(*z, m1, &hi1, &lo1);
+    *x = L::bxor(L::bxor(hi1, *y), L::set1(k0));
+    *y = lo1;
+    *z = L::bxor(L::bxor(hi0, *w), L::set1(k1));
+    *w = lo0;
+    k0 += detail::kPhiloxW0;
+    k1 += detail::kPhiloxW1;
+  }
+}
+
+// (lo, hi) 32-bit halves of base + lane for every lane, the carry included.
+GRADEXT_CPU_INLINE void lane_counters(uint64_t base, PhiloxLanes::V* lo, PhiloxLanes::V* hi) {
+  using L = PhiloxLanes;
   const L::V sign = L::set1(0x80000000u);
+  const L::V base_lo = L::set1(static_cast<uint32_t>(base));
+  *lo = L::add(base_lo, L::lane_index());
+  // Lanes whose low word wrapped (lo < base_lo, unsigned) carry 1 into the high word. The
+  // compare is signed, hence the sign flips; the mask is -1 there, so subtract it.
+  const L::V wrapped = L::greater(L::bxor(base_lo, sign), L::bxor(*lo, sign));
+  *hi = L::sub(L::set1(static_cast<uint32_t>(base >> 32)), wrapped);
+}
+
+GRADEXT_CPU_INLINE void philox_blocks(const PhiloxStream& s, uint64_t first_block, int64_t blocks,
+                                      uint32_t* X, uint32_t* Y, uint32_t* Z, uint32_t* W) {
+  using L = PhiloxLanes;
   for (int64_t b = 0; b < blocks; b += L::kLanes) {
-    const uint64_t base = first_block + static_cast<uint64_t>(b);
-    const L::V base_lo = L::set1(static_cast<uint32_t>(base));
-    L::V x = L::add(base_lo, L::lane_index());
-    // Lanes whose low word wrapped (x < base_lo, unsigned) carry 1 into the high word. The
-    // compare is signed, hence the sign flips; the mask is -1 there, so subtract it.
-    const L::V wrapped = L::greater(L::bxor(base_lo, sign), L::bxor(x, sign));
-    L::V y = L::sub(L::set1(static_cast<uint32_t>(base >> 32)), wrapped);
+    L::V x, y;
+    lane_counters(first_block + static_cast<uint64_t>(b), &x, &y);
     L::V z = L::set1(s.offset_lo);
     L::V w = L::set1(s.offset_hi);
-    uint32_t k0 = s.key0, k1 = s.key1;
-#pragma GCC unroll 10
-    for (int round = 0; round < 10; ++round) {
-      L::V hi0, lo0, hi1, lo1;
-      mulhilo_lanes(x, m0, &hi0, &lo0);
-      mulhilo_lanes(z, m1, &hi1, &lo1);
-      x = L::bxor(L::bxor(hi1, y), L::set1(k0));
-      y = lo1;
-      z = L::bxor(L::bxor(hi0, w), L::set1(k1));
-      w = lo0;
-      k0 += detail::kPhiloxW0;
-      k1 += detail::kPhiloxW1;
-    }
+    philox_rounds(&x, &y, &z, &w, s.key0, s.key1);
+    L::store(X + b, x);
+    L::store(Y + b, y);
+    L::store(Z + b, z);
+    L::store(W + b, w);
+  }
+}
+
+// Block 0 of the sub-streams of elements first_element .. first_element + count - 1 under the
+// sub-stream key (PhiloxSubstream): counter (0, 0, element lo, element hi). Whole vectors.
+GRADEXT_CPU_INLINE void philox_substream_first_blocks(uint64_t key, uint64_t first_element,
+                                                      int64_t count, uint32_t* X, uint32_t* Y,
+                                                      uint32_t* Z, uint32_t* W) {
+  using L = PhiloxLanes;
+  for (int64_t b = 0; b < count; b += L::kLanes) {
+    L::V z, w;
+    lane_counters(first_element + static_cast<uint64_t>(b), &z, &w);
+    L::V x = L::set1(0u);
+    L::V y = L::set1(0u);
+    philox_rounds(&x, &y, &z, &w, static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32));
     L::store(X + b, x);
     L::store(Y + b, y);
     L::store(Z + b, z);
@@ -114,6 +146,21 @@ GRADEXT_CPU_INLINE void philox_blocks(const PhiloxStream& s, uint64_t first_bloc
     Y[b] = r.y;
     Z[b] = r.z;
     W[b] = r.w;
+  }
+}
+
+GRADEXT_CPU_INLINE void philox_substream_first_blocks(uint64_t key, uint64_t first_element,
+                                                      int64_t count, uint32_t* X, uint32_t* Y,
+                                                      uint32_t* Z, uint32_t* W) {
+  for (int64_t i = 0; i < count; ++i) {
+    const uint64_t e = first_element + static_cast<uint64_t>(i);
+    const Philox4x32 r = philox4x32_10(
+        Philox4x32{0u, 0u, static_cast<uint32_t>(e), static_cast<uint32_t>(e >> 32)},
+        static_cast<uint32_t>(key), static_cast<uint32_t>(key >> 32));
+    X[i] = r.x;
+    Y[i] = r.y;
+    Z[i] = r.z;
+    W[i] = r.w;
   }
 }
 #endif
