@@ -3,6 +3,7 @@
 Ops (each a drop-in function; CPU and CUDA kernels, pure-PyTorch fallback everywhere else):
     gaussian_rsample   pathwise Gaussian sampling, many samples per datapoint, fused backward
     gamma_rsample      Gamma sampling with implicit reparameterization gradients
+    dirichlet_rsample  Dirichlet (and beta_rsample: Beta) sampling, the same gradients
     gumbel_softmax     Gumbel-Softmax / straight-through, drop-in for F.gumbel_softmax
     gumbel_sigmoid     binary Concrete (relaxed Bernoulli), soft or straight-through
     score_function_loo REINFORCE with the leave-one-out baseline (RLOO), K samples
@@ -11,8 +12,8 @@ Ops (each a drop-in function; CPU and CUDA kernels, pure-PyTorch fallback everyw
 
 One module per op family holds its public functions and, beside them, the fake kernels,
 autograd formulas and vmap rules of its dispatcher ops (torch.ops.gradext.*): gaussian.py,
-gamma.py, relaxed.py, score_function.py, categorical.py. Their pure-PyTorch fallbacks are in
-reference/.
+gamma.py, dirichlet.py, relaxed.py, score_function.py, categorical.py. Their pure-PyTorch
+fallbacks are in reference/.
 """
 
 import torch  # noqa: F401  (load libtorch before the extension that links against it)
@@ -20,6 +21,7 @@ import torch  # noqa: F401  (load libtorch before the extension that links again
 from gradext import philox_uniform  # noqa: F401  (the fake kernel of the noise test view)
 from gradext._extension import cpu_isa, extension_error, has_cuda, has_extension
 from gradext.categorical import categorical_sample
+from gradext.dirichlet import beta_rsample, dirichlet_rsample
 from gradext.gamma import gamma_rsample
 from gradext.gaussian import gaussian_rsample
 from gradext.relaxed import gumbel_sigmoid, gumbel_softmax
@@ -28,8 +30,10 @@ from gradext.score_function import score_function_loo, vimco
 __version__ = "0.1.0"
 
 __all__ = [
+    "beta_rsample",
     "categorical_sample",
     "cpu_isa",
+    "dirichlet_rsample",
     "extension_error",
     "gamma_rsample",
     "gaussian_rsample",

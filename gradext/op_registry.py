@@ -12,7 +12,8 @@ Who reads it:
   benchmarks/gpu_check.sh, which runs it, the CUDA tests and the benchmarks.
 
 An entry names its family (the module gradext/<family>.py, csrc/ops/<family>.cpp, tests/<family>/,
-gradext/bench/<family>.py), every dispatcher op the public function runs on, and three ways to
+gradext/bench/<family>.py), every dispatcher op the public function runs on (a random op's
+sampling op first), and three ways to
 call it: ``example`` (x -> the public function's differentiable output, the noise fixed by a
 seeded generator), ``registered`` (the same through the dispatcher op directly, which bypasses
 the eager entry), ``opcheck_samples`` (arguments for torch.library.opcheck of each dispatcher
@@ -159,6 +160,79 @@ GAMMA_RSAMPLE = OpCase(
     ),
     opcheck_samples=_gamma_opcheck,
     smoke=_gamma_smoke,
+    second_order=False,
+)
+
+
+# --- dirichlet_rsample, beta_rsample -------------------------------------------------------
+
+
+def _dirichlet_opcheck(device):
+    concentration = _positive_leaf(4, 5, device=device)
+    yield "dirichlet_rsample", (concentration, None)
+    yield "dirichlet_rsample", (concentration, 3)
+    yield "_dirichlet_rsample_seeded", (concentration, 3, 17, 4)
+    x, log_gamma = torch.ops.gradext._dirichlet_rsample_seeded(concentration.detach(), 3, 17, 4)
+    # No input requires grad: the backward op has no derivative (a second backward raises).
+    yield "_dirichlet_rsample_backward", (torch.randn_like(x), x, log_gamma, concentration.detach())
+
+
+def _dirichlet_smoke(device, dtype):
+    for shape, k in [((64, 32), 3), ((7, 5), None), ((33, 2), 2), ((3, 300), None), ((0, 4), 2)]:
+        concentration = _positive_leaf(*shape, device=device, dtype=dtype)
+        _backward_with_random_grad(gradext.dirichlet_rsample(concentration, k))
+        torch.ops.gradext._dirichlet_rsample_seeded(concentration.detach(), k, 1, 4)
+    strided = _positive_leaf(5, 7, device=device, dtype=dtype)
+    _backward_with_random_grad(gradext.dirichlet_rsample(strided.t()))
+
+
+def _beta_smoke(device, dtype):
+    for shape1, shape0, k in [((64, 32), (32,), 3), ((7,), (7,), None), ((0, 4), (4,), 2)]:
+        c1 = _positive_leaf(*shape1, device=device, dtype=dtype)
+        c0 = _positive_leaf(*shape0, device=device, dtype=dtype)
+        _backward_with_random_grad(gradext.beta_rsample(c1, c0, k))
+
+
+DIRICHLET_RSAMPLE = OpCase(
+    name="dirichlet_rsample",
+    family="dirichlet",
+    dispatcher_ops=(
+        "dirichlet_rsample",
+        "_dirichlet_rsample_seeded",
+        "_dirichlet_rsample_backward",
+    ),
+    random=True,
+    example=lambda x: gradext.dirichlet_rsample(
+        torch.exp(x), 2, generator=_seeded(device=x.device)
+    ),
+    registered=lambda x: torch.ops.gradext.dirichlet_rsample(
+        torch.exp(x), 2, generator=_seeded(device=x.device)
+    )[0],
+    opcheck_samples=_dirichlet_opcheck,
+    smoke=_dirichlet_smoke,
+    second_order=False,
+)
+
+
+def _beta_registered(x):
+    concentration = torch.stack(torch.broadcast_tensors(torch.exp(x), x.new_full((), 2.0)), -1)
+    x, _ = torch.ops.gradext.dirichlet_rsample(concentration, 2, generator=_seeded(device=x.device))
+    return x[..., 0]
+
+
+BETA_RSAMPLE = OpCase(
+    name="beta_rsample",
+    family="dirichlet",
+    dispatcher_ops=("dirichlet_rsample",),
+    random=True,
+    example=lambda x: gradext.beta_rsample(
+        torch.exp(x), 2.0, 2, generator=_seeded(device=x.device)
+    ),
+    registered=_beta_registered,
+    opcheck_samples=lambda device: iter(
+        [("dirichlet_rsample", (_positive_leaf(6, 2, device=device), 2))]
+    ),
+    smoke=_beta_smoke,
     second_order=False,
 )
 
@@ -327,6 +401,8 @@ CATEGORICAL_SAMPLE = OpCase(
 OPS: tuple[OpCase, ...] = (
     GAUSSIAN_RSAMPLE,
     GAMMA_RSAMPLE,
+    DIRICHLET_RSAMPLE,
+    BETA_RSAMPLE,
     GUMBEL_SOFTMAX,
     GUMBEL_SIGMOID,
     SCORE_FUNCTION_LOO,

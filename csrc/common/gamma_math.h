@@ -139,6 +139,19 @@ GRADEXT_INLINE double standard_gamma_dz_dalpha(double alpha, double z,
   return dz_dalpha_continued_fraction(alpha, z, tolerance);
 }
 
+// d log g / d alpha = (dg/dalpha) / g of a standard Gamma(alpha, 1) sample g given as log g,
+// also where g underflows: there (g < 1e-300) every series term but the first is below
+// g / alpha of it, and (dg/dalpha) / g = (psi(alpha + 1) - log g) / alpha to double precision.
+// NaN where (alpha, log g) is not a point of a Gamma distribution.
+GRADEXT_INLINE double standard_gamma_dlog_dalpha(double alpha, double log_g,
+                                                 double tolerance = kTolerance) {
+  const bool valid = alpha > 0.0 && alpha <= DBL_MAX && log_g == log_g && log_g < 709.0;
+  if (!valid) return NAN;
+  if (log_g < -690.0) return (digamma(alpha + 1.0) - log_g) / alpha;
+  const double g = std::exp(log_g);
+  return standard_gamma_dz_dalpha(alpha, g, tolerance) / g;
+}
+
 // d z / d concentration of a sample z of Gamma(alpha, rate): the standard sample is z * rate,
 // and z = standard / rate. NaN where (alpha, rate, z) is not a point of a Gamma distribution.
 GRADEXT_INLINE double gamma_dz_dconcentration(double alpha, double rate, double z,

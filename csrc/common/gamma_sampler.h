@@ -70,4 +70,16 @@ GRADEXT_INLINE T standard_gamma(PhiloxSubstream& words, T alpha) {
   return z < std::numeric_limits<T>::min() ? std::numeric_limits<T>::min() : z;
 }
 
+// log of a standard Gamma(alpha, 1) sample, alpha > 0, without underflow: the same words and
+// operations as standard_gamma up to the boost's final exp (so exp of it is standard_gamma's
+// value wherever that does not underflow). Most of Gamma(1e-3) lies below the smallest double;
+// its logs are ordinary numbers (the Dirichlet sampler normalizes in log space).
+template <typename T>
+GRADEXT_INLINE T log_standard_gamma(PhiloxSubstream& words, T alpha) {
+  if (alpha >= T(1)) return math::log(standard_gamma_at_least_one(words, alpha));
+  const T boosted = standard_gamma_at_least_one(words, alpha + T(1));
+  const T u = uniform_open(words.next(), T(0));
+  return math::log(boosted) + math::log_positive(u) / alpha;
+}
+
 }  // namespace gradext::gamma_sampler

@@ -15,27 +15,32 @@ namespace gradext {
 template <typename scalar_t>
 struct PositiveRange;
 
+// smallest(): the smallest normal; tiniest(): the smallest positive (subnormal) value.
 template <>
 struct PositiveRange<float> {
   GRADEXT_INLINE static float smallest() { return FLT_MIN; }
+  GRADEXT_INLINE static float tiniest() { return 1.40129846e-45f; }  // 2^-149
   GRADEXT_INLINE static float largest() { return FLT_MAX; }
 };
 
 template <>
 struct PositiveRange<double> {
   GRADEXT_INLINE static double smallest() { return DBL_MIN; }
+  GRADEXT_INLINE static double tiniest() { return 4.9406564584124654e-324; }  // 2^-1074
   GRADEXT_INLINE static double largest() { return DBL_MAX; }
 };
 
 template <>
 struct PositiveRange<c10::Half> {  // computed in float
   GRADEXT_INLINE static float smallest() { return 6.103515625e-05f; }  // 2^-14
+  GRADEXT_INLINE static float tiniest() { return 5.9604644775390625e-08f; }  // 2^-24
   GRADEXT_INLINE static float largest() { return 65504.0f; }
 };
 
 template <>
 struct PositiveRange<c10::BFloat16> {  // computed in float; FLT_MAX would round up to inf
   GRADEXT_INLINE static float smallest() { return FLT_MIN; }
+  GRADEXT_INLINE static float tiniest() { return 9.18354961e-41f; }  // 2^-133
   GRADEXT_INLINE static float largest() { return 3.3895313892515355e38f; }  // 0x7f7f
 };
 

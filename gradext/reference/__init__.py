@@ -6,6 +6,7 @@ user would write each op in plain PyTorch.
 """
 
 from gradext.reference.categorical import categorical_sample, categorical_sample_from_noise
+from gradext.reference.dirichlet import dirichlet_rsample
 from gradext.reference.gamma import gamma_rsample, standard_gamma_dz_dalpha
 from gradext.reference.gaussian import gaussian_rsample, gaussian_rsample_from_noise
 from gradext.reference.relaxed import (
@@ -26,6 +27,7 @@ from gradext.reference.score_function import (
 __all__ = [
     "categorical_sample",
     "categorical_sample_from_noise",
+    "dirichlet_rsample",
     "gamma_rsample",
     "gaussian_rsample",
     "gaussian_rsample_from_noise",

@@ -120,6 +120,19 @@ def standard_gamma_dz_dalpha(alpha: torch.Tensor, z: torch.Tensor) -> torch.Tens
     return out
 
 
+def standard_gamma_dlog_dalpha(alpha: torch.Tensor, log_z: torch.Tensor) -> torch.Tensor:
+    """d log z / d alpha of standard Gamma(alpha, 1) samples given as log z, also where z
+    underflows (below 1e-300 it is (psi(alpha + 1) - log z) / alpha to float64 precision: the
+    series' later terms are smaller by z / alpha), in float64 (as gamma_math.h)."""
+    alpha, log_z = torch.broadcast_tensors(alpha.to(torch.float64), log_z.to(torch.float64))
+    tiny = log_z < -690.0
+    out = (torch.digamma(alpha + 1) - log_z) / alpha
+    if bool((~tiny).any()):
+        z = torch.exp(log_z[~tiny])
+        out[~tiny] = standard_gamma_dz_dalpha(alpha[~tiny], z) / z
+    return out
+
+
 def mpmath_dz_dalpha(alpha: float, z: float) -> float:
     """dz/dalpha at one point in 40-digit arithmetic (mpmath, which comes with torch's sympy):
     the oracle of the tests and the accuracy benchmark. Through whichever of P and Q = 1 - P is
@@ -155,38 +168,42 @@ def check_gamma_parameter(op: str, name: str, value: torch.Tensor) -> None:
         raise ValueError(f"{op}: {name} must be positive and finite, got {bad}")
 
 
-class _DzDalpha(torch.autograd.Function):
-    """standard_gamma_dz_dalpha as a function of (alpha, z) that torch.func can batch: its
-    expansions iterate to convergence (data-dependent loops), which vmap cannot trace, so the
-    vmap rule runs them on the unbatched tensors. A gradient, not differentiated again."""
+def _expansion_function(fn, op: str):
+    """fn(alpha, value) -> a gradient factor, as an autograd.Function that torch.func can batch:
+    the expansions iterate to convergence (data-dependent loops), which vmap cannot trace, so the
+    vmap rule runs fn on the unbatched tensors. Not differentiated again: its backward raises."""
 
-    @staticmethod
-    def forward(alpha, z):
-        return standard_gamma_dz_dalpha(alpha, z)
-
-    @staticmethod
-    def setup_context(ctx, inputs, output):
-        pass
-
-    @staticmethod
     def backward(ctx, grad):
         raise NotImplementedError(
-            "gamma_rsample: the derivative of the implicit gradient dz/dconcentration with "
-            "respect to concentration is not implemented (no double backward through it)"
+            f"{op}: second derivatives with respect to the concentration are not implemented "
+            "(they need the implicit gradient's own derivative in the concentration)"
         )
 
-    @staticmethod
-    def vmap(info, in_dims, alpha, z):
+    def vmap(info, in_dims, alpha, value):
         alpha = alpha.movedim(in_dims[0], 0) if in_dims[0] is not None else alpha
-        z = z.movedim(in_dims[1], 0) if in_dims[1] is not None else z
-        rank = max(alpha.dim() - (in_dims[0] is not None), z.dim() - (in_dims[1] is not None))
+        value = value.movedim(in_dims[1], 0) if in_dims[1] is not None else value
+        rank = max(alpha.dim() - (in_dims[0] is not None), value.dim() - (in_dims[1] is not None))
 
         def batched(x, batch_dim):
             if batch_dim is None:
                 return x
             return x.reshape(x.shape[0], *([1] * (rank - (x.dim() - 1))), *x.shape[1:])
 
-        return standard_gamma_dz_dalpha(batched(alpha, in_dims[0]), batched(z, in_dims[1])), 0
+        return fn(batched(alpha, in_dims[0]), batched(value, in_dims[1])), 0
+
+    return type(
+        f"_{fn.__name__}",
+        (torch.autograd.Function,),
+        {
+            "forward": staticmethod(fn),
+            "setup_context": staticmethod(lambda ctx, inputs, output: None),
+            "backward": staticmethod(backward),
+            "vmap": staticmethod(vmap),
+        },
+    )
+
+
+_DzDalpha = _expansion_function(standard_gamma_dz_dalpha, "gamma_rsample")
 
 
 class _StandardGamma(torch.autograd.Function):

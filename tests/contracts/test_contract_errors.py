@@ -25,6 +25,8 @@ def _float8_dtypes():
 PUBLIC_CALLS = {
     "gaussian_rsample": (lambda x: gradext.gaussian_rsample(x, x), "mu"),
     "gamma_rsample": (lambda x: gradext.gamma_rsample(x), "concentration"),
+    "dirichlet_rsample": (lambda x: gradext.dirichlet_rsample(x), "concentration"),
+    "beta_rsample": (lambda x: gradext.beta_rsample(x, x), "concentration1"),
     "gumbel_softmax": (lambda x: gradext.gumbel_softmax(x), "logits"),
     "gumbel_sigmoid": (lambda x: gradext.gumbel_sigmoid(x), "logits"),
     "categorical_sample": (lambda x: gradext.categorical_sample(x), "logits"),

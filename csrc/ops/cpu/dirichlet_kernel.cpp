@@ -1,0 +1,130 @@
+// CPU implementation of the dirichlet_rsample ops: seeding from the CPU generator,
+// at::parallel_for over rows (simplices), the concentration check, the dispatcher registration.
+//
+// Compiled once, not per ISA (per_isa.h): a row is a scalar loop of rejection samplers and of
+// implicit-gradient expansions whose lengths vary per entry (csrc/common/dirichlet_row.h), with
+// nothing for the vectorizer yet (the Gamma kernels' vector first-proposal pass and gradient
+// lanes, gamma_cpu_impl.h, would carry over: docs/performance.md).
+#include <ATen/ATen.h>
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <atomic>
+#include <limits>
+
+#include "common/dirichlet_row.h"
+#include "common/layout2d.h"
+#include "ops/cpu/cpu_generator.h"
+#include "ops/dirichlet.h"
+
+namespace gradext::cpu {
+namespace {
+
+// Output entries per parallel task (about 0.1 us each forward, up to a few us backward).
+constexpr int64_t kEntriesPerTask = 2048;
+
+int64_t rows_per_task(int64_t categories) {
+  return std::max<int64_t>(1, kEntriesPerTask / categories);
+}
+
+std::tuple<at::Tensor, at::Tensor> dirichlet_forward_cpu(const ops::DirichletForwardProblem& p,
+                                                         uint64_t seed, uint64_t offset) {
+  const auto options = p.concentration.options().memory_format(at::MemoryFormat::Contiguous);
+  at::Tensor x = at::empty(p.out_shape, options);
+  at::Tensor log_gamma = at::empty(p.out_shape, options.dtype(p.log_gamma_dtype));
+  if (x.numel() == 0) return {x, log_gamma};
+  const int64_t K = p.categories;
+  const int64_t rows = x.numel() / K;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
+                                  "dirichlet_rsample_forward_cpu", [&] {
+    using T = at::opmath_type<scalar_t>;
+    const auto* concentration = p.concentration.const_data_ptr<scalar_t>();
+    auto* out = x.mutable_data_ptr<scalar_t>();
+    auto* logs = log_gamma.mutable_data_ptr<T>();
+    std::atomic<int64_t> first_invalid{std::numeric_limits<int64_t>::max()};
+    at::parallel_for(0, rows, rows_per_task(K), [&](int64_t begin, int64_t end) {
+      for (int64_t row = begin; row < end; ++row) {
+        const int64_t e0 = row * K;
+        const int64_t s0 = e0 % p.sample_numel;
+        const auto alpha = [&](int64_t i) {
+          return static_cast<T>(concentration[p.layout.offset(0, s0 + i)]);
+        };
+        const int64_t bad = dirichlet_row::sample<scalar_t, T>(
+            seed, offset, static_cast<uint64_t>(e0), K, alpha, out + e0, logs + e0);
+        if (bad >= 0) {
+          int64_t seen = first_invalid.load();
+          while (e0 + bad < seen && !first_invalid.compare_exchange_weak(seen, e0 + bad)) {
+          }
+        }
+      }
+    });
+    const int64_t bad = first_invalid.load();
+    if (bad != std::numeric_limits<int64_t>::max()) {
+      const int64_t s = bad % p.sample_numel;
+      ops::throw_invalid_dirichlet_concentration(
+          static_cast<double>(concentration[p.layout.offset(0, s)]), s);
+    }
+  });
+  return {x, log_gamma};
+}
+
+std::tuple<at::Tensor, at::Tensor> dirichlet_rsample_cpu(const at::Tensor& concentration,
+                                                         std::optional<int64_t> num_samples,
+                                                         std::optional<at::Generator> generator) {
+  const ops::DirichletForwardProblem p =
+      ops::make_dirichlet_forward_problem(concentration, num_samples);
+  const uint64_t seed = c10::multiply_integers(p.out_shape) > 0 ? draw_seed(generator) : 0;
+  return dirichlet_forward_cpu(p, seed, 0);
+}
+
+std::tuple<at::Tensor, at::Tensor> dirichlet_rsample_seeded_cpu(
+    const at::Tensor& concentration, std::optional<int64_t> num_samples, int64_t seed,
+    int64_t offset) {
+  const ops::DirichletForwardProblem p =
+      ops::make_dirichlet_forward_problem(concentration, num_samples);
+  return dirichlet_forward_cpu(p, static_cast<uint64_t>(seed), static_cast<uint64_t>(offset));
+}
+
+at::Tensor dirichlet_rsample_backward_cpu(const at::Tensor& grad, const at::Tensor& x,
+                                          const at::Tensor& log_gamma,
+                                          const at::Tensor& concentration) {
+  const ops::DirichletBackwardProblem p =
+      ops::make_dirichlet_backward_problem(grad, x, log_gamma, concentration);
+  at::Tensor grad_concentration = at::empty(p.x.sizes(), p.x.options());
+  if (p.x.numel() == 0) return grad_concentration;
+  const int64_t K = p.categories;
+  const int64_t rows = p.x.numel() / K;
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.x.scalar_type(),
+                                  "dirichlet_rsample_backward_cpu", [&] {
+    const double tolerance = std::is_same_v<scalar_t, double> ? gamma_math::kTolerance
+                                                              : gamma_math::kFloatTolerance;
+    const auto* g = p.grad.const_data_ptr<scalar_t>();
+    const auto* xs = p.x.const_data_ptr<scalar_t>();
+    const auto* alpha_data = p.concentration.const_data_ptr<scalar_t>();
+    auto* out = grad_concentration.mutable_data_ptr<scalar_t>();
+    AT_DISPATCH_FLOATING_TYPES(p.log_gamma.scalar_type(), "dirichlet_log_gamma", [&] {
+      const auto* logs = p.log_gamma.const_data_ptr<scalar_t>();
+      at::parallel_for(0, rows, rows_per_task(K), [&](int64_t begin, int64_t end) {
+        for (int64_t row = begin; row < end; ++row) {
+          const int64_t e0 = row * K;
+          const int64_t s0 = e0 % p.sample_numel;
+          const auto alpha = [&](int64_t i) { return alpha_data[p.layout.offset(0, s0 + i)]; };
+          dirichlet_row::backward(g + e0, xs + e0, logs + e0, K, alpha, tolerance, out + e0);
+        }
+      });
+    });
+  });
+  return grad_concentration;
+}
+
+}  // namespace
+}  // namespace gradext::cpu
+
+TORCH_LIBRARY_IMPL(gradext, CPU, m) {
+  m.impl("dirichlet_rsample", &gradext::cpu::dirichlet_rsample_cpu);
+  m.impl("_dirichlet_rsample_seeded", &gradext::cpu::dirichlet_rsample_seeded_cpu);
+  m.impl("_dirichlet_rsample_backward", &gradext::cpu::dirichlet_rsample_backward_cpu);
+}
