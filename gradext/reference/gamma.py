@@ -156,11 +156,13 @@ def mpmath_dz_dalpha(alpha: float, z: float) -> float:
 
 
 def check_gamma_parameter(op: str, name: str, value: torch.Tensor) -> None:
-    """A ValueError naming the argument where a value is not positive and finite. On a GPU the
-    check is torch._assert_async (no host synchronization; a failure surfaces as a device-side
-    assertion at the next synchronization, as the CUDA kernels' does)."""
+    """A ValueError naming the argument where a value is not positive and finite. On a GPU, and
+    inside a torch.compile graph, the check is torch._assert_async (no host synchronization, no
+    data-dependent branch; on a GPU a failure surfaces as a device-side assertion at the next
+    synchronization, as the CUDA kernels' does; compiled on the CPU, as a RuntimeError with the
+    same message)."""
     valid = (value > 0) & torch.isfinite(value)
-    if value.device.type == "cuda":
+    if value.device.type == "cuda" or torch.compiler.is_compiling():
         torch._assert_async(valid.all(), f"{op}: {name} must be positive and finite")
         return
     if not bool(valid.all()):

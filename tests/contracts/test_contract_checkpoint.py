@@ -18,7 +18,9 @@ def _block(x, w):
     y = gradext.gumbel_softmax(z, 0.5, hard=True)
     b = gradext.gumbel_sigmoid(z, 0.7)
     _, log_prob = gradext.categorical_sample(z[0], num_samples=3)
-    return (y * z).sum() + (b * z).sum() + log_prob.sum()
+    g = gradext.gamma_rsample(torch.nn.functional.softplus(z[1]) + 0.1, 2.0)
+    d = gradext.dirichlet_rsample(torch.nn.functional.softplus(z[0]) + 0.1)
+    return (y * z).sum() + (b * z).sum() + log_prob.sum() + (g * d).sum()
 
 
 @pytest.mark.parametrize("use_reentrant", [False, True])

@@ -30,6 +30,11 @@ def _leaf(*shape, dtype=torch.float64, seed=0):
     return torch.randn(*shape, generator=g, dtype=dtype).requires_grad_()
 
 
+def _positive_leaf(*shape, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return (torch.rand(*shape, generator=g, dtype=torch.float64) * 3 + 0.05).requires_grad_()
+
+
 def _cases():
     """name -> (inputs factory, public call, registered call); each call returns the tensor to
     differentiate (the other outputs are integer indices or internal state)."""
@@ -44,6 +49,16 @@ def _cases():
             lambda: (_leaf(5, 7), _leaf(5, 7, seed=1)),
             lambda mu, lv: gradext.gaussian_rsample(mu, lv, generator=_generator()),
             lambda mu, lv: ops.gaussian_rsample(mu, lv, None, generator=_generator())[0],
+        ),
+        "gamma_rsample K=2, broadcast rate": (
+            lambda: (_positive_leaf(5, 7), _positive_leaf(7, seed=1)),
+            lambda c, r: gradext.gamma_rsample(c, r, 2, generator=_generator()),
+            lambda c, r: ops.gamma_rsample(c, r, 2, generator=_generator()),
+        ),
+        "dirichlet_rsample K=3": (
+            lambda: (_positive_leaf(5, 7),),
+            lambda c: gradext.dirichlet_rsample(c, 3, generator=_generator()),
+            lambda c: ops.dirichlet_rsample(c, 3, generator=_generator())[0],
         ),
         "gumbel_softmax hard": (
             lambda: (_leaf(6, 9),),
@@ -127,7 +142,7 @@ def test_cpp_autograd_is_taken(case):
 def _python_formula_cases():
     """name -> (inputs factory, call of the op through the Python formula, same op through the
     dispatcher's C++ autograd); each returns the tensor to differentiate."""
-    from gradext import categorical, gaussian, relaxed, score_function
+    from gradext import categorical, dirichlet, gamma, gaussian, relaxed, score_function
 
     def python_formula(entry, *args, **kwargs):
         keyword = (kwargs.get(n, d) for n, d in zip(entry.keyword_names, entry.keyword_defaults))
@@ -155,6 +170,21 @@ def _python_formula_cases():
                 gaussian._gaussian_rsample, mu, lv, 2, generator=_generator()
             )[0],
             lambda mu, lv: ops.gaussian_rsample(mu, lv, 2, generator=_generator())[0],
+        ),
+        "gamma_rsample K=3, both parameters": (
+            lambda: (_positive_leaf(5, 7), _positive_leaf(7, seed=1)),
+            lambda c, r: python_formula(gamma._gamma_rsample, c, r, 3, generator=_generator()),
+            lambda c, r: ops.gamma_rsample(c, r, 3, generator=_generator()),
+        ),
+        "gamma_rsample, rate only": (
+            lambda: (_positive_leaf(5, 7).detach(), _positive_leaf(5, 7, seed=1)),
+            lambda c, r: python_formula(gamma._gamma_rsample, c, r, None, generator=_generator()),
+            lambda c, r: ops.gamma_rsample(c, r, None, generator=_generator()),
+        ),
+        "dirichlet_rsample K=2, float32": (
+            lambda: (_positive_leaf(6, 5).float().detach().requires_grad_(),),
+            lambda c: python_formula(dirichlet._dirichlet_rsample, c, 2, generator=_generator())[0],
+            lambda c: ops.dirichlet_rsample(c, 2, generator=_generator())[0],
         ),
         "gumbel_softmax hard": (
             lambda: (_leaf(6, 9),),

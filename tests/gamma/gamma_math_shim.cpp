@@ -13,6 +13,9 @@ double gradext_dz_dalpha_continued_fraction(double alpha, double z) {
   return gradext::gamma_math::dz_dalpha_continued_fraction(alpha, z);
 }
 double gradext_digamma(double x) { return gradext::gamma_math::digamma(x); }
+double gradext_standard_gamma_dlog_dalpha(double alpha, double log_z) {
+  return gradext::gamma_math::standard_gamma_dlog_dalpha(alpha, log_z);
+}
 }
 
 #include "common/gamma_sampler.h"
