@@ -75,7 +75,8 @@ DirichletBackwardProblem make_dirichlet_backward_problem(const at::Tensor& grad,
   const at::ScalarType dtype = x.scalar_type();
   p.grad = grad.to(dtype).contiguous();
   p.x = x.contiguous();
-  p.log_gamma = log_gamma.contiguous();
+  // The kernels read the logs in the math type, the forward's (float, or double for double).
+  p.log_gamma = log_gamma.to(dtype == at::kDouble ? at::kDouble : at::kFloat).contiguous();
   p.sample_numel = c10::multiply_integers(sample_shape);
   p.categories = x.size(-1);
   std::vector<at::Tensor> inputs{concentration.to(dtype)};

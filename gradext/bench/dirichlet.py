@@ -36,6 +36,15 @@ def cases(device: torch.device, quick: bool):
     return full[:1] if quick else full
 
 
+def bytes_moved(entries, element_size, mode):
+    """gradext's ideal traffic per simplex entry: the forward reads the concentration and writes
+    x and log g; the backward reads grad, x, log g and the concentration and writes the
+    gradient. (beta_rsample's entries: two per sample.)"""
+    forward = 3 * entries * element_size
+    backward = 5 * entries * element_size
+    return forward if mode == "forward" else forward + backward
+
+
 def measure(device: torch.device, quick: bool) -> list[harness.Measurement]:
     impls = {
         "dirichlet_rsample": {
@@ -69,6 +78,9 @@ def measure(device: torch.device, quick: bool) -> list[harness.Measurement]:
                 inputs,
                 grad_out,
                 device,
+                lambda mode, n=batch * dim * (2 if op == "beta_rsample" else 1): bytes_moved(
+                    n, 4, mode
+                ),
             )
     return rows
 

@@ -1,5 +1,7 @@
-// C entry points to csrc/common/gamma_math.h for tests/gamma/test_gamma_math.py (ctypes), so
-// that the host/device maths is checked against mpmath without building an op around it.
+// C entry points to csrc/common's Gamma-family maths (gamma_math.h, gamma_sampler.h,
+// dirichlet_row.h) for the gamma and dirichlet tests (ctypes, tests/helpers/gamma_shim.py), so
+// that the host/device code is checked against mpmath and scipy, and the CPU kernels against
+// it, without building an op around it.
 #include "common/gamma_math.h"
 
 extern "C" {
@@ -35,5 +37,25 @@ void gradext_standard_gamma_double(double alpha, uint64_t seed, uint64_t offset,
     gradext::PhiloxSubstream words(seed, offset, first + static_cast<uint64_t>(i));
     out[i] = gradext::gamma_sampler::standard_gamma<double>(words, alpha);
   }
+}
+}
+
+#include "common/dirichlet_row.h"
+
+extern "C" {
+// dirichlet_row::sample and ::backward (the code the CUDA kernels run) on one row of K entries,
+// the first being flat output element `first`, in double.
+int64_t gradext_dirichlet_row_double(const double* alpha, int64_t categories, uint64_t seed,
+                                     uint64_t offset, uint64_t first, double* x,
+                                     double* log_gamma) {
+  return gradext::dirichlet_row::sample<double, double>(
+      seed, offset, first, categories, [&](int64_t i) { return alpha[i]; }, x, log_gamma);
+}
+void gradext_dirichlet_row_backward_double(const double* grad, const double* x,
+                                           const double* log_gamma, const double* alpha,
+                                           int64_t categories, double* out) {
+  gradext::dirichlet_row::backward(grad, x, log_gamma, categories,
+                                   [&](int64_t i) { return alpha[i]; },
+                                   gradext::gamma_math::kTolerance, out);
 }
 }

@@ -13,6 +13,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 COMPILER = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
@@ -27,13 +28,14 @@ def gamma_math(tmp_path_factory):
         [
             COMPILER,
             "-O2",
-            "-std=c++17",
+            "-std=c++20",  # torch's headers (sample_range.h reads c10's Half and BFloat16)
             "-ffp-contract=off",  # as the extension is built
             "-fno-math-errno",
             "-fno-trapping-math",
             "-shared",
             "-fPIC",
             f"-I{os.path.join(REPO, 'csrc')}",
+            f"-I{os.path.join(os.path.dirname(torch.__file__), 'include')}",
             os.path.join(REPO, "tests", "gamma", "gamma_math_shim.cpp"),
             "-o",
             str(library),
@@ -49,6 +51,22 @@ def gamma_math(tmp_path_factory):
     ):
         getattr(lib, name).restype = ctypes.c_double
         getattr(lib, name).argtypes = [ctypes.c_double, ctypes.c_double]
+    double_array = np.ctypeslib.ndpointer(np.float64, flags="C_CONTIGUOUS")
+    lib.gradext_dirichlet_row_double.restype = ctypes.c_int64
+    lib.gradext_dirichlet_row_double.argtypes = [
+        double_array,
+        ctypes.c_int64,
+        ctypes.c_uint64,
+        ctypes.c_uint64,
+        ctypes.c_uint64,
+        double_array,
+        double_array,
+    ]
+    lib.gradext_dirichlet_row_backward_double.restype = None
+    lib.gradext_dirichlet_row_backward_double.argtypes = [double_array] * 4 + [
+        ctypes.c_int64,
+        double_array,
+    ]
     lib.gradext_digamma.restype = ctypes.c_double
     lib.gradext_digamma.argtypes = [ctypes.c_double]
     for name, c_type, np_type in (

@@ -1,10 +1,6 @@
-// CPU implementation of the dirichlet_rsample ops: seeding from the CPU generator,
-// at::parallel_for over rows (simplices), the concentration check, the dispatcher registration.
-//
-// Compiled once, not per ISA (per_isa.h): a row is a scalar loop of rejection samplers and of
-// implicit-gradient expansions whose lengths vary per entry (csrc/common/dirichlet_row.h), with
-// nothing for the vectorizer yet (the Gamma kernels' vector first-proposal pass and gradient
-// lanes, gamma_cpu_impl.h, would carry over: docs/performance.md).
+// CPU implementation of the dirichlet_rsample ops: seeding from the CPU generator, the per-ISA
+// kernels (dirichlet_cpu_impl.h), at::parallel_for over rows (simplices), the concentration
+// check, and the dispatcher registration.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
@@ -15,10 +11,19 @@
 #include <atomic>
 #include <limits>
 
-#include "common/dirichlet_row.h"
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
+#include "common/gamma_element.h"
 #include "common/layout2d.h"
 #include "ops/cpu/cpu_generator.h"
+#include "ops/cpu/cpu_isa.h"
+#include "ops/cpu/dirichlet_cpu_args.h"
+#include "ops/cpu/gamma_cpu_args.h"
 #include "ops/dirichlet.h"
+
+#define GRADEXT_PER_ISA_BODY "ops/cpu/dirichlet_cpu_impl.h"
+#include "ops/cpu/per_isa.h"
 
 namespace gradext::cpu {
 namespace {
@@ -40,24 +45,18 @@ std::tuple<at::Tensor, at::Tensor> dirichlet_forward_cpu(const ops::DirichletFor
   const int64_t rows = x.numel() / K;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(),
                                   "dirichlet_rsample_forward_cpu", [&] {
-    using T = at::opmath_type<scalar_t>;
     const auto* concentration = p.concentration.const_data_ptr<scalar_t>();
-    auto* out = x.mutable_data_ptr<scalar_t>();
-    auto* logs = log_gamma.mutable_data_ptr<T>();
+    const DirichletForwardArgs args{concentration, x.mutable_data_ptr(),
+                                    log_gamma.mutable_data_ptr(), p.layout, p.sample_numel, K,
+                                    seed, offset};
+    const DirichletForwardRows forward_rows =
+        GRADEXT_SELECT_ISA(active_isa(), dirichlet_forward_rows, scalar_t);
     std::atomic<int64_t> first_invalid{std::numeric_limits<int64_t>::max()};
     at::parallel_for(0, rows, rows_per_task(K), [&](int64_t begin, int64_t end) {
-      for (int64_t row = begin; row < end; ++row) {
-        const int64_t e0 = row * K;
-        const int64_t s0 = e0 % p.sample_numel;
-        const auto alpha = [&](int64_t i) {
-          return static_cast<T>(concentration[p.layout.offset(0, s0 + i)]);
-        };
-        const int64_t bad = dirichlet_row::sample<scalar_t, T>(
-            seed, offset, static_cast<uint64_t>(e0), K, alpha, out + e0, logs + e0);
-        if (bad >= 0) {
-          int64_t seen = first_invalid.load();
-          while (e0 + bad < seen && !first_invalid.compare_exchange_weak(seen, e0 + bad)) {
-          }
+      const int64_t bad = forward_rows(args, begin, end);
+      if (bad >= 0) {
+        int64_t seen = first_invalid.load();
+        while (bad < seen && !first_invalid.compare_exchange_weak(seen, bad)) {
         }
       }
     });
@@ -99,23 +98,15 @@ at::Tensor dirichlet_rsample_backward_cpu(const at::Tensor& grad, const at::Tens
   const int64_t rows = p.x.numel() / K;
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.x.scalar_type(),
                                   "dirichlet_rsample_backward_cpu", [&] {
-    const double tolerance = std::is_same_v<scalar_t, double> ? gamma_math::kTolerance
-                                                              : gamma_math::kFloatTolerance;
-    const auto* g = p.grad.const_data_ptr<scalar_t>();
-    const auto* xs = p.x.const_data_ptr<scalar_t>();
-    const auto* alpha_data = p.concentration.const_data_ptr<scalar_t>();
-    auto* out = grad_concentration.mutable_data_ptr<scalar_t>();
-    AT_DISPATCH_FLOATING_TYPES(p.log_gamma.scalar_type(), "dirichlet_log_gamma", [&] {
-      const auto* logs = p.log_gamma.const_data_ptr<scalar_t>();
-      at::parallel_for(0, rows, rows_per_task(K), [&](int64_t begin, int64_t end) {
-        for (int64_t row = begin; row < end; ++row) {
-          const int64_t e0 = row * K;
-          const int64_t s0 = e0 % p.sample_numel;
-          const auto alpha = [&](int64_t i) { return alpha_data[p.layout.offset(0, s0 + i)]; };
-          dirichlet_row::backward(g + e0, xs + e0, logs + e0, K, alpha, tolerance, out + e0);
-        }
-      });
-    });
+    const DirichletBackwardArgs args{p.grad.const_data_ptr(), p.x.const_data_ptr(),
+                                     p.log_gamma.const_data_ptr(),
+                                     p.concentration.const_data_ptr(),
+                                     grad_concentration.mutable_data_ptr(), p.layout,
+                                     p.sample_numel, K};
+    const DirichletBackwardRows backward_rows =
+        GRADEXT_SELECT_ISA(active_isa(), dirichlet_backward_rows, scalar_t);
+    at::parallel_for(0, rows, rows_per_task(K),
+                     [&](int64_t begin, int64_t end) { backward_rows(args, begin, end); });
   });
   return grad_concentration;
 }

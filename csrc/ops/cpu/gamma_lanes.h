@@ -1,0 +1,197 @@
+// Vector building blocks of the CPU Gamma-family kernels (gamma_cpu_impl.h,
+// dirichlet_cpu_impl.h), included inside their per-ISA namespaces (no include guard on purpose,
+// no includes of its own): the sampler's first proposal for a tile of elements, and the implicit
+// gradient's expansions several elements side by side. Both evaluate the scalar header code's
+// operations in the same order (gamma_sampler.h, gamma_math.h), so every value is bitwise the
+// scalar code's, on every ISA variant and on the GPU.
+
+// The first proposal of Marsaglia and Tsang's sampler for n elements (n <= kGammaTile) from
+// block 0 of their sub-streams (words X, Y, Z, W): the radius and angle words give x, word 2 the
+// uniform of the squeeze test u < 1 - 0.0331 x^4, at the shape alpha (alpha + 1 for alpha < 1,
+// the boost's). Writes the proposal d v^3 and whether the squeeze accepted it; where it did
+// (and alpha < 1), word 3 is the boost's uniform, as in the scalar sampler. Each loop holds one
+// transcendental chain (noise_fill.h says why).
+template <typename T>
+GRADEXT_CPU_INLINE void first_proposals(const T* alpha, const uint32_t* X, const uint32_t* Y,
+                                        const uint32_t* Z, int64_t n, T* sample, bool* accepted) {
+  alignas(64) T normal[kGammaTile];
+  for (int64_t t = 0; t < n; ++t) normal[t] = box_muller_radius<T>(X[t]);
+  for (int64_t t = 0; t < n; ++t) {
+    T s, c;
+    box_muller_angle<T>(Y[t], &s, &c);
+    normal[t] = normal[t] * c;  // box_muller's n0
+  }
+  for (int64_t t = 0; t < n; ++t) {
+    const T shape = alpha[t] >= T(1) ? alpha[t] : alpha[t] + T(1);
+    const T d = shape - T(1) / T(3);
+    const T c = T(1) / math::sqrt(T(9) * d);
+    const T x = normal[t];
+    T v = T(1) + c * x;
+    const bool positive = v > T(0);
+    v = v * v * v;
+    const T u = uniform_open(Z[t], T(0));
+    const T x2 = x * x;
+    accepted[t] = positive && u < T(1) - T(0.0331) * x2 * x2;
+    sample[t] = d * v;
+  }
+}
+
+// log of the standard Gamma draws of accepted first proposals (gamma_sampler.h:
+// log_standard_gamma): log(d v^3), plus the boost's log(u) / alpha below alpha = 1 (u from word
+// W). Garbage where the proposal was rejected (the caller redoes those).
+template <typename T>
+GRADEXT_CPU_INLINE void log_first_samples(const T* alpha, const T* sample, const uint32_t* W,
+                                          int64_t n, T* log_sample) {
+  alignas(64) T log_boost[kGammaTile];
+  for (int64_t t = 0; t < n; ++t) log_sample[t] = math::log(sample[t] > T(0) ? sample[t] : T(1));
+  for (int64_t t = 0; t < n; ++t) log_boost[t] = math::log_positive(uniform_open(W[t], T(0)));
+  for (int64_t t = 0; t < n; ++t) {
+    log_sample[t] = alpha[t] >= T(1) ? log_sample[t] : log_sample[t] + log_boost[t] / alpha[t];
+  }
+}
+
+// The implicit gradient dz/dalpha of standard samples, kGradLanes elements at a time: the same
+// expansions as gamma_math.h (dz_dalpha_series, dz_dalpha_continued_fraction), the same
+// operations in the same order per element, each lane stopping at the step its scalar loop
+// stops at (a finished lane's state is frozen by selects), so every value is bitwise the scalar
+// function's. One element's expansion is a chain of dependent steps; running kGradLanes
+// independent chains side by side fills the vector units and hides the division latency. The
+// logs and digammas (libm calls and loops) are computed per element before the lanes run.
+constexpr int kGradLanes = 8;
+
+GRADEXT_CPU_INLINE bool any_active(const int64_t* active) {
+  int64_t any = 0;
+  for (int l = 0; l < kGradLanes; ++l) any |= active[l];
+  return any != 0;
+}
+
+GRADEXT_CPU_INLINE void dz_dalpha_series_lanes(const double* alpha, const double* z,
+                                               const double* log_z, int lanes, double tolerance,
+                                               double* out) {
+  alignas(64) double r[kGradLanes], psi[kGradLanes], sum[kGradLanes], a[kGradLanes],
+      x[kGradLanes];
+  // Masks as 64-bit integers, the width of the doubles they select: the vectorizer then blends.
+  alignas(64) int64_t active[kGradLanes];
+  for (int l = 0; l < kGradLanes; ++l) {  // unused lanes repeat lane 0 and are not written out
+    const int src = l < lanes ? l : 0;
+    a[l] = alpha[src];
+    x[l] = z[src];
+    r[l] = x[l] / a[l];
+    psi[l] = gamma_math::digamma(a[l] + 1.0) - log_z[src];
+    sum[l] = r[l] * psi[l];
+    active[l] = 1;
+  }
+  for (int n = 1; n < gamma_math::kMaxTerms; n += 2) {
+    for (int l = 0; l < kGradLanes; ++l) {
+      const double a0 = a[l] + n;
+      const double a1 = a0 + 1.0;
+      const double q = 1.0 / (a0 * a1);
+      const double inv0 = a1 * q;
+      const double inv1 = a0 * q;
+      double rl = r[l] * (x[l] * inv0);
+      double pl = psi[l] + inv0;
+      double sl = sum[l] + rl * pl;
+      rl = rl * (x[l] * inv1);
+      pl = pl + inv1;
+      sl = sl + rl * pl;
+      const bool act = active[l] != 0;
+      r[l] = act ? rl : r[l];
+      psi[l] = act ? pl : psi[l];
+      sum[l] = act ? sl : sum[l];
+      const bool done = rl * (std::fabs(pl) + 1.0) <= tolerance * sl && x[l] < a1;
+      active[l] = (act && !done) ? 1 : 0;
+    }
+    if (!any_active(active)) break;
+  }
+  for (int l = 0; l < lanes; ++l) out[l] = sum[l];
+}
+
+GRADEXT_CPU_INLINE void dz_dalpha_continued_fraction_lanes(const double* alpha, const double* z,
+                                                           int lanes, double tolerance,
+                                                           double* out) {
+  using gamma_math::Dual;
+  constexpr double kTiny = 1e-300;
+  alignas(64) double a[kGradLanes], bv[kGradLanes], cv[kGradLanes], cd[kGradLanes],
+      dv[kGradLanes], dd[kGradLanes], fv[kGradLanes], fd[kGradLanes];
+  alignas(64) int64_t active[kGradLanes];
+  for (int l = 0; l < kGradLanes; ++l) {
+    const int src = l < lanes ? l : 0;
+    a[l] = alpha[src];
+    const Dual b{z[src] + 1.0 - a[l], -1.0};
+    const Dual d = Dual{1.0, 0.0} / b;
+    bv[l] = b.v;
+    cv[l] = 1.0 / kTiny;
+    cd[l] = 0.0;
+    dv[l] = d.v;
+    dd[l] = d.d;
+    fv[l] = d.v;
+    fd[l] = d.d;
+    active[l] = 1;
+  }
+  for (int k = 1; k < gamma_math::kMaxTerms; ++k) {
+    for (int l = 0; l < kGradLanes; ++l) {
+      const Dual minus_a{-k * (k - a[l]), static_cast<double>(k)};
+      const Dual b = Dual{bv[l], -1.0} + Dual{2.0, 0.0};
+      Dual d = b + minus_a * Dual{dv[l], dd[l]};
+      d.v = std::fabs(d.v) < kTiny ? kTiny : d.v;
+      Dual c = b + minus_a / Dual{cv[l], cd[l]};
+      c.v = std::fabs(c.v) < kTiny ? kTiny : c.v;
+      d = Dual{1.0, 0.0} / d;
+      const Dual delta = c * d;
+      const Dual f = Dual{fv[l], fd[l]} * delta;
+      const bool act = active[l] != 0;
+      bv[l] = act ? b.v : bv[l];
+      cv[l] = act ? c.v : cv[l];
+      cd[l] = act ? c.d : cd[l];
+      dv[l] = act ? d.v : dv[l];
+      dd[l] = act ? d.d : dd[l];
+      fv[l] = act ? f.v : fv[l];
+      fd[l] = act ? f.d : fd[l];
+      const bool done = std::fabs(delta.v - 1.0) <= tolerance &&
+                        std::fabs(delta.d * f.v) <= tolerance * std::fabs(f.d);
+      active[l] = (act && !done) ? 1 : 0;
+    }
+    if (!any_active(active)) break;
+  }
+  for (int l = 0; l < lanes; ++l) {
+    out[l] = z[l] * ((std::log(z[l]) - gamma_math::digamma(a[l])) * fv[l] + fd[l]);
+  }
+}
+
+// dz/dalpha of n <= 64 standard samples (alpha[t], g[t]): each sorted into gamma_math.h's
+// expansion for its point (the series below g = max(alpha + 1, 1), the continued fraction
+// above), each expansion run kGradLanes elements at a time; NaN where (alpha, g) is no point of
+// a Gamma distribution. Bitwise gamma_math::standard_gamma_dz_dalpha at `tolerance`.
+GRADEXT_CPU_INLINE void dz_dalpha_tile(const double* alpha, const double* g, int n,
+                                       double tolerance, double* dz) {
+  constexpr int kTile = 64;
+  alignas(64) double queue_alpha[kTile], queue_z[kTile], queue_log_z[kTile], queue_out[kTile];
+  int queue_index[kTile];
+  for (int series = 1; series >= 0; --series) {
+    int queued = 0;
+    for (int t = 0; t < n; ++t) {
+      const double x = g[t];
+      const bool valid = alpha[t] > 0.0 && alpha[t] <= DBL_MAX && x > 0.0 && x <= DBL_MAX;
+      if (!valid) {
+        dz[t] = NAN;  // as gamma_dz_dconcentration
+        continue;
+      }
+      if ((x < alpha[t] + 1.0 || x < 1.0) != (series == 1)) continue;
+      queue_alpha[queued] = alpha[t];
+      queue_z[queued] = x;
+      queue_index[queued++] = t;
+    }
+    for (int q = 0; q < queued; q += kGradLanes) {
+      const int lanes = std::min(kGradLanes, queued - q);
+      if (series == 1) {
+        for (int l = 0; l < lanes; ++l) queue_log_z[q + l] = std::log(queue_z[q + l]);
+        dz_dalpha_series_lanes(queue_alpha + q, queue_z + q, queue_log_z + q, lanes, tolerance,
+                               queue_out + q);
+      } else {
+        dz_dalpha_continued_fraction_lanes(queue_alpha + q, queue_z + q, lanes, tolerance,
+                                           queue_out + q);
+      }
+    }
+    for (int q = 0; q < queued; ++q) dz[queue_index[q]] = queue_out[q];
+  }
+}
