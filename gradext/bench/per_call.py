@@ -27,6 +27,8 @@ import torch.nn.functional as F
 import gradext
 from gradext import reference
 from gradext.bench import harness
+from gradext.bench.dirichlet import eager_beta, eager_dirichlet
+from gradext.bench.gamma import eager_rsample as eager_gamma
 from gradext.bench.gaussian import eager_rsample
 
 
@@ -37,6 +39,11 @@ def cases(device: torch.device) -> list[tuple[str, str, Callable, Callable, Call
     def leaves(*shapes):
         return lambda: tuple(torch.randn(s, device=device, requires_grad=True) for s in shapes)
 
+    def positive_leaves(*shapes):  # concentrations and rates, 0.5 to 3.5
+        return lambda: tuple(
+            (torch.rand(s, device=device) * 3 + 0.5).requires_grad_() for s in shapes
+        )
+
     return [
         # pytorch/examples' VAE: a [128, 20] Gaussian latent.
         ("gaussian_rsample", "[128, 20]", leaves((128, 20), (128, 20)),
@@ -46,6 +53,13 @@ def cases(device: torch.device) -> list[tuple[str, str, Callable, Callable, Call
         ("gaussian_rsample", "[128, 20] K=5", leaves((128, 20), (128, 20)),
          lambda mu, lv: eager_rsample(mu, lv, 5),
          lambda mu, lv: gradext.gaussian_rsample(mu, lv, 5)),
+        # Gamma, Dirichlet and Beta latents of the same size (a Dirichlet: 20-topic simplices).
+        ("gamma_rsample", "[128, 20]", positive_leaves((128, 20), (128, 20)),
+         eager_gamma, gradext.gamma_rsample),
+        ("dirichlet_rsample", "[128, 20]", positive_leaves((128, 20)),
+         eager_dirichlet, gradext.dirichlet_rsample),
+        ("beta_rsample", "[128, 20]", positive_leaves((128, 20), (128, 20)),
+         eager_beta, gradext.beta_rsample),
         # A discrete VAE: 128 datapoints x 20 latents of 10 classes.
         ("gumbel_softmax", "[2560, 10] soft", leaves((2560, 10)),
          lambda x: F.gumbel_softmax(x, tau=0.5), lambda x: gradext.gumbel_softmax(x, tau=0.5)),

@@ -48,36 +48,61 @@ int64_t dirichlet_forward_rows(const DirichletForwardArgs& a, int64_t row_begin,
       }
     }
   }
-  alignas(64) T shifted[kGammaTile];
+  // Normalization, in blocks of whole rows of at most kGammaTile entries (one row at a time when
+  // rows are longer), so that short rows (Beta's two entries) still run the exps in vector
+  // loops: per row m = max_i l_i, the exps exp(l_i - m), their sum in entry order, then x_i.
   const T tiniest = static_cast<T>(PositiveRange<scalar_t>::tiniest());
-  for (int64_t row = row_begin; row < row_end; ++row) {
-    const T* l = log_gamma + row * K;
-    scalar_t* out = x + row * K;
-    if (first_invalid >= 0 && first_invalid < (row + 1) * K) {
-      bool row_invalid = false;
-      for (int64_t i = 0; i < K; ++i) {
-        row_invalid = row_invalid || !gamma_sampler::valid_parameter(
-                                         static_cast<T>(concentration[a.layout.offset(
-                                             0, (row * K + i) % a.sample_numel)]));
-      }
-      if (row_invalid) {
-        for (int64_t i = 0; i < K; ++i) out[i] = static_cast<scalar_t>(NAN);
-        continue;
-      }
+  const int64_t rows_per_block = std::max<int64_t>(1, kGammaTile / K);
+  alignas(64) T shifted[kGammaTile], row_max[kGammaTile], entry_max[kGammaTile];
+  alignas(64) T inv_sum[kGammaTile];
+  for (int64_t row0 = row_begin; row0 < row_end; row0 += rows_per_block) {
+    const int64_t rows = std::min(rows_per_block, row_end - row0);
+    const T* l = log_gamma + row0 * K;
+    scalar_t* out = x + row0 * K;
+    if (first_invalid >= 0 && first_invalid < (row0 + rows) * K) {
+      // An invalid concentration in the block: the op raises, so the block is only set to NaN.
+      for (int64_t t = 0; t < rows * K; ++t) out[t] = static_cast<scalar_t>(NAN);
+      continue;
     }
-    T m = l[0];
-    for (int64_t i = 1; i < K; ++i) m = l[i] > m ? l[i] : m;
-    T sum = T(0);  // in entry order, as the scalar row code
+    for (int64_t r = 0; r < rows; ++r) {
+      T m = l[r * K];
+      for (int64_t i = 1; i < K; ++i) m = l[r * K + i] > m ? l[r * K + i] : m;
+      row_max[r] = m;
+    }
+    if (K <= kGammaTile) {
+      const int64_t n = rows * K;
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t i = 0; i < K; ++i) entry_max[r * K + i] = row_max[r];
+      }
+      for (int64_t t = 0; t < n; ++t) shifted[t] = math::exp(l[t] - entry_max[t]);
+      for (int64_t r = 0; r < rows; ++r) {
+        T sum = T(0);  // in entry order, as the scalar row code
+        for (int64_t i = 0; i < K; ++i) sum += shifted[r * K + i];
+        inv_sum[r] = T(1) / sum;
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t i = 0; i < K; ++i) entry_max[r * K + i] = inv_sum[r];  // now 1 / sum
+      }
+      for (int64_t t = 0; t < n; ++t) {
+        const T value = shifted[t] * entry_max[t];
+        shifted[t] = value < tiniest ? tiniest : value;
+      }
+      for (int64_t t = 0; t < n; ++t) out[t] = static_cast<scalar_t>(shifted[t]);
+      continue;
+    }
+    // One long row: the exps in chunks, twice (the sum in entry order needs no row buffer).
+    const T m = row_max[0];
+    T sum = T(0);
     for (int64_t i0 = 0; i0 < K; i0 += kGammaTile) {
       const int64_t n = std::min(kGammaTile, K - i0);
       for (int64_t t = 0; t < n; ++t) shifted[t] = math::exp(l[i0 + t] - m);
       for (int64_t t = 0; t < n; ++t) sum += shifted[t];
     }
-    const T inv_sum = T(1) / sum;
+    const T inv = T(1) / sum;
     for (int64_t i0 = 0; i0 < K; i0 += kGammaTile) {
       const int64_t n = std::min(kGammaTile, K - i0);
       for (int64_t t = 0; t < n; ++t) {
-        const T value = math::exp(l[i0 + t] - m) * inv_sum;
+        const T value = math::exp(l[i0 + t] - m) * inv;
         out[i0 + t] = static_cast<scalar_t>(value < tiniest ? tiniest : value);
       }
     }
