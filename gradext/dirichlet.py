@@ -83,17 +83,24 @@ def beta_rsample(
     """Reparameterized samples x ~ Beta(concentration1, concentration0) (mean c1 / (c1 + c0)):
     the first entry of a two-category Dirichlet sample, x = g1 / (g1 + g0), through the same
     fused kernels. The parameters broadcast against each other (a number is a constant);
-    gradients flow to both. Invalid values raise a ValueError naming the argument on the CPU."""
+    gradients flow to both. Invalid values raise a ValueError naming the argument on the CPU (a
+    device-side assertion on a GPU, as dirichlet_rsample's)."""
     op = "beta_rsample"
     c1, c0 = _beta_parameters(op, concentration1, concentration0)
     _validation.check_same_device(op, concentration1=c1, concentration0=c0)
     _validation.check_broadcastable(op, concentration1=c1, concentration0=c0)
-    if c1.device.type != "cuda":  # on a GPU the kernel's assertion checks, without a sync
-        check_gamma_parameter(op, "concentration1", c1.detach())
-        check_gamma_parameter(op, "concentration0", c0.detach())
     dtype = torch.promote_types(c1.dtype, c0.dtype)
     stacked = torch.stack(torch.broadcast_tensors(c1.to(dtype), c0.to(dtype)), dim=-1)
-    return dirichlet_rsample(stacked, num_samples, generator=generator)[..., 0]
+    try:
+        return dirichlet_rsample(stacked, num_samples, generator=generator)[..., 0]
+    except ValueError as error:
+        # The Dirichlet kernel or fallback found an invalid value (without a pass of its own
+        # over the parameters: none is made on the valid path). Name the argument it came from.
+        if "concentration must be positive and finite" not in str(error):
+            raise
+        check_gamma_parameter(op, "concentration1", c1.detach())
+        check_gamma_parameter(op, "concentration0", c0.detach())
+        raise
 
 
 def _check_categories(op: str, concentration: torch.Tensor) -> None:
