@@ -104,12 +104,19 @@ def gradient_statistics(
     """Mean and variance over `replicates` independent K-sample estimates of d/d mu E[f(z)],
     z ~ N(mu, 1), for each estimator. f maps a tensor of samples to values elementwise."""
     _check_arguments(num_samples, replicates, estimators, ESTIMATORS)
+    return _replicated(_estimates, f, mu, num_samples, replicates, estimators, seed)
+
+
+def _replicated(estimates, f, theta, num_samples, replicates, estimators, seed):
+    """GradientStatistics of each estimator: estimates(estimator, f, theta_rep, K, generator)
+    gives one estimate per replicate of theta_rep (`replicates` copies of theta that require
+    grad); every estimator sees the same seed (common random numbers)."""
     results = []
     for estimator in estimators:
         generator = torch.Generator().manual_seed(seed)
-        mu_rep = torch.full((replicates,), float(mu), dtype=torch.float64, requires_grad=True)
-        g = _estimates(estimator, f, mu_rep, num_samples, generator)
-        results.append(_statistics(estimator, mu, num_samples, g))
+        theta_rep = torch.full((replicates,), float(theta), dtype=torch.float64, requires_grad=True)
+        g = estimates(estimator, f, theta_rep, num_samples, generator)
+        results.append(_statistics(estimator, theta, num_samples, g))
     return results
 
 
@@ -213,13 +220,7 @@ def gamma_gradient_statistics(
     if not alpha > 0:
         raise ValueError(f"alpha must be positive, got {alpha}")
     _check_arguments(num_samples, replicates, estimators, GAMMA_ESTIMATORS)
-    results = []
-    for estimator in estimators:
-        generator = torch.Generator().manual_seed(seed)
-        alpha_rep = torch.full((replicates,), float(alpha), dtype=torch.float64, requires_grad=True)
-        g = _gamma_estimates(estimator, f, alpha_rep, num_samples, generator)
-        results.append(_statistics(estimator, alpha, num_samples, g))
-    return results
+    return _replicated(_gamma_estimates, f, alpha, num_samples, replicates, estimators, seed)
 
 
 def format_table(

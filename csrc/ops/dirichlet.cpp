@@ -4,15 +4,11 @@
 #include <ATen/ExpandUtils.h>
 #include <torch/library.h>
 
+#include "ops/argument_checks.h"
 #include "ops/broadcast_layout.h"
 
 namespace gradext::ops {
 namespace {
-
-void check_floating(const at::Tensor& t, const char* op, const char* name) {
-  TORCH_CHECK_TYPE(at::isFloatingType(t.scalar_type()), op, ": ", name,
-                   " must be a floating-point tensor, got dtype ", t.scalar_type());
-}
 
 void check_categories(const at::Tensor& concentration, const char* op) {
   TORCH_CHECK_VALUE(concentration.dim() >= 1 && concentration.size(-1) >= 2, op,
@@ -54,12 +50,9 @@ DirichletBackwardProblem make_dirichlet_backward_problem(const at::Tensor& grad,
   check_floating(log_gamma, op, "log_gamma");
   check_floating(concentration, op, "concentration");
   check_categories(concentration, op);
-  for (const auto& [name, t] : {std::pair<const char*, const at::Tensor&>{"grad", grad},
-                                {"log_gamma", log_gamma},
-                                {"concentration", concentration}}) {
-    TORCH_CHECK(t.device() == x.device(), op, ": ", name, " is on ", t.device(),
-                " but x is on ", x.device(), "; all must be on the same device");
-  }
+  check_same_device(x, "x", grad, "grad", op);
+  check_same_device(x, "x", log_gamma, "log_gamma", op);
+  check_same_device(x, "x", concentration, "concentration", op);
   TORCH_CHECK_VALUE(grad.sizes().equals(x.sizes()) && log_gamma.sizes().equals(x.sizes()), op,
                     ": grad of shape ", grad.sizes(), " and log_gamma of shape ",
                     log_gamma.sizes(), " must have x's shape ", x.sizes());

@@ -3,23 +3,10 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
+#include "ops/argument_checks.h"
 #include "ops/broadcast_layout.h"
 
 namespace gradext::ops {
-namespace {
-
-void check_floating(const at::Tensor& t, const char* op, const char* name) {
-  TORCH_CHECK_TYPE(at::isFloatingType(t.scalar_type()), op, ": ", name,
-                   " must be a floating-point tensor, got dtype ", t.scalar_type());
-}
-
-void check_same_device(const at::Tensor& a, const char* name_a, const at::Tensor& b,
-                       const char* name_b, const char* op) {
-  TORCH_CHECK(a.device() == b.device(), op, ": ", name_a, " is on ", a.device(), " but ", name_b,
-              " is on ", b.device(), "; both must be on the same device");
-}
-
-}  // namespace
 
 GammaForwardProblem make_gamma_forward_problem(const at::Tensor& concentration,
                                                const at::Tensor& rate,
