@@ -30,7 +30,7 @@ def _cpu_variants():
 def test_each_element_is_the_header_sampler_on_its_sub_stream(gamma_math, dtype, variant):
     """Every CPU ISA variant (the vector first-proposal pass and its scalar fallback) gives the
     scalar header sampler's value, bitwise; alphas below and above 1 and rejected proposals
-    (6,000 elements, a few percent of which take the fallback) included."""
+    (6,000 elements, about 8% of which take the fallback) included."""
     alpha = torch.tensor(ALPHAS * 333, dtype=dtype)
     rate = torch.tensor(2.5, dtype=dtype)
     seed, offset = 2024, 12
