@@ -33,8 +33,7 @@ GRADEXT_INLINE T gamma_sample(uint64_t seed, uint64_t offset, uint64_t element, 
 // grad * dz/drate = -grad * z / rate.
 template <typename scalar_t>
 GRADEXT_INLINE double grad_concentration(double grad, double z, double alpha, double rate) {
-  constexpr bool kFloat64 = sizeof(scalar_t) == sizeof(double);
-  const double tolerance = kFloat64 ? gamma_math::kTolerance : gamma_math::kFloatTolerance;
+  constexpr double tolerance = gamma_math::tolerance_for<scalar_t>();
   return grad * gamma_math::gamma_dz_dconcentration(alpha, rate, z, tolerance);
 }
 

@@ -76,6 +76,12 @@ constexpr int kMaxTerms = 20000;  // the series near z = alpha = 1e4 needs about
 constexpr double kTolerance = 1e-16;
 constexpr double kFloatTolerance = 9.313225746154785e-10;  // 2^-30
 
+// The tolerance for results stored as scalar_t (float64, or a float type).
+template <typename scalar_t>
+GRADEXT_INLINE constexpr double tolerance_for() {
+  return sizeof(scalar_t) == sizeof(double) ? kTolerance : kFloatTolerance;
+}
+
 // The series branch (z < max(alpha + 1, 1)). Two terms per step share one division
 // (1/a0 = a1 q, 1/a1 = a0 q with q = 1 / (a0 a1)): the divisions, not the dependency chain, bound
 // the loop. It stops once r_n (|psi - ln z| + 1), a bound on the next terms' size that does not

@@ -112,8 +112,7 @@ int64_t dirichlet_forward_rows(const DirichletForwardArgs& a, int64_t row_begin,
 
 template <typename scalar_t>
 void dirichlet_backward_rows(const DirichletBackwardArgs& a, int64_t row_begin, int64_t row_end) {
-  constexpr bool kFloat64 = sizeof(scalar_t) == sizeof(double);
-  const double tolerance = kFloat64 ? gamma_math::kTolerance : gamma_math::kFloatTolerance;
+  constexpr double tolerance = gamma_math::tolerance_for<scalar_t>();
   const auto* grad = static_cast<const scalar_t*>(a.grad);
   const auto* x = static_cast<const scalar_t*>(a.x);
   const auto* log_gamma = static_cast<const at::opmath_type<scalar_t>*>(a.log_gamma);

@@ -8,7 +8,6 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <atomic>
 #include <limits>
 
 #include <c10/util/BFloat16.h>
@@ -19,6 +18,7 @@
 #include "ops/cpu/cpu_generator.h"
 #include "ops/cpu/cpu_isa.h"
 #include "ops/cpu/dirichlet_cpu_args.h"
+#include "ops/cpu/first_invalid.h"
 #include "ops/cpu/gamma_cpu_args.h"
 #include "ops/dirichlet.h"
 
@@ -51,18 +51,13 @@ std::tuple<at::Tensor, at::Tensor> dirichlet_forward_cpu(const ops::DirichletFor
                                     seed, offset};
     const DirichletForwardRows forward_rows =
         GRADEXT_SELECT_ISA(active_isa(), dirichlet_forward_rows, scalar_t);
-    std::atomic<int64_t> first_invalid{std::numeric_limits<int64_t>::max()};
+    FirstInvalid first_invalid;
     at::parallel_for(0, rows, rows_per_task(K), [&](int64_t begin, int64_t end) {
       const int64_t bad = forward_rows(args, begin, end);
-      if (bad >= 0) {
-        int64_t seen = first_invalid.load();
-        while (bad < seen && !first_invalid.compare_exchange_weak(seen, bad)) {
-        }
-      }
+      if (bad >= 0) first_invalid.record(bad);
     });
-    const int64_t bad = first_invalid.load();
-    if (bad != std::numeric_limits<int64_t>::max()) {
-      const int64_t s = bad % p.sample_numel;
+    if (first_invalid.found()) {
+      const int64_t s = first_invalid.element() % p.sample_numel;
       ops::throw_invalid_dirichlet_concentration(
           static_cast<double>(concentration[p.layout.offset(0, s)]), s);
     }

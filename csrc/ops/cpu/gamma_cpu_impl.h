@@ -75,8 +75,7 @@ int64_t gamma_forward_range(const GammaForwardArgs& a, int64_t begin, int64_t en
 
 template <typename scalar_t>
 void gamma_backward_range(const GammaBackwardArgs& a, int64_t begin, int64_t end) {
-  constexpr bool kFloat64 = sizeof(scalar_t) == sizeof(double);
-  const double tolerance = kFloat64 ? gamma_math::kTolerance : gamma_math::kFloatTolerance;
+  constexpr double tolerance = gamma_math::tolerance_for<scalar_t>();
   const auto* grad = static_cast<const scalar_t*>(a.grad);
   const auto* z = static_cast<const scalar_t*>(a.z);
   const auto* concentration = static_cast<const scalar_t*>(a.concentration);

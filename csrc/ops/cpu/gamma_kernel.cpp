@@ -11,13 +11,13 @@
 #include <torch/library.h>
 
 #include <algorithm>
-#include <atomic>
 #include <limits>
 
 #include "common/gamma_element.h"
 #include "common/layout2d.h"
 #include "ops/cpu/cpu_generator.h"
 #include "ops/cpu/cpu_isa.h"
+#include "ops/cpu/first_invalid.h"
 #include "ops/cpu/gamma_cpu_args.h"
 #include "ops/gamma.h"
 
@@ -31,22 +31,6 @@ namespace {
 // backward element 0.1 to 4 us (the series' length grows with sqrt(concentration)).
 constexpr int64_t kForwardGrain = 2048;
 constexpr int64_t kBackwardGrain = 256;
-
-// The smallest flat output element whose parameters were invalid, over all tasks.
-class FirstInvalid {
- public:
-  void record(int64_t element) {
-    int64_t seen = first_.load(std::memory_order_relaxed);
-    while (element < seen && !first_.compare_exchange_weak(seen, element)) {
-    }
-  }
-  bool found() const { return first_.load() != kNone; }
-  int64_t element() const { return first_.load(); }
-
- private:
-  static constexpr int64_t kNone = std::numeric_limits<int64_t>::max();
-  std::atomic<int64_t> first_{kNone};
-};
 
 template <typename scalar_t>
 [[noreturn]] void throw_invalid(const ops::GammaForwardProblem& p, int64_t element) {

@@ -116,8 +116,7 @@ at::Tensor dirichlet_rsample_backward_cuda(const at::Tensor& grad, const at::Ten
   cudaStream_t stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.x.scalar_type(),
                                   "dirichlet_rsample_backward_cuda", [&] {
-    const double tolerance = std::is_same_v<scalar_t, double> ? gamma_math::kTolerance
-                                                              : gamma_math::kFloatTolerance;
+    constexpr double tolerance = gamma_math::tolerance_for<scalar_t>();
     const auto* g = p.grad.const_data_ptr<scalar_t>();
     const auto* xs = p.x.const_data_ptr<scalar_t>();
     const auto* alpha = p.concentration.const_data_ptr<scalar_t>();
