@@ -4,6 +4,7 @@ Ops (each a drop-in function; CPU and CUDA kernels, pure-PyTorch fallback everyw
     gaussian_rsample   pathwise Gaussian sampling, many samples per datapoint, fused backward
     gamma_rsample      Gamma sampling with implicit reparameterization gradients
     dirichlet_rsample  Dirichlet (and beta_rsample: Beta) sampling, the same gradients
+    von_mises_rsample  von Mises (angular) sampling, the same gradients
     gumbel_softmax     Gumbel-Softmax / straight-through, drop-in for F.gumbel_softmax
     gumbel_sigmoid     binary Concrete (relaxed Bernoulli), soft or straight-through
     score_function_loo REINFORCE with the leave-one-out baseline (RLOO), K samples
@@ -12,8 +13,8 @@ Ops (each a drop-in function; CPU and CUDA kernels, pure-PyTorch fallback everyw
 
 One module per op family holds its public functions and, beside them, the fake kernels,
 autograd formulas and vmap rules of its dispatcher ops (torch.ops.gradext.*): gaussian.py,
-gamma.py, dirichlet.py, relaxed.py, score_function.py, categorical.py. Their pure-PyTorch
-fallbacks are in reference/.
+gamma.py, dirichlet.py, von_mises.py, relaxed.py, score_function.py, categorical.py. Their
+pure-PyTorch fallbacks are in reference/.
 """
 
 import torch  # noqa: F401  (load libtorch before the extension that links against it)
@@ -26,6 +27,7 @@ from gradext.gamma import gamma_rsample
 from gradext.gaussian import gaussian_rsample
 from gradext.relaxed import gumbel_sigmoid, gumbel_softmax
 from gradext.score_function import score_function_loo, vimco
+from gradext.von_mises import von_mises_rsample
 
 __version__ = "0.1.0"
 
@@ -43,4 +45,5 @@ __all__ = [
     "has_extension",
     "score_function_loo",
     "vimco",
+    "von_mises_rsample",
 ]

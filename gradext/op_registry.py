@@ -237,6 +237,56 @@ BETA_RSAMPLE = OpCase(
 )
 
 
+# --- von_mises_rsample ----------------------------------------------------------------------
+
+
+def _von_mises_opcheck(device):
+    loc = _leaf(4, 5, device=device)
+    concentration = _positive_leaf(5, device=device)
+    yield "von_mises_rsample", (loc, concentration, None)
+    yield "von_mises_rsample", (loc, concentration, 3)
+    yield "_von_mises_rsample_seeded", (loc, concentration, 3, 17, 4)
+    x = torch.ops.gradext._von_mises_rsample_seeded(loc.detach(), concentration.detach(), 3, 17, 4)
+    # grad, x and loc require grad: opcheck then checks the backward op's own autograd too (its
+    # derivative in the concentration is not implemented, so that input does not).
+    grad = torch.randn_like(x).requires_grad_()
+    yield "_von_mises_rsample_backward", (grad, x.requires_grad_(), loc, concentration.detach())
+
+
+def _von_mises_smoke(device, dtype):
+    for loc_shape, concentration_shape, k in [
+        ((64, 32), (64, 32), 3),  # dense
+        ((7, 5), (5,), None),  # broadcast concentration
+        ((33,), (), 2),  # scalar concentration, ragged size
+        ((0, 4), (0, 4), 2),  # empty
+    ]:
+        loc = _leaf(*loc_shape, device=device, dtype=dtype, scale=3.0)
+        concentration = _positive_leaf(*concentration_shape, device=device, dtype=dtype)
+        _backward_with_random_grad(gradext.von_mises_rsample(loc, concentration, k))
+        torch.ops.gradext._von_mises_rsample_seeded(loc.detach(), concentration.detach(), k, 1, 4)
+
+
+VON_MISES_RSAMPLE = OpCase(
+    name="von_mises_rsample",
+    family="von_mises",
+    dispatcher_ops=(
+        "von_mises_rsample",
+        "_von_mises_rsample_seeded",
+        "_von_mises_rsample_backward",
+    ),
+    random=True,
+    example=lambda x: gradext.von_mises_rsample(
+        x, torch.exp(x), 2, generator=_seeded(device=x.device)
+    ),
+    registered=lambda x: torch.ops.gradext.von_mises_rsample(
+        x, torch.exp(x), 2, generator=_seeded(device=x.device)
+    ),
+    opcheck_samples=_von_mises_opcheck,
+    smoke=_von_mises_smoke,
+    second_order=False,
+)
+
+
 # --- gumbel_softmax, gumbel_sigmoid ---------------------------------------------------------
 
 
@@ -403,6 +453,7 @@ OPS: tuple[OpCase, ...] = (
     GAMMA_RSAMPLE,
     DIRICHLET_RSAMPLE,
     BETA_RSAMPLE,
+    VON_MISES_RSAMPLE,
     GUMBEL_SOFTMAX,
     GUMBEL_SIGMOID,
     SCORE_FUNCTION_LOO,

@@ -137,6 +137,20 @@ GRADEXT_INLINE void sincos_2pi(float u, float* s, float* c) {
   *c = (swap ? sx : cx) * cos_sign;
 }
 
+// arctan for x in [0, 1] (the von Mises sampler's angle, von_mises_sampler.h): Cephes' atanf
+// with its reduction at tan(pi/8), selects only. About 1 ulp.
+GRADEXT_INLINE float atan_unit(float x) {
+  const bool reduce = x > 0.41421356237309505f;  // tan(pi / 8)
+  const float y0 = reduce ? 0.78539816339744831f : 0.0f;
+  const float t = reduce ? (x - 1.0f) / (x + 1.0f) : x;
+  const float z = t * t;
+  float p = 8.05374449538e-2f;
+  p = p * z - 1.38776856032e-1f;
+  p = p * z + 1.99777106478e-1f;
+  p = p * z - 3.33329491539e-1f;
+  return y0 + (p * z * t + t);
+}
+
 GRADEXT_INLINE float sqrt(float x) {
 #if defined(__CUDA_ARCH__)
   return __fsqrt_rn(x);  // IEEE round-to-nearest, as on the host
@@ -149,6 +163,10 @@ GRADEXT_INLINE double log_positive(double x) { return ::log(x); }
 GRADEXT_INLINE double log(double x) { return ::log(x); }
 GRADEXT_INLINE double exp(double x) { return ::exp(x); }
 GRADEXT_INLINE double sqrt(double x) { return ::sqrt(x); }
+GRADEXT_INLINE double atan_unit(double x) { return ::atan(x); }
+// floor is exact (no rounding) in IEEE arithmetic, so host and device agree bitwise.
+GRADEXT_INLINE float floor(float x) { return ::floorf(x); }
+GRADEXT_INLINE double floor(double x) { return ::floor(x); }
 GRADEXT_INLINE void sincos_2pi(double u, double* s, double* c) {
   constexpr double kTwoPi = 6.283185307179586476925286766559;
   *s = ::sin(kTwoPi * u);

@@ -23,6 +23,7 @@ from gradext.reference.score_function import (
     vimco,
     vimco_signal,
 )
+from gradext.reference.von_mises import von_mises_rsample
 
 __all__ = [
     "categorical_sample",
@@ -42,4 +43,5 @@ __all__ = [
     "standard_gamma_dz_dalpha",
     "vimco",
     "vimco_signal",
+    "von_mises_rsample",
 ]

@@ -20,7 +20,8 @@ def _block(x, w):
     _, log_prob = gradext.categorical_sample(z[0], num_samples=3)
     g = gradext.gamma_rsample(torch.nn.functional.softplus(z[1]) + 0.1, 2.0)
     d = gradext.dirichlet_rsample(torch.nn.functional.softplus(z[0]) + 0.1)
-    return (y * z).sum() + (b * z).sum() + log_prob.sum() + (g * d).sum()
+    v = gradext.von_mises_rsample(z[0], torch.nn.functional.softplus(z[1]) + 0.1)
+    return (y * z).sum() + (b * z).sum() + log_prob.sum() + (g * d).sum() + torch.cos(v).sum()
 
 
 @pytest.mark.parametrize("use_reentrant", [False, True])

@@ -55,6 +55,11 @@ def _cases():
             lambda c, r: gradext.gamma_rsample(c, r, 2, generator=_generator()),
             lambda c, r: ops.gamma_rsample(c, r, 2, generator=_generator()),
         ),
+        "von_mises_rsample K=2, broadcast concentration": (
+            lambda: (_leaf(5, 7), _positive_leaf(7, seed=1)),
+            lambda m, c: gradext.von_mises_rsample(m, c, 2, generator=_generator()),
+            lambda m, c: ops.von_mises_rsample(m, c, 2, generator=_generator()),
+        ),
         "dirichlet_rsample K=3": (
             lambda: (_positive_leaf(5, 7),),
             lambda c: gradext.dirichlet_rsample(c, 3, generator=_generator()),
@@ -142,7 +147,15 @@ def test_cpp_autograd_is_taken(case):
 def _python_formula_cases():
     """name -> (inputs factory, call of the op through the Python formula, same op through the
     dispatcher's C++ autograd); each returns the tensor to differentiate."""
-    from gradext import categorical, dirichlet, gamma, gaussian, relaxed, score_function
+    from gradext import (
+        categorical,
+        dirichlet,
+        gamma,
+        gaussian,
+        relaxed,
+        score_function,
+        von_mises,
+    )
 
     def python_formula(entry, *args, **kwargs):
         keyword = (kwargs.get(n, d) for n, d in zip(entry.keyword_names, entry.keyword_defaults))
@@ -180,6 +193,20 @@ def _python_formula_cases():
             lambda: (_positive_leaf(5, 7).detach(), _positive_leaf(5, 7, seed=1)),
             lambda c, r: python_formula(gamma._gamma_rsample, c, r, None, generator=_generator()),
             lambda c, r: ops.gamma_rsample(c, r, None, generator=_generator()),
+        ),
+        "von_mises_rsample K=3, both parameters": (
+            lambda: (_leaf(5, 7), _positive_leaf(7, seed=1)),
+            lambda m, c: python_formula(
+                von_mises._von_mises_rsample, m, c, 3, generator=_generator()
+            ),
+            lambda m, c: ops.von_mises_rsample(m, c, 3, generator=_generator()),
+        ),
+        "von_mises_rsample, concentration only": (
+            lambda: (_leaf(5, 7).detach(), _positive_leaf(5, 7, seed=1)),
+            lambda m, c: python_formula(
+                von_mises._von_mises_rsample, m, c, None, generator=_generator()
+            ),
+            lambda m, c: ops.von_mises_rsample(m, c, None, generator=_generator()),
         ),
         "dirichlet_rsample K=2, float32": (
             lambda: (_positive_leaf(6, 5).float().detach().requires_grad_(),),

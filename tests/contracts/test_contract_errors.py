@@ -27,6 +27,7 @@ PUBLIC_CALLS = {
     "gamma_rsample": (lambda x: gradext.gamma_rsample(x), "concentration"),
     "dirichlet_rsample": (lambda x: gradext.dirichlet_rsample(x), "concentration"),
     "beta_rsample": (lambda x: gradext.beta_rsample(x, x), "concentration1"),
+    "von_mises_rsample": (lambda x: gradext.von_mises_rsample(x, x), "loc"),
     "gumbel_softmax": (lambda x: gradext.gumbel_softmax(x), "logits"),
     "gumbel_sigmoid": (lambda x: gradext.gumbel_sigmoid(x), "logits"),
     "categorical_sample": (lambda x: gradext.categorical_sample(x), "logits"),
