@@ -12,10 +12,11 @@
 // delta < 0. Neither form needs I0 or the CDF itself. The integrand of the bulk form is positive
 // on [0, delta] while cos delta >= A, the tail form's is negative on [delta, pi] once cos delta <
 // A, so each element takes the form without a change of sign, where no cancellation occurs:
-//   * bulk: Gauss-Legendre (24 nodes) on [0, delta]; the exponent varies by kappa (1 - cos delta)
-//     there, at most a few units, so the integrand is a smooth, slowly varying function;
+//   * bulk: Gauss-Legendre (16 nodes) in s = sin(t / 2) on [0, sin(delta / 2)]: the exponent
+//     varies by kappa (1 - cos delta) there, a few units at most, the integrand is smooth and
+//     slowly varying, and no node needs a sine;
 //   * tail, when kappa (1 + cos delta) <= 40 (the integrand falls by at most e^40 over [delta,
-//     pi]): Gauss-Legendre on [delta, pi];
+//     pi]): Gauss-Legendre (24 nodes) in t on [delta, pi];
 //   * tail, steeper (large kappa, and 2 kappa (1 - cos delta) >= 16, beyond about 4 standard
 //     deviations): Gauss-Laguerre (32 nodes) in v = 4 kappa s_d (s - s_d), s = sin(t / 2), in
 //     which the integrand is e^-v times a smooth factor (a Gaussian in v of width >= 4 and
@@ -24,14 +25,13 @@
 //     whose two signed parts then cancel by at most a factor of ~10^3.
 // Differences cos t - cos delta and cos t - A are formed as 2 (sin^2(delta/2) - sin^2(t/2)) and
 // (1 - A) - 2 sin^2(t/2), with 1 - A computed directly (below), so no step subtracts nearly
-// equal numbers. Against 40-digit mpmath: relative error below 2e-12 from kappa = 1e-3 to 1e7,
-// bulk to 7 standard deviations (docs/design.md).
+// equal numbers. Against 40-digit mpmath: relative error below 3e-12 from kappa = 1e-3 to 1e7,
+// offsets to 7 standard deviations and to pi (docs/design.md).
 //
-// A and 1 - A: for kappa < 50 Perron's continued fraction I_n / I_(n-1) = 1 / (2n / kappa +
-// I_(n+1) / I_n) run backward from n = N (a start estimate from the Amos bound), once for the
-// ratio and once for its complement; for kappa >= 50 the ratio of the Hankel asymptotic series
-// of I1 and I0, exact to double precision there (the terms fall below 1e-17 long before they
-// start to grow).
+// 1 - A: for kappa < 50 Perron's continued fraction I_n / I_(n-1) = 1 / (2n / kappa +
+// I_(n+1) / I_n) run backward from n = N (started at the Amos bound), in its complement form;
+// for kappa >= 50 the Hankel asymptotic series of I1 and I0, exact to double precision there (the
+// terms fall below 1e-17 long before they start to grow).
 #pragma once
 
 #include <cmath>
@@ -49,39 +49,50 @@ struct Node {
 };
 
 
-// A = I1(kappa) / I0(kappa) and its complement 1 - A, each to double precision.
-struct BesselRatio {
-  double a, one_minus_a;
-};
+// Perron's fraction for kappa < 50, in pieces that the CPU kernels also run in vector lanes
+// (von_mises_cpu_impl.h), with the same operations: its length N, its start 1 - q_(N+1), and
+// one step 1 - q_n = (a - c) / (a + 1 - c) from c = 1 - q_(n+1), a = 2n / kappa.
+GRADEXT_INLINE int perron_terms(double kappa) {
+  return 8 + static_cast<int>(::ceil(6.0 * ::sqrt(kappa)));
+}
 
-GRADEXT_INLINE BesselRatio bessel_ratio(double kappa) {
-  if (kappa < 50.0) {
-    // N: where I_N / I_0 < 1e-17 (I_n / I_0 ~ exp(-n^2 / (2 kappa)) for n << kappa).
-    const int n_start = 16 + static_cast<int>(::ceil(8.6 * ::sqrt(kappa)));
-    const double m = n_start + 1;
-    double q = kappa / (m + ::sqrt(m * m + kappa * kappa));  // ~ I_(N+1) / I_N
-    double c = 1.0 - q;
-    for (int n = n_start; n >= 1; --n) {
-      const double a = 2.0 * n / kappa;
-      q = 1.0 / (a + q);
-      c = (a - c) / (a + 1.0 - c);  // the same step for 1 - q
-    }
-    return {q, c};
+GRADEXT_INLINE double perron_start(double kappa, int n_start) {
+  const double m = n_start + 1;
+  return 1.0 - kappa / (m + ::sqrt(m * m + kappa * kappa));
+}
+
+GRADEXT_INLINE double perron_step(double a, double c) { return (a - c) / (a + 1.0 - c); }
+
+// Where Hankel's series replaces Perron's fraction.
+constexpr double kHankelFrom = 50.0;
+
+// 1 - A, A = I1(kappa) / I0(kappa) (the mean resultant length), to double precision also where
+// A rounds to 1.
+GRADEXT_INLINE double one_minus_mean_resultant(double kappa) {
+  if (kappa < kHankelFrom) {
+    // Perron's fraction from n = N down: the start's error reaches n = 1 damped by
+    // (I_N / I_1)^2 ~ exp(-N^2 / kappa) (below 1e-15 for this N, measured to kappa = 50), and
+    // the start is already the Amos bound kappa / (n + sqrt(n^2 + kappa^2)) of I_n / I_(n-1).
+    const int n_start = perron_terms(kappa);
+    const double inverse = 1.0 / kappa;
+    double c = perron_start(kappa, n_start);
+    for (int n = n_start; n >= 1; --n) c = perron_step(n * (2.0 * inverse), c);
+    return c;
   }
   // Hankel: I_nu(k) e^-k sqrt(2 pi k) ~ sum_j (-1)^j a_j(nu) / k^j, a_j(nu) = prod_(i <= j)
-  // (4 nu^2 - (2i - 1)^2) / (i 8); the difference of the two series termwise.
-  double t0 = 1.0, t1 = 1.0, s0 = 1.0, s1 = 1.0, difference = 0.0;
+  // (4 nu^2 - (2i - 1)^2) / (i 8); 1 - A is the difference of the two series, taken termwise,
+  // over the series of I0.
+  double t0 = 1.0, t1 = 1.0, s0 = 1.0, difference = 0.0;
   for (int j = 1; j < 60; ++j) {
     const double odd = 2.0 * j - 1.0;
     const double scale = 1.0 / (8.0 * j * kappa);
-    t0 *= odd * odd * scale;             // -(0 - odd^2), the (-1)^j folded in
-    t1 *= (odd * odd - 4.0) * scale;     // -(4 - odd^2)
+    t0 *= odd * odd * scale;          // -(0 - odd^2): the (-1)^j folded in
+    t1 *= (odd * odd - 4.0) * scale;  // -(4 - odd^2)
     s0 += t0;
-    s1 += t1;
     difference += t0 - t1;
     if (::fabs(t0) < 1e-18 && ::fabs(t1) < 1e-18) break;
   }
-  return {s1 / s0, difference / s0};
+  return difference / s0;
 }
 
 // sin^2(x / 2), the stable 1 - cos x over 2.
@@ -90,37 +101,77 @@ GRADEXT_INLINE double half_versine(double x) {
   return s * s;
 }
 
-// Int_a^b exp(2 kappa (sd2 - sin^2(t/2))) ((1 - A) - 2 sin^2(t/2)) dt by 24-node Gauss-Legendre,
-// length = b - a passed separately (near pi it is formed exactly).
-GRADEXT_INLINE double legendre_integral(double kappa, double one_minus_a, double sd2, double a,
-                                        double length) {
-  // Gauss-Legendre on [-1, 1], 24 nodes: the positive half (the rule is symmetric). A local
-  // table, so that host and device code read the same constants.
-  constexpr Node kLegendre24[12] = {
-      {0.06405689286260563, 0.12793819534675202},
-      {0.1911188674736163, 0.12583745634682825},
-      {0.3150426796961634, 0.1216704729278033},
-      {0.4337935076260451, 0.11550566805372552},
-      {0.5454214713888396, 0.10744427011596556},
-      {0.6480936519369755, 0.09761865210411393},
-      {0.7401241915785544, 0.0861901615319532},
-      {0.820001985973903, 0.07334648141108016},
-      {0.8864155270044011, 0.05929858491543636},
-      {0.9382745520027328, 0.04427743881741941},
-      {0.9747285559713095, 0.02853138862893356},
-      {0.9951872199970213, 0.01234122979998869},
-  };
-  const double half = 0.5 * length;
-  const double middle = a + half;
+// Int_-1^1 f by the Gauss-Legendre rule of Points nodes (16 or 24; the tables hold the positive
+// half, the rule is symmetric). The tables are local constants, so that host and device code
+// read the same numbers.
+template <int Half, class F>
+GRADEXT_INLINE double symmetric_rule(const Node (&nodes)[Half], const F& f) {
   double total = 0.0;
-  for (int i = 0; i < 12; ++i) {
-    for (int side = -1; side <= 1; side += 2) {
-      const double t = middle + side * half * kLegendre24[i].x;
-      const double st2 = half_versine(t);
-      total += kLegendre24[i].w * ::exp(2.0 * kappa * (sd2 - st2)) * (one_minus_a - 2.0 * st2);
-    }
+#if defined(__CUDA_ARCH__)
+#pragma unroll
+#endif
+  for (int i = 0; i < Half; ++i) total += nodes[i].w * (f(-nodes[i].x) + f(nodes[i].x));
+  return total;
+}
+
+template <int Points, class F>
+GRADEXT_INLINE double gauss_legendre(const F& f) {
+  static_assert(Points == 16 || Points == 24, "tabulated rules: 16 and 24 nodes");
+  if constexpr (Points == 16) {
+    constexpr Node kNodes16[8] = {
+        {0.09501250983763744, 0.18945061045506864},
+        {0.2816035507792589, 0.18260341504492364},
+        {0.45801677765722737, 0.16915651939500265},
+        {0.6178762444026438, 0.1495959888165767},
+        {0.755404408355003, 0.12462897125553407},
+        {0.8656312023878318, 0.0951585116824926},
+        {0.9445750230732326, 0.062253523938647456},
+        {0.9894009349916499, 0.027152459411754176},
+    };
+    return symmetric_rule(kNodes16, f);
+  } else {
+    constexpr Node kNodes24[12] = {
+        {0.06405689286260563, 0.12793819534675202},
+        {0.1911188674736163, 0.12583745634682825},
+        {0.3150426796961634, 0.1216704729278033},
+        {0.4337935076260451, 0.11550566805372552},
+        {0.5454214713888396, 0.10744427011596556},
+        {0.6480936519369755, 0.09761865210411393},
+        {0.7401241915785544, 0.0861901615319532},
+        {0.820001985973903, 0.07334648141108016},
+        {0.8864155270044011, 0.05929858491543636},
+        {0.9382745520027328, 0.04427743881741941},
+        {0.9747285559713095, 0.02853138862893356},
+        {0.9951872199970213, 0.01234122979998869},
+    };
+    return symmetric_rule(kNodes24, f);
   }
-  return total * half;
+}
+
+// The bulk integral Int_0^delta exp(kappa (cos t - cos delta)) (cos t - A) dt in s = sin(t / 2):
+//   Int_0^s_d exp(2 kappa (s_d^2 - s^2)) ((1 - A) - 2 s^2) 2 / sqrt(1 - s^2) ds,
+// smooth on [0, s_d] (s_d <= sin(pi / 4) where the bulk form is taken for any kappa below 50,
+// and small above, so the branch point s = 1 is far), and free of trigonometric calls.
+GRADEXT_INLINE double bulk_integral(double kappa, double one_minus_a, double sd) {
+  const double half = 0.5 * sd;
+  const double sd2 = sd * sd;
+  return half * gauss_legendre<16>([&](double x) {
+    const double s = half + half * x;
+    const double s2 = s * s;
+    return ::exp(2.0 * kappa * (sd2 - s2)) * (one_minus_a - 2.0 * s2) * 2.0 / ::sqrt(1.0 - s2);
+  });
+}
+
+// The gentle tail Int_delta^pi exp(kappa (cos t - cos delta)) (cos t - A) dt in t, where the
+// integrand falls by at most e^40 (its length pi - delta passed in, formed exactly near pi).
+GRADEXT_INLINE double tail_integral(double kappa, double one_minus_a, double sd2, double delta,
+                                    double length) {
+  const double half = 0.5 * length;
+  const double middle = delta + half;
+  return half * gauss_legendre<24>([&](double x) {
+    const double st2 = half_versine(middle + half * x);
+    return ::exp(2.0 * kappa * (sd2 - st2)) * (one_minus_a - 2.0 * st2);
+  });
 }
 
 // The tail form for large kappa: Int_delta^pi, by 32-node Gauss-Laguerre in
@@ -177,22 +228,26 @@ GRADEXT_INLINE double laguerre_tail_integral(double kappa, double one_minus_a, d
   return total / lambda;
 }
 
-// d delta / d kappa at the sample's offset delta from loc (in [-pi, pi]), kappa > 0.
-GRADEXT_INLINE double von_mises_ddelta_dkappa(double kappa, double delta) {
+// d delta / d kappa at the sample's offset delta from loc (in [-pi, pi]), kappa > 0, given
+// one_minus_a = one_minus_mean_resultant(kappa).
+GRADEXT_INLINE double ddelta_dkappa(double kappa, double one_minus_a, double delta) {
   const double d = ::fabs(delta);
-  const BesselRatio ratio = bessel_ratio(kappa);
   const double sd2 = half_versine(d);
   double value;
-  if (2.0 * sd2 <= ratio.one_minus_a) {  // cos d >= A: the bulk form, a positive integrand
-    value = -legendre_integral(kappa, ratio.one_minus_a, sd2, 0.0, d);
-  } else if (2.0 * kappa * (1.0 - sd2) <= 40.0) {  // kappa (1 + cos d): a gentle tail
-    value = legendre_integral(kappa, ratio.one_minus_a, sd2, d, (kPi - d) + kPiLow);
-  } else if (4.0 * kappa * sd2 >= 16.0) {  // 2 kappa (1 - cos d): a steep, far tail
-    value = laguerre_tail_integral(kappa, ratio.one_minus_a, ::sqrt(sd2));
-  } else {
-    value = -legendre_integral(kappa, ratio.one_minus_a, sd2, 0.0, d);
+  if (2.0 * sd2 > one_minus_a && 2.0 * kappa * (1.0 - sd2) <= 40.0) {
+    // past the integrand's sign change, and kappa (1 + cos d) <= 40: a gentle tail
+    value = tail_integral(kappa, one_minus_a, sd2, d, (kPi - d) + kPiLow);
+  } else if (2.0 * sd2 > one_minus_a && 4.0 * kappa * sd2 >= 16.0) {
+    // 2 kappa (1 - cos d) >= 16: a steep, far tail
+    value = laguerre_tail_integral(kappa, one_minus_a, ::sqrt(sd2));
+  } else {  // cos d >= A (a positive integrand), or the band in between
+    value = -bulk_integral(kappa, one_minus_a, ::sqrt(sd2));
   }
   return delta < 0.0 ? -value : value;
+}
+
+GRADEXT_INLINE double von_mises_ddelta_dkappa(double kappa, double delta) {
+  return ddelta_dkappa(kappa, one_minus_mean_resultant(kappa), delta);
 }
 
 }  // namespace gradext::von_mises_math

@@ -124,17 +124,19 @@ GRADEXT_INLINE T von_mises_sample(uint64_t seed, uint64_t offset, uint64_t eleme
   return wrap_angle(loc + angle_offset(words, concentration));
 }
 
-// The backward at one element, in double whatever the dtype: grad * d sample / d concentration,
-// the implicit gradient at the saved sample's offset from loc (wrapped into [-pi, pi]; the
-// derivative vanishes at +-pi, so the wrap's ambiguity there does not matter).
-// d sample / d loc = 1.
-GRADEXT_INLINE double grad_concentration(double grad, double sample, double loc, double kappa) {
+// The offset of a saved sample from loc, wrapped into [-pi, pi], in double: what the gradient
+// is evaluated at (it vanishes at +-pi, so the wrap's ambiguity there does not matter).
+GRADEXT_INLINE double offset_from_loc(double sample, double loc) {
   constexpr double pi = von_mises_math::kPi;
-  double delta = sample - loc;
-  if (!(delta >= -pi && delta <= pi)) {
-    delta -= 2.0 * pi * ::floor((delta + pi) / (2.0 * pi));
-  }
-  return grad * von_mises_math::von_mises_ddelta_dkappa(kappa, delta);
+  const double delta = sample - loc;
+  if (delta >= -pi && delta <= pi) return delta;
+  return delta - 2.0 * pi * ::floor((delta + pi) / (2.0 * pi));
+}
+
+// The backward at one element, in double whatever the dtype: grad * d sample / d concentration,
+// the implicit gradient at the saved sample. (d sample / d loc = 1.)
+GRADEXT_INLINE double grad_concentration(double grad, double sample, double loc, double kappa) {
+  return grad * von_mises_math::von_mises_ddelta_dkappa(kappa, offset_from_loc(sample, loc));
 }
 
 }  // namespace gradext::von_mises_sampler

@@ -145,3 +145,17 @@ def test_bessel_ratio_against_torch_special():
 
 def test_reference_exported_names():
     assert reference.von_mises_rsample is von_mises_reference.von_mises_rsample
+
+
+@requires_extension
+@pytest.mark.parametrize("variant", cpu_variants_supported())
+def test_tiles_give_each_elements_own_value(variant):
+    """The backward computes 1 - A for a tile of elements in vector lanes, each lane with its own
+    number of fraction steps: a tile mixing concentrations (short and long fractions, Hankel's
+    series) gives every element bitwise what it gets alone, in a tile of one."""
+    kappa = torch.tensor([0.01, 45.0, 2.0, 80.0, 0.7, 30.0, 1e4, 12.0] * 20, **F64)
+    with on_path(f"cpu-{variant}"):
+        x = torch.ops.gradext._von_mises_rsample_seeded(torch.zeros((), **F64), kappa, None, 3, 1)
+        together = _backward(kappa, x)
+        alone = torch.cat([_backward(kappa[i : i + 1], x[i : i + 1]) for i in range(x.numel())])
+    assert torch.equal(together, alone)

@@ -2,10 +2,11 @@
 // included through per_isa.h by von_mises_kernel.cpp (no include guard on purpose, no includes
 // of its own).
 //
-// Both loops call the header functions element by element (csrc/common/von_mises_sampler.h),
-// the CUDA kernel's code: a rejection loop and, in the backward, one of three quadratures chosen
-// per element, neither of which has the fixed shape that vector lanes need. The per-ISA build
-// still lets the compiler use the wider instructions inside each function.
+// The forward calls the header sampler element by element (csrc/common/von_mises_sampler.h), the
+// CUDA kernel's code: a rejection loop has no fixed shape for vector lanes. The backward takes
+// 1 - A (the mean resultant length's complement) for a tile of elements in lanes, bitwise the
+// header function's value, then each element's quadrature (one of three, chosen per element)
+// through the header.
 
 template <typename scalar_t>
 int64_t von_mises_forward_range(const VonMisesForwardArgs& a, int64_t begin, int64_t end) {
@@ -29,6 +30,36 @@ int64_t von_mises_forward_range(const VonMisesForwardArgs& a, int64_t begin, int
   return first_invalid;
 }
 
+// 1 - A for a tile of concentrations: Perron's fraction in vector lanes, each lane running its
+// own number of steps (a lane past its start keeps its start value until its first step), so
+// that every value is bitwise von_mises_math::one_minus_mean_resultant's; Hankel's series, for
+// concentrations of 50 and above, element by element. The fraction's divisions form one chain
+// per element, latency-bound when run alone: side by side they overlap.
+inline void one_minus_mean_resultant_tile(const double* kappa, int n, double* out) {
+  constexpr int kTile = 64;
+  alignas(64) double inverse[kTile], terms[kTile], c[kTile];
+  double most = 0.0;
+  for (int t = 0; t < n; ++t) {
+    const bool perron = kappa[t] < von_mises_math::kHankelFrom;
+    const int n_start = perron ? von_mises_math::perron_terms(kappa[t]) : 0;
+    terms[t] = n_start;
+    inverse[t] = 1.0 / kappa[t];
+    c[t] = perron ? von_mises_math::perron_start(kappa[t], n_start) : 0.0;
+    most = terms[t] > most ? terms[t] : most;
+  }
+  for (int step = static_cast<int>(most); step >= 1; --step) {
+    for (int t = 0; t < n; ++t) {
+      const double next = von_mises_math::perron_step(step * (2.0 * inverse[t]), c[t]);
+      c[t] = step <= terms[t] ? next : c[t];
+    }
+  }
+  for (int t = 0; t < n; ++t) {
+    out[t] = kappa[t] < von_mises_math::kHankelFrom
+                 ? c[t]
+                 : von_mises_math::one_minus_mean_resultant(kappa[t]);
+  }
+}
+
 template <typename scalar_t>
 void von_mises_backward_range(const VonMisesBackwardArgs& a, int64_t begin, int64_t end) {
   const auto* grad = static_cast<const scalar_t*>(a.grad);
@@ -36,10 +67,20 @@ void von_mises_backward_range(const VonMisesBackwardArgs& a, int64_t begin, int6
   const auto* loc = static_cast<const scalar_t*>(a.loc);
   const auto* concentration = static_cast<const scalar_t*>(a.concentration);
   auto* grad_concentration = static_cast<scalar_t*>(a.grad_concentration);
+  constexpr int64_t kTile = 64;
+  alignas(64) double kappa[kTile], delta[kTile], one_minus_a[kTile];
   Layout2DCursor at(a.layout, begin % a.sample_numel);
-  for (int64_t e = begin; e < end; ++e, at.advance()) {
-    grad_concentration[e] = static_cast<scalar_t>(von_mises_sampler::grad_concentration(
-        static_cast<double>(grad[e]), static_cast<double>(x[e]),
-        static_cast<double>(loc[at.offset(0)]), static_cast<double>(concentration[at.offset(1)])));
+  for (int64_t e0 = begin; e0 < end; e0 += kTile) {
+    const int n = static_cast<int>(std::min(kTile, end - e0));
+    for (int t = 0; t < n; ++t, at.advance()) {
+      kappa[t] = static_cast<double>(concentration[at.offset(1)]);
+      delta[t] = von_mises_sampler::offset_from_loc(static_cast<double>(x[e0 + t]),
+                                                    static_cast<double>(loc[at.offset(0)]));
+    }
+    one_minus_mean_resultant_tile(kappa, n, one_minus_a);
+    for (int t = 0; t < n; ++t) {
+      const double h = von_mises_math::ddelta_dkappa(kappa[t], one_minus_a[t], delta[t]);
+      grad_concentration[e0 + t] = static_cast<scalar_t>(static_cast<double>(grad[e0 + t]) * h);
+    }
   }
 }
