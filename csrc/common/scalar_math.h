@@ -159,6 +159,68 @@ GRADEXT_INLINE float sqrt(float x) {
 #endif
 }
 
+// exp in double from +, *, one division and 64-bit integer bit operations only, so that GCC
+// vectorizes loops of it inside the per-ISA CPU kernels (libm's exp stays a scalar call) and the
+// host and the device evaluate it identically: Cephes' exp (Cody-Waite reduction by ln 2 in two
+// parts, a (3, 3) Pade form of e^r on |r| <= ln2 / 2, about 1 ulp), then the scale 2^n built in
+// the exponent bits. For x in [-708, 709] (clamped there: no infinities, no subnormals).
+GRADEXT_INLINE double exp_vectorizable(double x) {
+  constexpr double kRoundMagic = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to integer
+  double xc = x > -708.0 ? x : -708.0;
+  xc = xc < 709.0 ? xc : 709.0;
+  const double shifted = xc * 1.4426950408889634074 + kRoundMagic;  // n + magic, n = round(x / ln2)
+  const double n = shifted - kRoundMagic;
+  double r = xc - n * 6.93145751953125e-1;
+  r = r - n * 1.42860682030941723212e-6;
+  const double rr = r * r;
+  double p = 1.26177193074810590878e-4;
+  p = p * rr + 3.02994407707441961300e-2;
+  p = p * rr + 9.99999999999999999910e-1;
+  p = p * r;
+  double q = 3.00198505138664455042e-6;
+  q = q * rr + 2.52448340349684104192e-3;
+  q = q * rr + 2.27265548208155028766e-1;
+  q = q * rr + 2.00000000000000000009e0;
+  const double e = 1.0 + 2.0 * (p / (q - p));
+  // n sits in the low bits of `shifted` (two's complement); (n + 1023) << 52 is 2^n's bits.
+#if defined(__CUDA_ARCH__)
+  const auto bits = static_cast<uint64_t>(__double_as_longlong(shifted));
+  const double scale = __longlong_as_double(static_cast<long long>((bits + 1023u) << 52));
+#else
+  uint64_t bits;
+  std::memcpy(&bits, &shifted, sizeof(bits));
+  const uint64_t scale_bits = (bits + 1023u) << 52;
+  double scale;
+  std::memcpy(&scale, &scale_bits, sizeof(scale));
+#endif
+  return e * scale;
+}
+
+// sin(u) for u in [0, pi / 2] in double from +, * and selects only (vectorizable, and the same
+// on host and device; see exp_vectorizable): Cephes' sine and cosine polynomials on [0, pi / 4],
+// the upper half as cos(pi / 2 - u) with pi / 2 - u formed exactly (Sterbenz) plus pi / 2's
+// low part. About 1 ulp.
+GRADEXT_INLINE double sin_quarter_turn(double u) {
+  const bool upper = u > 0.78539816339744830962;
+  const double r = upper ? (1.57079632679489655800e+00 - u) + 6.12323399573676603587e-17 : u;
+  const double z = r * r;
+  double sp = 1.58962301576546568060e-10;
+  sp = sp * z - 2.50507477628578072866e-8;
+  sp = sp * z + 2.75573136213857245213e-6;
+  sp = sp * z - 1.98412698295895385996e-4;
+  sp = sp * z + 8.33333333332211858878e-3;
+  sp = sp * z - 1.66666666666666307295e-1;
+  const double sin_r = r + r * (z * sp);
+  double cp = -1.13585365213876817300e-11;
+  cp = cp * z + 2.08757008419747316778e-9;
+  cp = cp * z - 2.75573141792967388112e-7;
+  cp = cp * z + 2.48015872888517045348e-5;
+  cp = cp * z - 1.38888888888730564116e-3;
+  cp = cp * z + 4.16666666666665929218e-2;
+  const double cos_r = (1.0 - 0.5 * z) + z * z * cp;
+  return upper ? cos_r : sin_r;
+}
+
 GRADEXT_INLINE double log_positive(double x) { return ::log(x); }
 GRADEXT_INLINE double log(double x) { return ::log(x); }
 GRADEXT_INLINE double exp(double x) { return ::exp(x); }

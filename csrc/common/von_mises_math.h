@@ -37,6 +37,7 @@
 #include <cmath>
 
 #include "macros.h"
+#include "scalar_math.h"
 
 namespace gradext::von_mises_math {
 
@@ -101,21 +102,19 @@ GRADEXT_INLINE double half_versine(double x) {
   return s * s;
 }
 
-// Int_-1^1 f by the Gauss-Legendre rule of Points nodes (16 or 24; the tables hold the positive
-// half, the rule is symmetric). The tables are local constants, so that host and device code
-// read the same numbers.
-template <int Half, class F>
-GRADEXT_INLINE double symmetric_rule(const Node (&nodes)[Half], const F& f) {
-  double total = 0.0;
+// The Gauss-Legendre rules on [-1, 1] of 16 and 24 nodes, node by node: visit(x, w) for the
+// positive half (the rules are symmetric: -x has the same weight). The tables are local
+// constants, so that host and device code read the same numbers.
+template <int Half, class Visit>
+GRADEXT_INLINE void visit_nodes(const Node (&nodes)[Half], const Visit& visit) {
 #if defined(__CUDA_ARCH__)
 #pragma unroll
 #endif
-  for (int i = 0; i < Half; ++i) total += nodes[i].w * (f(-nodes[i].x) + f(nodes[i].x));
-  return total;
+  for (int i = 0; i < Half; ++i) visit(nodes[i].x, nodes[i].w);
 }
 
-template <int Points, class F>
-GRADEXT_INLINE double gauss_legendre(const F& f) {
+template <int Points, class Visit>
+GRADEXT_INLINE void for_each_legendre_node(const Visit& visit) {
   static_assert(Points == 16 || Points == 24, "tabulated rules: 16 and 24 nodes");
   if constexpr (Points == 16) {
     constexpr Node kNodes16[8] = {
@@ -128,7 +127,7 @@ GRADEXT_INLINE double gauss_legendre(const F& f) {
         {0.9445750230732326, 0.062253523938647456},
         {0.9894009349916499, 0.027152459411754176},
     };
-    return symmetric_rule(kNodes16, f);
+    visit_nodes(kNodes16, visit);
   } else {
     constexpr Node kNodes24[12] = {
         {0.06405689286260563, 0.12793819534675202},
@@ -144,33 +143,57 @@ GRADEXT_INLINE double gauss_legendre(const F& f) {
         {0.9747285559713095, 0.02853138862893356},
         {0.9951872199970213, 0.01234122979998869},
     };
-    return symmetric_rule(kNodes24, f);
+    visit_nodes(kNodes24, visit);
   }
+}
+
+// Int_-1^1 f by the rule of Points nodes, summed node by node in the order of the table.
+template <int Points, class F>
+GRADEXT_INLINE double gauss_legendre(const F& f) {
+  double total = 0.0;
+  for_each_legendre_node<Points>([&](double x, double w) { total += w * (f(-x) + f(x)); });
+  return total;
 }
 
 // The bulk integral Int_0^delta exp(kappa (cos t - cos delta)) (cos t - A) dt in s = sin(t / 2):
 //   Int_0^s_d exp(2 kappa (s_d^2 - s^2)) ((1 - A) - 2 s^2) 2 / sqrt(1 - s^2) ds,
 // smooth on [0, s_d] (s_d <= sin(pi / 4) where the bulk form is taken for any kappa below 50,
-// and small above, so the branch point s = 1 is far), and free of trigonometric calls.
+// and small above, so the branch point s = 1 is far), and free of trigonometric calls. Its
+// integrand at the rule's node x in [-1, 1] (half = s_d / 2), written once for this function and
+// for the CPU kernels' vector lanes (von_mises_cpu_impl.h); the exponent lies in [0, ~10].
+GRADEXT_INLINE double bulk_integrand(double kappa, double one_minus_a, double sd2, double half,
+                                     double x) {
+  const double s = half + half * x;
+  const double s2 = s * s;
+  return math::exp_vectorizable(2.0 * kappa * (sd2 - s2)) * (one_minus_a - 2.0 * s2) * 2.0 /
+         math::sqrt(1.0 - s2);
+}
+
 GRADEXT_INLINE double bulk_integral(double kappa, double one_minus_a, double sd) {
   const double half = 0.5 * sd;
   const double sd2 = sd * sd;
-  return half * gauss_legendre<16>([&](double x) {
-    const double s = half + half * x;
-    const double s2 = s * s;
-    return ::exp(2.0 * kappa * (sd2 - s2)) * (one_minus_a - 2.0 * s2) * 2.0 / ::sqrt(1.0 - s2);
-  });
+  return half * gauss_legendre<16>(
+                    [&](double x) { return bulk_integrand(kappa, one_minus_a, sd2, half, x); });
 }
 
 // The gentle tail Int_delta^pi exp(kappa (cos t - cos delta)) (cos t - A) dt in t, where the
-// integrand falls by at most e^40 (its length pi - delta passed in, formed exactly near pi).
-GRADEXT_INLINE double tail_integral(double kappa, double one_minus_a, double sd2, double delta,
-                                    double length) {
-  const double half = 0.5 * length;
-  const double middle = delta + half;
+// integrand falls by at most e^40 (half = (pi - delta) / 2, formed exactly near pi, and
+// middle = delta + half). Its integrand at the rule's node x, written once for this function and
+// for the CPU kernels' vector lanes; sin(t / 2) with t / 2 in [0, pi / 2].
+GRADEXT_INLINE double tail_integrand(double kappa, double one_minus_a, double sd2, double middle,
+                                     double half, double x) {
+  const double st = math::sin_quarter_turn(0.5 * (middle + half * x));
+  const double st2 = st * st;
+  return math::exp_vectorizable(2.0 * kappa * (sd2 - st2)) * (one_minus_a - 2.0 * st2);
+}
+
+GRADEXT_INLINE double tail_half_length(double d) { return 0.5 * ((kPi - d) + kPiLow); }
+
+GRADEXT_INLINE double tail_integral(double kappa, double one_minus_a, double sd2, double d) {
+  const double half = tail_half_length(d);
+  const double middle = d + half;
   return half * gauss_legendre<24>([&](double x) {
-    const double st2 = half_versine(middle + half * x);
-    return ::exp(2.0 * kappa * (sd2 - st2)) * (one_minus_a - 2.0 * st2);
+    return tail_integrand(kappa, one_minus_a, sd2, middle, half, x);
   });
 }
 
@@ -228,21 +251,38 @@ GRADEXT_INLINE double laguerre_tail_integral(double kappa, double one_minus_a, d
   return total / lambda;
 }
 
+// Which integral an element takes (see the top of this file), from kappa, 1 - A and
+// sin^2(delta / 2).
+enum class Form { kBulk, kGentleTail, kSteepTail };
+
+GRADEXT_INLINE Form integral_form(double kappa, double one_minus_a, double sd2) {
+  if (2.0 * sd2 <= one_minus_a) return Form::kBulk;  // cos d >= A: a positive integrand
+  // past the sign change: kappa (1 + cos d) <= 40, a gentle tail; 2 kappa (1 - cos d) >= 16, a
+  // steep, far one; the band in between takes the bulk form
+  if (2.0 * kappa * (1.0 - sd2) <= 40.0) return Form::kGentleTail;
+  return 4.0 * kappa * sd2 >= 16.0 ? Form::kSteepTail : Form::kBulk;
+}
+
+// d |delta| / d kappa for |delta| = d, given sd2 = sin^2(d / 2) and the element's form.
+GRADEXT_INLINE double ddelta_dkappa_of_form(Form form, double kappa, double one_minus_a, double d,
+                                            double sd2) {
+  switch (form) {
+    case Form::kGentleTail:
+      return tail_integral(kappa, one_minus_a, sd2, d);
+    case Form::kSteepTail:
+      return laguerre_tail_integral(kappa, one_minus_a, math::sqrt(sd2));
+    default:
+      return -bulk_integral(kappa, one_minus_a, math::sqrt(sd2));
+  }
+}
+
 // d delta / d kappa at the sample's offset delta from loc (in [-pi, pi]), kappa > 0, given
 // one_minus_a = one_minus_mean_resultant(kappa).
 GRADEXT_INLINE double ddelta_dkappa(double kappa, double one_minus_a, double delta) {
   const double d = ::fabs(delta);
   const double sd2 = half_versine(d);
-  double value;
-  if (2.0 * sd2 > one_minus_a && 2.0 * kappa * (1.0 - sd2) <= 40.0) {
-    // past the integrand's sign change, and kappa (1 + cos d) <= 40: a gentle tail
-    value = tail_integral(kappa, one_minus_a, sd2, d, (kPi - d) + kPiLow);
-  } else if (2.0 * sd2 > one_minus_a && 4.0 * kappa * sd2 >= 16.0) {
-    // 2 kappa (1 - cos d) >= 16: a steep, far tail
-    value = laguerre_tail_integral(kappa, one_minus_a, ::sqrt(sd2));
-  } else {  // cos d >= A (a positive integrand), or the band in between
-    value = -bulk_integral(kappa, one_minus_a, ::sqrt(sd2));
-  }
+  const double value =
+      ddelta_dkappa_of_form(integral_form(kappa, one_minus_a, sd2), kappa, one_minus_a, d, sd2);
   return delta < 0.0 ? -value : value;
 }
 

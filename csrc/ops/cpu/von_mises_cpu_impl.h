@@ -4,9 +4,10 @@
 //
 // The forward calls the header sampler element by element (csrc/common/von_mises_sampler.h), the
 // CUDA kernel's code: a rejection loop has no fixed shape for vector lanes. The backward takes
-// 1 - A (the mean resultant length's complement) for a tile of elements in lanes, bitwise the
-// header function's value, then each element's quadrature (one of three, chosen per element)
-// through the header.
+// 1 - A (the mean resultant length's complement) for a tile of elements in lanes, then the bulk
+// and the gentle-tail elements' quadratures in lanes across elements (the far tails of large
+// concentrations, rare, element by element), every value bitwise the header function's
+// (von_mises_math.h).
 
 template <typename scalar_t>
 int64_t von_mises_forward_range(const VonMisesForwardArgs& a, int64_t begin, int64_t end) {
@@ -60,15 +61,43 @@ inline void one_minus_mean_resultant_tile(const double* kappa, int n, double* ou
   }
 }
 
+// The integrals of one form for a tile's elements of that form (compacted), node by node across
+// elements so that each node's exponentials, sines, square roots and divisions run in vector
+// lanes: the operations of von_mises_math's bulk_integral and tail_integral in their order, so
+// each value is bitwise the header's. `integrand(j, x)` is element j's integrand at node x.
+template <int Points, class Integrand>
+inline void legendre_integrals(const double* half, int n, const Integrand& integrand,
+                               double* integral) {
+  constexpr int kTile = 64;
+  alignas(64) double total[kTile];
+  for (int j = 0; j < n; ++j) total[j] = 0.0;
+  von_mises_math::for_each_legendre_node<Points>([&](double x, double w) {
+    for (int j = 0; j < n; ++j) total[j] += w * (integrand(j, -x) + integrand(j, x));
+  });
+  for (int j = 0; j < n; ++j) integral[j] = half[j] * total[j];
+}
+
+// A tile's elements of one form, compacted: index in the tile, kappa, 1 - A, s_d^2, the half
+// length of the integration interval, its middle (tails), and the integral.
+struct FormLanes {
+  static constexpr int kTile = 64;
+  alignas(64) double kappa[kTile], one_minus_a[kTile], sd2[kTile], half[kTile], middle[kTile],
+      integral[kTile];
+  int index[kTile];
+  int n = 0;
+};
+
 template <typename scalar_t>
 void von_mises_backward_range(const VonMisesBackwardArgs& a, int64_t begin, int64_t end) {
+  namespace vm = von_mises_math;
   const auto* grad = static_cast<const scalar_t*>(a.grad);
   const auto* x = static_cast<const scalar_t*>(a.x);
   const auto* loc = static_cast<const scalar_t*>(a.loc);
   const auto* concentration = static_cast<const scalar_t*>(a.concentration);
   auto* grad_concentration = static_cast<scalar_t*>(a.grad_concentration);
   constexpr int64_t kTile = 64;
-  alignas(64) double kappa[kTile], delta[kTile], one_minus_a[kTile];
+  alignas(64) double kappa[kTile], delta[kTile], one_minus_a[kTile], value[kTile];
+  FormLanes bulk, tail;
   Layout2DCursor at(a.layout, begin % a.sample_numel);
   for (int64_t e0 = begin; e0 < end; e0 += kTile) {
     const int n = static_cast<int>(std::min(kTile, end - e0));
@@ -78,8 +107,41 @@ void von_mises_backward_range(const VonMisesBackwardArgs& a, int64_t begin, int6
                                                     static_cast<double>(loc[at.offset(0)]));
     }
     one_minus_mean_resultant_tile(kappa, n, one_minus_a);
+    bulk.n = tail.n = 0;
     for (int t = 0; t < n; ++t) {
-      const double h = von_mises_math::ddelta_dkappa(kappa[t], one_minus_a[t], delta[t]);
+      const double d = std::fabs(delta[t]);
+      const double sd2 = vm::half_versine(d);
+      const vm::Form form = vm::integral_form(kappa[t], one_minus_a[t], sd2);
+      if (form == vm::Form::kSteepTail) {  // rare: element by element
+        value[t] = vm::ddelta_dkappa_of_form(form, kappa[t], one_minus_a[t], d, sd2);
+        continue;
+      }
+      FormLanes& lanes = form == vm::Form::kBulk ? bulk : tail;
+      const int j = lanes.n++;
+      lanes.index[j] = t;
+      lanes.kappa[j] = kappa[t];
+      lanes.one_minus_a[j] = one_minus_a[t];
+      if (form == vm::Form::kBulk) {  // as bulk_integral, given sqrt(sd2)
+        const double sd = math::sqrt(sd2);
+        lanes.half[j] = 0.5 * sd;
+        lanes.sd2[j] = sd * sd;
+      } else {  // as tail_integral
+        lanes.half[j] = vm::tail_half_length(d);
+        lanes.middle[j] = d + lanes.half[j];
+        lanes.sd2[j] = sd2;
+      }
+    }
+    legendre_integrals<16>(bulk.half, bulk.n, [&](int j, double x) {
+      return vm::bulk_integrand(bulk.kappa[j], bulk.one_minus_a[j], bulk.sd2[j], bulk.half[j], x);
+    }, bulk.integral);
+    legendre_integrals<24>(tail.half, tail.n, [&](int j, double x) {
+      return vm::tail_integrand(tail.kappa[j], tail.one_minus_a[j], tail.sd2[j], tail.middle[j],
+                                tail.half[j], x);
+    }, tail.integral);
+    for (int j = 0; j < bulk.n; ++j) value[bulk.index[j]] = -bulk.integral[j];
+    for (int j = 0; j < tail.n; ++j) value[tail.index[j]] = tail.integral[j];
+    for (int t = 0; t < n; ++t) {
+      const double h = delta[t] < 0.0 ? -value[t] : value[t];
       grad_concentration[e0 + t] = static_cast<scalar_t>(static_cast<double>(grad[e0 + t]) * h);
     }
   }
