@@ -81,38 +81,59 @@ struct Proposal {
   }
 };
 
-// The offset of a von Mises(0, kappa) sample from its location, in [-pi, pi].
+// One proposal from two words: whether it is accepted, and the angle's magnitude (meaningful
+// where accepted). Branch-free (both acceptance tests are evaluated), so that the CPU kernels
+// can run the first proposal of many elements in vector lanes with these very operations.
+template <typename T>
+GRADEXT_INLINE bool try_proposal(const Proposal<T>& p, uint32_t u1_bits, uint32_t u2_bits,
+                                 T* magnitude) {
+  const T u1 = uniform_open(u1_bits, T(0));
+  T sh, ch;
+  math::sincos_2pi(u1 * T(0.25), &sh, &ch);  // sin, cos of pi u1 / 2; the scaling is exact
+  const T sh2 = sh * sh, ch2 = ch * ch;
+  const T r_plus_z = p.r_minus_one + T(2) * ch2;
+  const T h = p.r_minus_one * sh2 / r_plus_z;
+  const T g = p.r_plus_one * ch2 / r_plus_z;
+  const T c = p.kappa * (p.r_minus_one + T(2) * h);
+  const T u2 = uniform_open(u2_bits, T(0));
+  const bool squeeze = c * (T(2) - c) > u2;
+  const bool full = math::log(c) - math::log_positive(u2) + T(1) - c >= T(0);
+  const bool lower = h <= g;
+  const T ratio = math::sqrt(lower ? h / g : g / h);
+  const T atan_ratio = math::atan_unit(ratio);
+  const T half_angle = lower ? atan_ratio : Constants<T>::pi() * T(0.5) - atan_ratio;
+  *magnitude = T(2) * half_angle;
+  return squeeze | full;
+}
+
+// The sign word's verdict: the angle is negated when its top bit is set.
+template <typename T>
+GRADEXT_INLINE T signed_angle(uint32_t sign_bits, T magnitude) {
+  return (sign_bits >> 31) != 0u ? -magnitude : magnitude;
+}
+
+// The offset of a von Mises(0, kappa) sample from its location, in [-pi, pi]. Each proposal
+// reads two words; the accepted one's sign reads the next.
 template <typename T>
 GRADEXT_INLINE T angle_offset(PhiloxSubstream& words, T concentration) {
   const Proposal<T> p(concentration);
   for (int proposal = 0; proposal < kMaxProposals; ++proposal) {
-    const T u1 = uniform_open(words.next(), T(0));
-    T sh, ch;
-    math::sincos_2pi(u1 * T(0.25), &sh, &ch);  // sin, cos of pi u1 / 2; the scaling is exact
-    const T sh2 = sh * sh, ch2 = ch * ch;
-    const T r_plus_z = p.r_minus_one + T(2) * ch2;
-    const T h = p.r_minus_one * sh2 / r_plus_z;
-    const T g = p.r_plus_one * ch2 / r_plus_z;
-    const T c = p.kappa * (p.r_minus_one + T(2) * h);
-    const T u2 = uniform_open(words.next(), T(0));
-    if (c * (T(2) - c) > u2 || math::log(c) - math::log_positive(u2) + T(1) - c >= T(0)) {
-      const T half_angle = h <= g ? math::atan_unit(math::sqrt(h / g))
-                                  : Constants<T>::pi() * T(0.5) - math::atan_unit(math::sqrt(g / h));
-      const T angle = T(2) * half_angle;
-      return (words.next() >> 31) != 0u ? -angle : angle;
-    }
+    const uint32_t u1_bits = words.next();
+    const uint32_t u2_bits = words.next();
+    T magnitude;
+    if (try_proposal(p, u1_bits, u2_bits, &magnitude)) return signed_angle(words.next(), magnitude);
   }
   return T(0);
 }
 
-// x wrapped into [-pi, pi) (pi as rounded in T).
+// x wrapped into [-pi, pi) (pi as rounded in T). Selects only, for the vector lanes.
 template <typename T>
 GRADEXT_INLINE T wrap_angle(T x) {
   const T pi = Constants<T>::pi(), two_pi = Constants<T>::two_pi();
-  if (x >= -pi && x < pi) return x;
   T w = x - two_pi * math::floor((x + pi) / two_pi);
   w = w < -pi ? w + two_pi : w;
-  return w >= pi ? w - two_pi : w;
+  w = w >= pi ? w - two_pi : w;
+  return x >= -pi && x < pi ? x : w;  // inside already: x itself, unrounded
 }
 
 // Element `element` of a von_mises_rsample call keyed by (seed, offset), in the math type T:

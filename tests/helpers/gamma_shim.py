@@ -1,48 +1,22 @@
 """The `gamma_math` fixture: csrc/common's Gamma maths (gamma_math.h, gamma_sampler.h) compiled
-with the C++ compiler into a small shared library (tests/gamma/gamma_math_shim.cpp) and called
+into a small shared library (tests/gamma/gamma_math_shim.cpp, helpers/native_shim.py) and called
 through ctypes, so the host/device code is checked against scipy and mpmath directly, and the
-Gamma and Dirichlet ops against it. Compiled with the extension's floating-point flags. Each test
-package that uses it imports it in its conftest.py."""
+Gamma and Dirichlet ops against it. Each test package that uses it imports it in its
+conftest.py."""
 
 from __future__ import annotations
 
 import ctypes
-import os
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
-import torch
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-COMPILER = shutil.which(os.environ.get("CXX", "c++")) or shutil.which("g++")
+from helpers.native_shim import build_shim
 
 
 @pytest.fixture(scope="package")
 def gamma_math(tmp_path_factory):
-    if COMPILER is None:
-        pytest.skip("no C++ compiler to build the shim")
-    library = tmp_path_factory.mktemp("gamma_math") / "libgamma_math.so"
-    subprocess.run(
-        [
-            COMPILER,
-            "-O2",
-            "-std=c++20",  # torch's headers (sample_range.h reads c10's Half and BFloat16)
-            "-ffp-contract=off",  # as the extension is built
-            "-fno-math-errno",
-            "-fno-trapping-math",
-            "-shared",
-            "-fPIC",
-            f"-I{os.path.join(REPO, 'csrc')}",
-            f"-I{os.path.join(os.path.dirname(torch.__file__), 'include')}",
-            os.path.join(REPO, "tests", "gamma", "gamma_math_shim.cpp"),
-            "-o",
-            str(library),
-        ],
-        check=True,
-    )
-    lib = ctypes.CDLL(str(library))
+    lib = build_shim(tmp_path_factory, "tests/gamma/gamma_math_shim.cpp", "gamma_math")
     for name in (
         "gradext_standard_gamma_dz_dalpha",
         "gradext_dz_dalpha_series",

@@ -149,6 +149,23 @@ def test_reference_exported_names():
 
 @requires_extension
 @pytest.mark.parametrize("variant", cpu_variants_supported())
+def test_the_backward_lanes_are_the_header_function_bitwise(von_mises_math, variant):
+    """The backward's vector lanes (1 - A, the bulk and gentle-tail quadratures) give the scalar
+    header function's d delta / d kappa (the CUDA kernel's code, through the ctypes shim)
+    bitwise, every form mixed in the tiles, on every CPU variant."""
+    kappa = torch.tensor([1e-3, 0.3, 2.0, 11.0, 45.0, 80.0, 1e4, 1e7] * 40, **F64)
+    with on_path(f"cpu-{variant}"):
+        x = torch.ops.gradext._von_mises_rsample_seeded(torch.zeros((), **F64), kappa, 3, 4, 1)
+        got = _backward(kappa, x)
+    expected = [
+        von_mises_math.gradext_von_mises_ddelta_dkappa(k, d)
+        for k, d in zip(kappa.repeat(3).tolist(), x.reshape(-1).tolist())
+    ]
+    assert got.reshape(-1).tolist() == expected
+
+
+@requires_extension
+@pytest.mark.parametrize("variant", cpu_variants_supported())
 def test_tiles_give_each_elements_own_value(variant):
     """The backward computes 1 - A for a tile of elements in vector lanes, each lane with its own
     number of fraction steps: a tile mixing concentrations (short and long fractions, Hankel's

@@ -8,6 +8,9 @@
 
 namespace gradext::cpu {
 
+// Output elements per tile: the unit of the forward's vector pass (one Philox block per element).
+constexpr int64_t kVonMisesTile = 64;
+
 struct VonMisesForwardArgs {
   const void* loc;            // layout input 0
   const void* concentration;  // layout input 1
