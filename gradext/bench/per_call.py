@@ -30,6 +30,7 @@ from gradext.bench import harness
 from gradext.bench.dirichlet import eager_beta, eager_dirichlet
 from gradext.bench.gamma import eager_rsample as eager_gamma
 from gradext.bench.gaussian import eager_rsample
+from gradext.bench.von_mises import eager_rsample as eager_von_mises
 
 
 def cases(device: torch.device) -> list[tuple[str, str, Callable, Callable, Callable]]:
@@ -60,6 +61,9 @@ def cases(device: torch.device) -> list[tuple[str, str, Callable, Callable, Call
          eager_dirichlet, gradext.dirichlet_rsample),
         ("beta_rsample", "[128, 20]", positive_leaves((128, 20), (128, 20)),
          eager_beta, gradext.beta_rsample),
+        # An angular latent of the same size (locations and concentrations 0.5 to 3.5).
+        ("von_mises_rsample", "[128, 20]", positive_leaves((128, 20), (128, 20)),
+         eager_von_mises, gradext.von_mises_rsample),
         # A discrete VAE: 128 datapoints x 20 latents of 10 classes.
         ("gumbel_softmax", "[2560, 10] soft", leaves((2560, 10)),
          lambda x: F.gumbel_softmax(x, tau=0.5), lambda x: gradext.gumbel_softmax(x, tau=0.5)),
