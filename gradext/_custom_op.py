@@ -245,3 +245,16 @@ def batched_param(x: torch.Tensor, batch_dim: int | None, batch_size: int, rank:
         return x
     x = batch_first(x, batch_dim, batch_size)
     return x.reshape(batch_size, *([1] * (rank - (x.dim() - 1))), *x.shape[1:])
+
+
+# --- helpers of the fake kernels ---
+
+
+def two_parameter_sample(a: torch.Tensor, b: torch.Tensor, num_samples) -> torch.Tensor:
+    """The output of a sampler of two broadcasting parameters (gamma_rsample's concentration and
+    rate, von_mises_rsample's loc and concentration): their broadcast shape, after
+    `num_samples` when given, in their promoted dtype."""
+    shape = torch.broadcast_shapes(a.shape, b.shape)
+    if num_samples is not None:
+        shape = (num_samples, *shape)
+    return a.new_empty(shape, dtype=torch.promote_types(a.dtype, b.dtype))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 import operator
 
 import numpy
@@ -95,6 +97,22 @@ def check_broadcastable(op: str, **tensors: torch.Tensor) -> torch.Size:
     except RuntimeError:
         shapes = " and ".join(f"{name} of shape {tuple(t.shape)}" for name, t in tensors.items())
         raise ValueError(f"{op}: {shapes} do not broadcast") from None
+
+
+def positive_parameter(op: str, name: str, value, like: torch.Tensor) -> torch.Tensor:
+    """A positive distribution parameter (a rate, a concentration) as the ops take it: a tensor
+    (floating, checked) or a number, which becomes a 0-dim tensor of `like`'s dtype and device,
+    checked here to be positive and finite, where that costs no pass over data."""
+    if isinstance(value, torch.Tensor):
+        check_floating(op, name, value)
+        return value
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(
+            f"{op}: {name} must be a tensor or a real number, got {type(value).__name__}"
+        )
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{op}: {name} must be positive and finite, got {value}")
+    return torch.full((), float(value), dtype=like.dtype, device=like.device)
 
 
 def check_optional_count(op: str, name: str, value, minimum: int = 1) -> None:

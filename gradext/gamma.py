@@ -20,9 +20,6 @@ gradext/reference/gamma.py.
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 
 from gradext import _extension, _validation, reference
@@ -32,6 +29,7 @@ from gradext._custom_op import (
     check_vmap_randomness,
     example_rank,
     register_fake,
+    two_parameter_sample,
     with_autograd,
 )
 
@@ -69,7 +67,7 @@ def gamma_rsample(
     """
     op = "gamma_rsample"
     _validation.check_floating(op, "concentration", concentration)
-    rate = _rate_tensor(op, rate, concentration)
+    rate = _validation.positive_parameter(op, "rate", rate, concentration)
     _validation.check_same_device(op, concentration=concentration, rate=rate)
     _validation.check_no_forward_ad(op, concentration, rate)
     _validation.check_broadcastable(op, concentration=concentration, rate=rate)
@@ -80,38 +78,17 @@ def gamma_rsample(
     return reference.gamma_rsample(concentration, rate, num_samples, generator=generator)
 
 
-def _rate_tensor(op: str, rate, concentration: torch.Tensor) -> torch.Tensor:
-    """rate as the ops take it: a tensor (a number becomes a 0-dim tensor of concentration's
-    dtype and device, checked here, where that costs no pass over data)."""
-    if isinstance(rate, torch.Tensor):
-        _validation.check_floating(op, "rate", rate)
-        return rate
-    if isinstance(rate, bool) or not isinstance(rate, numbers.Real):
-        raise TypeError(f"{op}: rate must be a tensor or a real number, got {type(rate).__name__}")
-    if not (rate > 0 and math.isfinite(rate)):
-        raise ValueError(f"{op}: rate must be positive and finite, got {rate}")
-    return torch.full((), float(rate), dtype=concentration.dtype, device=concentration.device)
-
-
 # --- fake kernels ---------------------------------------------------------------------------
-
-
-def _sample(concentration, rate, num_samples):
-    shape = torch.broadcast_shapes(concentration.shape, rate.shape)
-    if num_samples is not None:
-        shape = (num_samples, *shape)
-    dtype = torch.promote_types(concentration.dtype, rate.dtype)
-    return concentration.new_empty(shape, dtype=dtype)
 
 
 @register_fake("gradext::gamma_rsample")
 def _gamma_rsample_fake(concentration, rate, num_samples=None, *, generator=None):
-    return _sample(concentration, rate, num_samples)
+    return two_parameter_sample(concentration, rate, num_samples)
 
 
 @register_fake("gradext::_gamma_rsample_seeded")
 def _gamma_rsample_seeded_fake(concentration, rate, num_samples, seed, offset):
-    return _sample(concentration, rate, num_samples)
+    return two_parameter_sample(concentration, rate, num_samples)
 
 
 @register_fake("gradext::_gamma_rsample_backward")

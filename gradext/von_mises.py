@@ -22,9 +22,6 @@ csrc/common/von_mises_{sampler,math}.h. Fallback: gradext/reference/von_mises.py
 
 from __future__ import annotations
 
-import math
-import numbers
-
 import torch
 
 from gradext import _extension, _validation, reference
@@ -34,6 +31,7 @@ from gradext._custom_op import (
     check_vmap_randomness,
     example_rank,
     register_fake,
+    two_parameter_sample,
     with_autograd,
 )
 
@@ -69,7 +67,7 @@ def von_mises_rsample(
     """
     op = "von_mises_rsample"
     _validation.check_floating(op, "loc", loc)
-    concentration = _concentration_tensor(op, concentration, loc)
+    concentration = _validation.positive_parameter(op, "concentration", concentration, loc)
     _validation.check_same_device(op, loc=loc, concentration=concentration)
     _validation.check_no_forward_ad(op, loc, concentration)
     _validation.check_broadcastable(op, loc=loc, concentration=concentration)
@@ -80,41 +78,17 @@ def von_mises_rsample(
     return reference.von_mises_rsample(loc, concentration, num_samples, generator=generator)
 
 
-def _concentration_tensor(op: str, concentration, loc: torch.Tensor) -> torch.Tensor:
-    """concentration as the ops take it: a tensor (a number becomes a 0-dim tensor of loc's
-    dtype and device, checked here, where that costs no pass over data)."""
-    if isinstance(concentration, torch.Tensor):
-        _validation.check_floating(op, "concentration", concentration)
-        return concentration
-    if isinstance(concentration, bool) or not isinstance(concentration, numbers.Real):
-        raise TypeError(
-            f"{op}: concentration must be a tensor or a real number, "
-            f"got {type(concentration).__name__}"
-        )
-    if not (concentration > 0 and math.isfinite(concentration)):
-        raise ValueError(f"{op}: concentration must be positive and finite, got {concentration}")
-    return torch.full((), float(concentration), dtype=loc.dtype, device=loc.device)
-
-
 # --- fake kernels ---------------------------------------------------------------------------
-
-
-def _sample(loc, concentration, num_samples):
-    shape = torch.broadcast_shapes(loc.shape, concentration.shape)
-    if num_samples is not None:
-        shape = (num_samples, *shape)
-    dtype = torch.promote_types(loc.dtype, concentration.dtype)
-    return loc.new_empty(shape, dtype=dtype)
 
 
 @register_fake("gradext::von_mises_rsample")
 def _von_mises_rsample_fake(loc, concentration, num_samples=None, *, generator=None):
-    return _sample(loc, concentration, num_samples)
+    return two_parameter_sample(loc, concentration, num_samples)
 
 
 @register_fake("gradext::_von_mises_rsample_seeded")
 def _von_mises_rsample_seeded_fake(loc, concentration, num_samples, seed, offset):
-    return _sample(loc, concentration, num_samples)
+    return two_parameter_sample(loc, concentration, num_samples)
 
 
 @register_fake("gradext::_von_mises_rsample_backward")

@@ -3,70 +3,30 @@
 #include <ATen/ATen.h>
 #include <torch/library.h>
 
-#include "ops/argument_checks.h"
-#include "ops/broadcast_layout.h"
+#include <utility>
+
+#include "ops/two_parameter_problem.h"
 
 namespace gradext::ops {
 
 VonMisesForwardProblem make_von_mises_forward_problem(const at::Tensor& loc,
                                                       const at::Tensor& concentration,
                                                       std::optional<int64_t> num_samples) {
-  constexpr const char* op = "von_mises_rsample";
-  check_floating(loc, op, "loc");
-  check_floating(concentration, op, "concentration");
-  check_same_device(loc, "loc", concentration, "concentration", op);
-  TORCH_CHECK_VALUE(!num_samples.has_value() || *num_samples >= 1, op,
-                    ": num_samples must be None or >= 1, got ", num_samples.value_or(0));
-
-  VonMisesForwardProblem p;
-  const std::vector<int64_t> sample_shape =
-      broadcast_parameter_shape(op, "loc", loc, "concentration", concentration);
-  const at::ScalarType dtype = at::promote_types(loc.scalar_type(), concentration.scalar_type());
-  p.sample_numel = c10::multiply_integers(sample_shape);
-  if (num_samples.has_value()) p.out_shape.push_back(*num_samples);
-  p.out_shape.insert(p.out_shape.end(), sample_shape.begin(), sample_shape.end());
-  std::vector<at::Tensor> inputs{loc.to(dtype), concentration.to(dtype)};
-  p.layout = make_layout_2d(sample_shape, inputs);
-  p.loc = inputs[0];
-  p.concentration = inputs[1];
-  return p;
+  TwoParameterForward p = make_two_parameter_forward("von_mises_rsample", "loc", loc,
+                                                     "concentration", concentration, num_samples);
+  return {std::move(p.first), std::move(p.second), p.layout, std::move(p.out_shape),
+          p.sample_numel};
 }
 
 VonMisesBackwardProblem make_von_mises_backward_problem(const at::Tensor& grad,
                                                         const at::Tensor& x,
                                                         const at::Tensor& loc,
                                                         const at::Tensor& concentration) {
-  constexpr const char* op = "_von_mises_rsample_backward";
-  check_floating(grad, op, "grad");
-  check_floating(x, op, "x");
-  check_floating(loc, op, "loc");
-  check_floating(concentration, op, "concentration");
-  check_same_device(grad, "grad", x, "x", op);
-  check_same_device(x, "x", loc, "loc", op);
-  check_same_device(x, "x", concentration, "concentration", op);
-  TORCH_CHECK_VALUE(grad.sizes().equals(x.sizes()), op, ": grad of shape ", grad.sizes(),
-                    " must have x's shape ", x.sizes());
-  const int64_t rank = std::max(loc.dim(), concentration.dim());
-  TORCH_CHECK_VALUE(rank <= x.dim(), op, ": loc of shape ", loc.sizes(),
-                    " and concentration of shape ", concentration.sizes(),
-                    " have more dimensions than x ", x.sizes());
-  const at::IntArrayRef sample_shape = x.sizes().slice(x.dim() - rank);
-  for (const auto& [name, t] :
-       {std::pair<const char*, const at::Tensor&>{"loc", loc}, {"concentration", concentration}}) {
-    TORCH_CHECK_VALUE(at::is_expandable_to(t.sizes(), sample_shape), op, ": ", name,
-                      " of shape ", t.sizes(), " does not broadcast to x's trailing shape ",
-                      sample_shape);
-  }
-  VonMisesBackwardProblem p;
-  const at::ScalarType dtype = grad.scalar_type();
-  p.grad = grad.contiguous();
-  p.x = x.to(dtype).contiguous();
-  p.sample_numel = c10::multiply_integers(sample_shape);
-  std::vector<at::Tensor> inputs{loc.to(dtype), concentration.to(dtype)};
-  p.layout = make_layout_2d(sample_shape, inputs);
-  p.loc = inputs[0];
-  p.concentration = inputs[1];
-  return p;
+  TwoParameterBackward p = make_two_parameter_backward("_von_mises_rsample_backward", grad, "x",
+                                                       x, "loc", loc, "concentration",
+                                                       concentration);
+  return {std::move(p.grad), std::move(p.sample), std::move(p.first), std::move(p.second),
+          p.layout, p.sample_numel};
 }
 
 void throw_invalid_von_mises_parameter(const InvalidVonMisesParameter& invalid) {

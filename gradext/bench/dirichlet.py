@@ -86,17 +86,7 @@ def measure(device: torch.device, quick: bool) -> list[harness.Measurement]:
 
 
 def report_targets(rows, device: torch.device) -> list[str]:
-    ratio = harness.speedups(rows)
-    lines = []
-    where = "CPU" if device.type == "cpu" else "CUDA"
-    for (op, case, mode, impl), r in ratio.items():
-        if impl != "gradext" or mode != "forward+backward":
-            continue
-        ok = "PASS" if r >= 3 else "MISS"
-        vs_compile = r / ratio[(op, case, mode, "compile")]
-        lines.append(f"{ok}  {where} {op} fwd+bwd {case}: {r:.2f}x eager (target >= 3x)")
-        lines.append(f"info  {where} {op} fwd+bwd {case}: {vs_compile:.2f}x torch.compile")
-    return lines
+    return harness.speed_targets(rows, device, target=3)
 
 
 if __name__ == "__main__":

@@ -93,27 +93,15 @@ def gradient_accuracy(dtype: torch.dtype) -> tuple[float, float]:
 
 
 def report_targets(rows, device: torch.device) -> list[str]:
-    ratio = harness.speedups(rows)
-    lines = []
-
-    def check(label, ok):
-        lines.append(f"{'PASS' if ok else 'MISS'}  {label}")
-
-    where = "CPU" if device.type == "cpu" else "CUDA"
-    for (op, case, mode, impl), r in ratio.items():
-        if impl != "gradext" or mode != "forward+backward":
-            continue
-        vs_compile = r / ratio[(op, case, mode, "compile")]
-        check(f"{where} fwd+bwd {case}: {r:.2f}x eager (target >= 3x)", r >= 3)
-        lines.append(f"info  {where} fwd+bwd {case}: {vs_compile:.2f}x torch.compile")
+    lines = harness.speed_targets(rows, device, target=3)
     if device.type == "cpu" and gradext.has_extension():
         for dtype, target in ((torch.float64, 1e-10), (torch.float32, 1e-4)):
             ours, theirs = gradient_accuracy(dtype)
-            check(
+            label = (
                 f"dz/dconcentration {dtype}: largest relative error {ours:.1e} (target <= "
-                f"{target:.0e}); torch._standard_gamma_grad: {theirs:.1e}",
-                ours <= target,
+                f"{target:.0e}); torch._standard_gamma_grad: {theirs:.1e}"
             )
+            lines.append(harness.target_line(label, ours <= target))
     return lines
 
 

@@ -217,6 +217,27 @@ def time_modes(
     return rows
 
 
+def target_line(label: str, ok: bool) -> str:
+    """A target's line in a benchmark's report: PASS or MISS, then what was measured."""
+    return f"{'PASS' if ok else 'MISS'}  {label}"
+
+
+def speed_targets(rows: list[Measurement], device: torch.device, target: float) -> list[str]:
+    """The forward+backward speed-up of gradext over eager for each (op, case), against
+    `target`, each with its ratio to torch.compile beside it."""
+    ratio = speedups(rows)
+    where = "CPU" if device.type == "cpu" else "CUDA"
+    lines = []
+    for (op, case, mode, impl), r in ratio.items():
+        if impl != "gradext" or mode != "forward+backward":
+            continue
+        vs_compile = r / ratio[(op, case, mode, "compile")]
+        label = f"{where} {op} fwd+bwd {case}: {r:.2f}x eager (target >= {target:g}x)"
+        lines.append(target_line(label, r >= target))
+        lines.append(f"info  {where} {op} fwd+bwd {case}: {vs_compile:.2f}x torch.compile")
+    return lines
+
+
 def main(name: str, description: str, measure, report_targets, argv=None) -> int:
     """The shared command line of the family benchmarks (python -m gradext.bench.<family>):
     --device cpu|cuda|all, --quick, --out."""
