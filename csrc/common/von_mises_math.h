@@ -49,7 +49,6 @@ struct Node {
   double x, w;
 };
 
-
 // Perron's fraction for kappa < 50, in pieces that the CPU kernels also run in vector lanes
 // (von_mises_cpu_impl.h), with the same operations: its length N, its start 1 - q_(N+1), and
 // one step 1 - q_n = (a - c) / (a + 1 - c) from c = 1 - q_(n+1), a = 2n / kappa.

@@ -18,6 +18,9 @@ def von_mises_math(tmp_path_factory):
     lib = build_shim(tmp_path_factory, "tests/von_mises/von_mises_shim.cpp", "von_mises_math")
     lib.gradext_von_mises_ddelta_dkappa.restype = ctypes.c_double
     lib.gradext_von_mises_ddelta_dkappa.argtypes = [ctypes.c_double, ctypes.c_double]
+    for name in ("gradext_exp_vectorizable", "gradext_sin_quarter_turn"):
+        getattr(lib, name).restype = ctypes.c_double
+        getattr(lib, name).argtypes = [ctypes.c_double]
     for name, c_type, np_type in (
         ("gradext_von_mises_float", ctypes.c_float, np.float32),
         ("gradext_von_mises_double", ctypes.c_double, np.float64),

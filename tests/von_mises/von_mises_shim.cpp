@@ -23,4 +23,7 @@ void gradext_von_mises_double(double loc, double kappa, uint64_t seed, uint64_t 
 double gradext_von_mises_ddelta_dkappa(double kappa, double delta) {
   return gradext::von_mises_math::von_mises_ddelta_dkappa(kappa, delta);
 }
+// The vectorizable double functions the backward's lanes use (scalar_math.h).
+double gradext_exp_vectorizable(double x) { return gradext::math::exp_vectorizable(x); }
+double gradext_sin_quarter_turn(double u) { return gradext::math::sin_quarter_turn(u); }
 }
