@@ -7,13 +7,15 @@ Ops (each a drop-in function; CPU and CUDA kernels, pure-PyTorch fallback everyw
     von_mises_rsample  von Mises (angular) sampling, the same gradients
     gumbel_softmax     Gumbel-Softmax / straight-through, drop-in for F.gumbel_softmax
     gumbel_sigmoid     binary Concrete (relaxed Bernoulli), soft or straight-through
+    conditional_relaxation  a discrete sample with REBAR's two relaxations of its noise
     score_function_loo REINFORCE with the leave-one-out baseline (RLOO), K samples
     vimco              the K-sample bound with VIMCO's leave-one-out learning signals
     categorical_sample Gumbel-max categorical samples and their differentiable log-probs
 
 One module per op family holds its public functions and, beside them, the fake kernels,
 autograd formulas and vmap rules of its dispatcher ops (torch.ops.gradext.*): gaussian.py,
-gamma.py, dirichlet.py, von_mises.py, relaxed.py, score_function.py, categorical.py. Their
+gamma.py, dirichlet.py, von_mises.py, relaxed.py, conditional_relaxation.py, score_function.py,
+categorical.py. Their
 pure-PyTorch fallbacks are in reference/.
 """
 
@@ -22,6 +24,7 @@ import torch  # noqa: F401  (load libtorch before the extension that links again
 from gradext import philox_uniform  # noqa: F401  (the fake kernel of the noise test view)
 from gradext._extension import cpu_isa, extension_error, has_cuda, has_extension
 from gradext.categorical import categorical_sample
+from gradext.conditional_relaxation import conditional_relaxation
 from gradext.dirichlet import beta_rsample, dirichlet_rsample
 from gradext.gamma import gamma_rsample
 from gradext.gaussian import gaussian_rsample
@@ -34,6 +37,7 @@ __version__ = "0.1.0"
 __all__ = [
     "beta_rsample",
     "categorical_sample",
+    "conditional_relaxation",
     "cpu_isa",
     "dirichlet_rsample",
     "extension_error",

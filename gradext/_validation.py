@@ -150,6 +150,25 @@ def as_dim(op: str, dim, name: str, tensor: torch.Tensor) -> int:
     return dim
 
 
+def as_bool(op: str, name: str, value) -> bool:
+    """A flag as a bool. F.gumbel_softmax only tests `if hard:`, so code written for it passes
+    bools, 0 and 1, numpy bools and one-element bool or integer tensors: all are taken; other
+    values (a float, a string, a longer tensor) are a TypeError rather than a guess."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, torch.Tensor):
+        if value.numel() == 1 and (value.dtype == torch.bool or not value.is_floating_point()):
+            return bool(value.item())
+    elif isinstance(value, numpy.bool_) or (
+        isinstance(value, numbers.Integral) and value in (0, 1)
+    ):
+        return bool(value)
+    raise TypeError(
+        f"{op}: {name} must be a bool (or 0, 1, a numpy bool, a one-element bool tensor), "
+        f"got {value!r} of type {type(value).__name__}"
+    )
+
+
 def check_generator(op: str, generator, device: torch.device) -> None:
     if generator is None:
         return

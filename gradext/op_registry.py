@@ -355,6 +355,77 @@ GUMBEL_SIGMOID = OpCase(
 )
 
 
+# --- conditional_relaxation -----------------------------------------------------------------
+
+
+def _conditional_relaxation_opcheck(device):
+    logits = _leaf(5, 7, device=device)
+    for categorical in (False, True):
+        yield "conditional_relaxation", (logits, _tau(0.5), categorical)
+        yield "_conditional_relaxation_seeded", (logits, _tau(0.5), categorical, 3, 4)
+        *_, state = torch.ops.gradext._conditional_relaxation_seeded(
+            logits.detach(), _tau(0.5), categorical, 3, 4
+        )
+        yield "_conditional_relaxation_noise", (logits.detach(), state, categorical)
+        # Inputs that require grad: opcheck checks the backward op's own autograd too.
+        grad_soft = torch.randn_like(logits).requires_grad_()
+        grad_cond = torch.randn_like(logits).requires_grad_()
+        yield (
+            "_conditional_relaxation_backward",
+            (grad_soft, grad_cond, logits, _tau(0.5), state, categorical),
+        )
+        yield (
+            "_conditional_relaxation_backward",
+            (None, grad_cond, logits, _tau(0.5), state, categorical),
+        )
+
+
+def _conditional_relaxation_smoke(device, dtype):
+    # Bernoulli tiles (ragged last group, several tiles); categorical rows of 2, 10, a tile's
+    # worth and longer than a tile; empty.
+    for shape in [(33, 2), (9, 10), (3, 512), (2, 1500), (0, 7)]:
+        logits = _leaf(*shape, device=device, dtype=dtype)
+        for categorical in (False, True):
+            _, soft, soft_cond = gradext.conditional_relaxation(
+                logits, 0.5, categorical=categorical
+            )
+            (soft + 2 * soft_cond).backward(torch.randn_like(soft))
+
+
+def _conditional_relaxations(x, registered=False):
+    """soft and soft_cond of a seeded categorical call and of a Bernoulli one, stacked: the
+    example's differentiable output."""
+    outputs = []
+    for categorical in (True, False):
+        generator = _seeded(device=x.device)
+        if registered:
+            _, soft, soft_cond, _ = torch.ops.gradext.conditional_relaxation(
+                x, _tau(0.7), categorical, generator=generator
+            )
+        else:
+            _, soft, soft_cond = gradext.conditional_relaxation(
+                x, 0.7, categorical=categorical, generator=generator
+            )
+        outputs += [soft, soft_cond]
+    return torch.stack(outputs)
+
+
+CONDITIONAL_RELAXATION = OpCase(
+    name="conditional_relaxation",
+    family="conditional_relaxation",
+    dispatcher_ops=(
+        "conditional_relaxation",
+        "_conditional_relaxation_seeded",
+        "_conditional_relaxation_noise",
+        "_conditional_relaxation_backward",
+    ),
+    random=True,
+    example=lambda x: _conditional_relaxations(x),
+    registered=lambda x: _conditional_relaxations(x, registered=True),
+    opcheck_samples=_conditional_relaxation_opcheck,
+    smoke=_conditional_relaxation_smoke,
+)
+
 # --- score_function_loo, vimco --------------------------------------------------------------
 
 
@@ -456,6 +527,7 @@ OPS: tuple[OpCase, ...] = (
     VON_MISES_RSAMPLE,
     GUMBEL_SOFTMAX,
     GUMBEL_SIGMOID,
+    CONDITIONAL_RELAXATION,
     SCORE_FUNCTION_LOO,
     VIMCO,
     CATEGORICAL_SAMPLE,

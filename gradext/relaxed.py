@@ -17,15 +17,11 @@ csrc/ops/cpu/relaxed_*, csrc/ops/cuda/relaxed_kernel.cu. Fallback: gradext/refer
 
 from __future__ import annotations
 
-import functools
-import math
-import numbers
-
-import numpy
 import torch
 
 from gradext import _extension, _validation, reference
 from gradext._custom_op import batch_first, check_vmap_randomness, register_fake, with_autograd
+from gradext._temperature import check_tau, learned_temperature, tau_tensor
 
 
 def gumbel_softmax(
@@ -56,23 +52,23 @@ def gumbel_softmax(
     """
     op = "gumbel_softmax"
     _validation.check_floating(op, "logits", logits)
-    tau_value = _check_tau(op, tau)
-    hard = _as_hard(op, hard)
+    tau_value = check_tau(op, tau)
+    hard = _validation.as_bool(op, "hard", hard)
     if logits.dim() == 0:
         raise ValueError(f"{op}: logits must have at least one dimension (the categories)")
     dim = _validation.as_dim(op, dim, "logits", logits)
     _validation.check_no_forward_ad(op, logits, tau)
     _validation.check_row_length(op, "logits", logits.shape[dim])
     _validation.check_generator(op, generator, logits.device)
-    if _learned_temperature(tau):
+    if learned_temperature(tau):
         return reference.gumbel_softmax(logits, tau, hard, eps, dim, generator=generator)
     if not _extension.uses_kernels(logits.device):
         return reference.gumbel_softmax(logits, tau_value, hard, eps, dim, generator=generator)
     if dim % logits.dim() == logits.dim() - 1:  # the common case; a view costs microseconds
-        y, _ = _gumbel_softmax(logits, _tau_tensor(tau_value), hard, generator=generator)
+        y, _ = _gumbel_softmax(logits, tau_tensor(tau_value), hard, generator=generator)
         return y
     rows = logits.movedim(dim, -1)  # the kernels work along the last (contiguous) dimension
-    y, _ = _gumbel_softmax(rows, _tau_tensor(tau_value), hard, generator=generator)
+    y, _ = _gumbel_softmax(rows, tau_tensor(tau_value), hard, generator=generator)
     return y.movedim(-1, dim)
 
 
@@ -90,78 +86,16 @@ def gumbel_sigmoid(
     gumbel_softmax (a number or a one-element tensor; a learned one runs the pure-PyTorch path)."""
     op = "gumbel_sigmoid"
     _validation.check_floating(op, "logits", logits)
-    tau_value = _check_tau(op, tau)
-    hard = _as_hard(op, hard)
+    tau_value = check_tau(op, tau)
+    hard = _validation.as_bool(op, "hard", hard)
     _validation.check_no_forward_ad(op, logits, tau)
     _validation.check_generator(op, generator, logits.device)
-    if _learned_temperature(tau):
+    if learned_temperature(tau):
         return reference.gumbel_sigmoid(logits, tau, hard, generator=generator)
     if not _extension.uses_kernels(logits.device):
         return reference.gumbel_sigmoid(logits, tau_value, hard, generator=generator)
-    y, _ = _gumbel_sigmoid(logits, _tau_tensor(tau_value), hard, generator=generator)
+    y, _ = _gumbel_sigmoid(logits, tau_tensor(tau_value), hard, generator=generator)
     return y
-
-
-def _check_tau(op: str, tau) -> float:
-    """tau's value as a float. Like torch.nn.functional.gumbel_softmax, a one-element tensor
-    is accepted too (a temperature schedule, or a learned temperature that requires grad)."""
-    if isinstance(tau, torch.Tensor):
-        if tau.numel() != 1:
-            raise TypeError(
-                f"{op}: a tensor tau must hold one number, got shape {tuple(tau.shape)}"
-            )
-        tau = tau.detach().item()
-    if isinstance(tau, (bool, numpy.bool_)) or not isinstance(tau, numbers.Real):
-        raise TypeError(f"{op}: tau must be a number, got {type(tau).__name__}")
-    if torch.compiler.is_compiling():
-        # torch.compile traces a changing tau (an annealed temperature) symbolically: testing
-        # its value here would break the graph or specialize it on each value. The op checks it
-        # when it runs (the same ValueError for tau <= 0, NaN or inf).
-        return tau
-    if not (math.isfinite(tau) and tau > 0):
-        raise ValueError(f"{op}: tau must be a finite number > 0, got {tau}")
-    return float(tau)
-
-
-def _tau_tensor(tau) -> torch.Tensor:
-    """tau as the ops take it: a float64 0-dim tensor on the CPU (csrc/ops/relaxed.h). Under
-    torch.compile it is computed from the traced float, so a changing tau (an annealed
-    temperature) is a graph input rather than a constant each value recompiles for (a float
-    argument of a custom op, or torch.tensor(tau), is specialized). In eager mode the tensor of
-    each value is made once."""
-    if torch.compiler.is_compiling():
-        return torch.ones((), dtype=torch.float64) * tau
-    return _cached_tau_tensor(tau)
-
-
-@functools.lru_cache(maxsize=1024)
-def _cached_tau_tensor(tau: float) -> torch.Tensor:
-    # A normal tensor even when first asked for under inference_mode: autograd saves it.
-    with torch.inference_mode(False):
-        return torch.tensor(tau, dtype=torch.float64)
-
-
-def _learned_temperature(tau) -> bool:
-    """The kernels take tau as a number, so a tau that requires grad (a learned temperature)
-    runs the pure-PyTorch path, which differentiates with respect to it at every order."""
-    return isinstance(tau, torch.Tensor) and tau.requires_grad
-
-
-def _as_hard(op: str, hard) -> bool:
-    """hard as a bool. F.gumbel_softmax only tests `if hard:`, so code written for it passes
-    bools, 0 and 1, numpy bools and one-element bool or integer tensors: all are taken; other
-    values (a float, a string, a longer tensor) are a TypeError rather than a guess."""
-    if isinstance(hard, bool):
-        return hard
-    if isinstance(hard, torch.Tensor):
-        if hard.numel() == 1 and (hard.dtype == torch.bool or not hard.is_floating_point()):
-            return bool(hard.item())
-    elif isinstance(hard, numpy.bool_) or (isinstance(hard, numbers.Integral) and hard in (0, 1)):
-        return bool(hard)
-    raise TypeError(
-        f"{op}: hard must be a bool (or 0, 1, a numpy bool, a one-element bool tensor), "
-        f"got {hard!r} of type {type(hard).__name__}"
-    )
 
 
 # --- fake kernels ---------------------------------------------------------------------------

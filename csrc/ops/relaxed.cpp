@@ -22,9 +22,13 @@ const char* relaxation_name(Relaxation r) {
 }
 
 double tau_value(Relaxation r, const at::Tensor& tau) {
+  return tau_value(relaxation_name(r), tau);
+}
+
+double tau_value(const char* op, const at::Tensor& tau) {
   TORCH_CHECK_VALUE(tau.device().is_cpu() && tau.numel() == 1 &&
                         at::isFloatingType(tau.scalar_type()),
-                    relaxation_name(r), ": tau must be a one-element floating tensor on the CPU, ",
+                    op, ": tau must be a one-element floating tensor on the CPU, ",
                     "got ", tau.scalar_type(), " of shape ", tau.sizes(), " on ", tau.device());
   // Through the pointer for the float64 the public functions pass: item() is a dispatched op.
   return tau.scalar_type() == at::kDouble && tau.is_contiguous() ? *tau.const_data_ptr<double>()

@@ -29,6 +29,8 @@ const char* relaxation_name(Relaxation r);
 // than a float in the schema so that torch.compile traces a changing tau (an annealed
 // temperature) as a graph input instead of specializing the graph on each value.
 double tau_value(Relaxation r, const at::Tensor& tau);
+// The same for any op taking such a tau (`op` names it in errors).
+double tau_value(const char* op, const at::Tensor& tau);
 
 RelaxedProblem make_relaxed_problem(Relaxation r, const at::Tensor& logits, double tau);
 

@@ -6,6 +6,11 @@ user would write each op in plain PyTorch.
 """
 
 from gradext.reference.categorical import categorical_sample, categorical_sample_from_noise
+from gradext.reference.conditional_relaxation import (
+    conditional_noise,
+    conditional_relaxation,
+    relaxations_from_noise,
+)
 from gradext.reference.dirichlet import dirichlet_rsample
 from gradext.reference.gamma import gamma_rsample, standard_gamma_dz_dalpha
 from gradext.reference.gaussian import gaussian_rsample, gaussian_rsample_from_noise
@@ -28,6 +33,8 @@ from gradext.reference.von_mises import von_mises_rsample
 __all__ = [
     "categorical_sample",
     "categorical_sample_from_noise",
+    "conditional_noise",
+    "conditional_relaxation",
     "dirichlet_rsample",
     "gamma_rsample",
     "gaussian_rsample",
@@ -38,6 +45,7 @@ __all__ = [
     "gumbel_softmax",
     "gumbel_softmax_from_noise",
     "logistic_noise",
+    "relaxations_from_noise",
     "score_function_loo",
     "score_function_loo_masked",
     "standard_gamma_dz_dalpha",

@@ -1,0 +1,318 @@
+// The CPU kernels of conditional_relaxation, compiled once per ISA through per_isa.h (no include
+// guard on purpose). The maths is csrc/common/conditional_relaxation.h's, as on the GPU.
+//
+// Bernoulli: flat tiles. Categorical: batches of whole rows (a tile's worth, or one longer row)
+// whose elementwise work runs as flat loops over the batch, per-row values broadcast to
+// per-element arrays, so that rows of a few categories do not spend their time in scalar
+// remainder iterations (as gumbel_softmax's rows); per row remain only the reductions. Loops
+// evaluate one transcendental each where they can (noise_fill.h says why). Every tile and row
+// is handled by one thread in a fixed order: results do not depend on the thread count.
+
+// --- Bernoulli ---
+
+template <typename opmath_t>
+struct BernoulliNoiseTile {
+  alignas(64) opmath_t noise_buffer[kConditionalTile + 8];
+  alignas(64) opmath_t cond_buffer[kConditionalTile + 8];
+  const opmath_t* noise = nullptr;
+  const opmath_t* cond_noise = nullptr;
+
+  GRADEXT_CPU_INLINE void fill(const PhiloxStream& stream, int64_t start, int64_t n) {
+    noise = fill_noise(stream, static_cast<uint64_t>(start), n, noise_buffer,
+                       LogisticBlock<opmath_t>{});
+    cond_noise = fill_noise(stream, kConditionalNoiseFirst + static_cast<uint64_t>(start), n,
+                            cond_buffer, LogisticBlock<opmath_t>{});
+  }
+};
+
+template <typename scalar_t>
+void bernoulli_conditional_tiles(const ConditionalRelaxationArgs& a, int64_t tile_begin,
+                                 int64_t tile_end, void* /*scratch*/) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const auto* logits = static_cast<const scalar_t*>(a.logits);
+  const int64_t numel = a.categories;
+  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
+  BernoulliNoiseTile<opmath_t> tile_noise;
+  alignas(64) opmath_t z[kConditionalTile];
+  alignas(64) opmath_t z_tilde[kConditionalTile];
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const int64_t start = tile * kConditionalTile;
+    const int64_t n = std::min(kConditionalTile, numel - start);
+    tile_noise.fill(a.stream, start, n);
+    const scalar_t* x = logits + start;
+    for (int64_t t = 0; t < n; ++t) {
+      const BernoulliConditional<opmath_t> s = bernoulli_conditional(
+          static_cast<opmath_t>(x[t]), tile_noise.noise[t], tile_noise.cond_noise[t]);
+      z[t] = s.z;
+      z_tilde[t] = s.z_tilde;
+    }
+    auto* b = static_cast<scalar_t*>(a.b) + start;
+    auto* soft = static_cast<scalar_t*>(a.soft) + start;
+    auto* soft_cond = static_cast<scalar_t*>(a.soft_cond) + start;
+    for (int64_t t = 0; t < n; ++t) b[t] = static_cast<scalar_t>(bernoulli_of_score(z[t]));
+    for (int64_t t = 0; t < n; ++t) soft[t] = static_cast<scalar_t>(sigmoid(z[t] * inv_tau));
+    for (int64_t t = 0; t < n; ++t) {
+      soft_cond[t] = static_cast<scalar_t>(sigmoid(z_tilde[t] * inv_tau));
+    }
+  }
+}
+
+// The incoming gradient of a tile in the math type, zero where it is absent.
+template <typename scalar_t, typename opmath_t>
+GRADEXT_CPU_INLINE void load_grad(const void* grad, int64_t start, int64_t n, opmath_t* out) {
+  if (grad == nullptr) {
+    for (int64_t t = 0; t < n; ++t) out[t] = opmath_t(0);
+    return;
+  }
+  const scalar_t* g = static_cast<const scalar_t*>(grad) + start;
+  for (int64_t t = 0; t < n; ++t) out[t] = static_cast<opmath_t>(g[t]);
+}
+
+template <typename scalar_t>
+void bernoulli_conditional_backward_tiles(const ConditionalRelaxationArgs& a, int64_t tile_begin,
+                                          int64_t tile_end, void* /*scratch*/) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const auto* logits = static_cast<const scalar_t*>(a.logits);
+  const int64_t numel = a.categories;
+  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
+  BernoulliNoiseTile<opmath_t> tile_noise;
+  alignas(64) opmath_t grad_soft[kConditionalTile];
+  alignas(64) opmath_t grad_cond[kConditionalTile];
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const int64_t start = tile * kConditionalTile;
+    const int64_t n = std::min(kConditionalTile, numel - start);
+    tile_noise.fill(a.stream, start, n);
+    load_grad<scalar_t>(a.grad_soft, start, n, grad_soft);
+    load_grad<scalar_t>(a.grad_soft_cond, start, n, grad_cond);
+    const scalar_t* x = logits + start;
+    auto* out = static_cast<scalar_t*>(a.grad_logits) + start;
+    for (int64_t t = 0; t < n; ++t) {
+      out[t] = static_cast<scalar_t>(bernoulli_conditional_grad(
+          static_cast<opmath_t>(x[t]), tile_noise.noise[t], tile_noise.cond_noise[t], inv_tau,
+          grad_soft[t], grad_cond[t]));
+    }
+  }
+}
+
+// --- the noise op: both noises of elements [start, start + n) in the math type ---
+
+template <typename scalar_t, typename Transform>
+GRADEXT_CPU_INLINE void write_noise_tiles(const ConditionalRelaxationArgs& a, int64_t tile_begin,
+                                          int64_t tile_end, Transform transform) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t numel = a.rows * a.categories;
+  alignas(64) opmath_t buffer[kConditionalTile + 8];
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const int64_t start = tile * kConditionalTile;
+    const int64_t n = std::min(kConditionalTile, numel - start);
+    const opmath_t* noise = fill_noise(a.stream, static_cast<uint64_t>(start), n, buffer, transform);
+    std::copy(noise, noise + n, static_cast<opmath_t*>(a.noise) + start);
+    const opmath_t* cond = fill_noise(a.stream, kConditionalNoiseFirst + static_cast<uint64_t>(start),
+                                      n, buffer, transform);
+    std::copy(cond, cond + n, static_cast<opmath_t*>(a.cond_noise) + start);
+  }
+}
+
+template <typename scalar_t>
+void bernoulli_noise_tiles(const ConditionalRelaxationArgs& a, int64_t tile_begin,
+                           int64_t tile_end, void* /*scratch*/) {
+  write_noise_tiles<scalar_t>(a, tile_begin, tile_end, LogisticBlock<at::opmath_type<scalar_t>>{});
+}
+
+template <typename scalar_t>
+void categorical_noise_tiles(const ConditionalRelaxationArgs& a, int64_t tile_begin,
+                             int64_t tile_end, void* /*scratch*/) {
+  write_noise_tiles<scalar_t>(a, tile_begin, tile_end, GumbelBlock<at::opmath_type<scalar_t>>{});
+}
+
+// --- categorical ---
+
+// Per-element arrays of a batch of rows (capacity elements each) and per-row results, carved
+// from a task's scratch (conditional_scratch_bytes). Names say what an array holds after
+// categorical_batch; the backward reuses some once their values are spent.
+template <typename opmath_t>
+struct CategoricalWork {
+  opmath_t* noise;          // Gumbel noise g (fill buffer, capacity + 8)
+  opmath_t* cond_noise;     // conditional Gumbel noise gt (fill buffer, capacity + 8)
+  opmath_t* s_exp;          // exp((s - max s) / tau), s = x + g
+  opmath_t* x_exp;          // exp(x - max x)
+  opmath_t* log_theta;      // x - lse(x)
+  opmath_t* d_exp;          // exp(d / tau), d the conditional offsets (d_b = 0)
+  opmath_t* inv_s_sum;      // 1 / the row's sum of s_exp
+  opmath_t* inv_x_sum;      // 1 / the row's sum of x_exp
+  opmath_t* inv_d_sum;      // 1 / the row's sum of d_exp
+  opmath_t* cond_gumbel_b;  // the row's gt at its argmax b
+  opmath_t* is_b;           // 1 at the row's argmax, else 0
+  opmath_t* row_value;      // scratch: a per-row value broadcast (max s, then lse)
+  opmath_t* x_max;          // the row's max x
+  int64_t* best;            // per row: argmax of s
+  bool* valid;              // per row: a softmax exists (invalid_inputs.h)
+
+  GRADEXT_CPU_INLINE CategoricalWork(void* scratch, int64_t capacity) {
+    auto* p = static_cast<opmath_t*>(scratch);
+    noise = p;
+    p += capacity + 8;
+    cond_noise = p;
+    p += capacity + 8;
+    opmath_t** arrays[] = {&s_exp,     &x_exp,         &log_theta, &d_exp,     &inv_s_sum,
+                           &inv_x_sum, &inv_d_sum,     &cond_gumbel_b, &is_b, &row_value,
+                           &x_max};
+    for (opmath_t** a : arrays) {
+      *a = p;
+      p += capacity;
+    }
+    best = reinterpret_cast<int64_t*>(p);
+    valid = reinterpret_cast<bool*>(best + capacity);
+  }
+};
+
+// Rows [row0, row0 + batch) of C categories: everything the forward writes and the backward
+// differentiates, from the two noises.
+template <typename scalar_t, typename opmath_t>
+GRADEXT_CPU_INLINE const opmath_t* categorical_batch(const ConditionalRelaxationArgs& a,
+                                                     int64_t row0, int64_t batch, opmath_t inv_tau,
+                                                     CategoricalWork<opmath_t>& w) {
+  const int64_t C = a.categories;
+  const int64_t n = batch * C;
+  const int64_t first = row0 * C;
+  const scalar_t* x = static_cast<const scalar_t*>(a.logits) + first;
+  const opmath_t* g = fill_noise(a.stream, static_cast<uint64_t>(first), n, w.noise,
+                                 GumbelBlock<opmath_t>{});
+  const opmath_t* gt = fill_noise(a.stream, kConditionalNoiseFirst + static_cast<uint64_t>(first),
+                                  n, w.cond_noise, GumbelBlock<opmath_t>{});
+  for (int64_t i = 0; i < n; ++i) w.s_exp[i] = static_cast<opmath_t>(x[i]) + g[i];  // s
+  for (int64_t r = 0; r < batch; ++r) {
+    opmath_t s_max;
+    w.best[r] = first_index_of_max(w.s_exp + r * C, C, &s_max);
+    const opmath_t x_max = row_max<opmath_t>(x + r * C, C);
+    for (int64_t c = 0; c < C; ++c) {
+      w.row_value[r * C + c] = s_max;
+      w.x_max[r * C + c] = x_max;
+      w.is_b[r * C + c] = c == w.best[r] ? opmath_t(1) : opmath_t(0);
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) w.s_exp[i] = math::exp((w.s_exp[i] - w.row_value[i]) * inv_tau);
+  for (int64_t i = 0; i < n; ++i) w.x_exp[i] = math::exp(static_cast<opmath_t>(x[i]) - w.x_max[i]);
+  for (int64_t r = 0; r < batch; ++r) {
+    const opmath_t s_sum = sum_fixed_order(w.s_exp + r * C, C);
+    const opmath_t x_sum = sum_fixed_order(w.x_exp + r * C, C);
+    w.valid[r] = softmax_row_is_valid(s_sum);
+    const opmath_t lse = w.x_max[r * C] + math::log(x_sum);
+    const opmath_t gt_b = gt[r * C + w.best[r]];
+    for (int64_t c = 0; c < C; ++c) {
+      w.inv_s_sum[r * C + c] = opmath_t(1) / s_sum;
+      w.inv_x_sum[r * C + c] = opmath_t(1) / x_sum;
+      w.row_value[r * C + c] = lse;
+      w.cond_gumbel_b[r * C + c] = gt_b;
+    }
+  }
+  for (int64_t i = 0; i < n; ++i) w.log_theta[i] = static_cast<opmath_t>(x[i]) - w.row_value[i];
+  for (int64_t i = 0; i < n; ++i) {
+    const opmath_t d = conditional_offset(w.cond_gumbel_b[i], gt[i], w.log_theta[i]);
+    w.d_exp[i] = w.is_b[i] != opmath_t(0) ? opmath_t(0) : d;
+  }
+  for (int64_t i = 0; i < n; ++i) w.d_exp[i] = math::exp(w.d_exp[i] * inv_tau);
+  for (int64_t r = 0; r < batch; ++r) {
+    const opmath_t inv_d_sum = opmath_t(1) / sum_fixed_order(w.d_exp + r * C, C);
+    for (int64_t c = 0; c < C; ++c) w.inv_d_sum[r * C + c] = inv_d_sum;
+  }
+  return gt;
+}
+
+// How many rows of C categories a batch starting at `row` takes.
+GRADEXT_CPU_INLINE int64_t categorical_batch_rows(int64_t C, int64_t row, int64_t row_end) {
+  return C >= kConditionalTile ? 1 : std::min(row_end - row, kConditionalTile / C);
+}
+
+template <typename scalar_t>
+void categorical_conditional_rows(const ConditionalRelaxationArgs& a, int64_t row_begin,
+                                  int64_t row_end, void* scratch) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t C = a.categories;
+  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
+  CategoricalWork<opmath_t> w(scratch, conditional_scratch_capacity(C));
+  for (int64_t row = row_begin; row < row_end;) {
+    const int64_t batch = categorical_batch_rows(C, row, row_end);
+    const int64_t n = batch * C;
+    categorical_batch<scalar_t>(a, row, batch, inv_tau, w);
+    auto* b = static_cast<scalar_t*>(a.b) + row * C;
+    auto* soft = static_cast<scalar_t*>(a.soft) + row * C;
+    auto* soft_cond = static_cast<scalar_t*>(a.soft_cond) + row * C;
+    for (int64_t i = 0; i < n; ++i) soft[i] = static_cast<scalar_t>(w.s_exp[i] * w.inv_s_sum[i]);
+    for (int64_t i = 0; i < n; ++i) {
+      soft_cond[i] = static_cast<scalar_t>(w.d_exp[i] * w.inv_d_sum[i]);
+    }
+    for (int64_t i = 0; i < n; ++i) b[i] = static_cast<scalar_t>(w.is_b[i]);
+    // A row with a NaN, a +inf or no finite logit: all three samples NaN (invalid_inputs.h).
+    for (int64_t r = 0; r < batch; ++r) {
+      if (w.valid[r]) continue;
+      for (int64_t c = 0; c < C; ++c) {
+        b[r * C + c] = soft[r * C + c] = soft_cond[r * C + c] = quiet_nan<scalar_t>();
+      }
+    }
+    row += batch;
+  }
+}
+
+// grad_x = soft (G_s - <G_s, soft>) / tau + h - theta sum(h), h_c = cond_c (G_c - <G_c, cond>)
+// / tau * slope_c: softmax's Jacobian for soft; for soft_cond, softmax's Jacobian in d, d's slope
+// in log_theta, and log_theta's Jacobian in x (conditional_relaxation.h).
+template <typename scalar_t>
+void categorical_conditional_backward_rows(const ConditionalRelaxationArgs& a, int64_t row_begin,
+                                           int64_t row_end, void* scratch) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t C = a.categories;
+  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
+  CategoricalWork<opmath_t> w(scratch, conditional_scratch_capacity(C));
+  for (int64_t row = row_begin; row < row_end;) {
+    const int64_t batch = categorical_batch_rows(C, row, row_end);
+    const int64_t n = batch * C;
+    const opmath_t* gt = categorical_batch<scalar_t>(a, row, batch, inv_tau, w);
+    // Spent arrays take new values: s_exp -> soft, d_exp -> soft_cond, x_max -> slope,
+    // noise -> G_s, cond_noise -> G_c (after the slopes, which read gt), inv_s_sum -> <G_s, soft>,
+    // inv_d_sum -> <G_c, cond>, log_theta -> h, row_value -> sum(h), x_exp -> theta.
+    opmath_t* soft = w.s_exp;
+    opmath_t* cond = w.d_exp;
+    opmath_t* slope = w.x_max;
+    for (int64_t i = 0; i < n; ++i) soft[i] = soft[i] * w.inv_s_sum[i];
+    for (int64_t i = 0; i < n; ++i) cond[i] = cond[i] * w.inv_d_sum[i];
+    for (int64_t i = 0; i < n; ++i) {
+      const opmath_t s = sigmoid(w.cond_gumbel_b[i] - gt[i] - w.log_theta[i]);
+      slope[i] = w.is_b[i] != opmath_t(0) ? opmath_t(0) : s;
+    }
+    for (int64_t i = 0; i < n; ++i) w.x_exp[i] = w.x_exp[i] * w.inv_x_sum[i];
+    opmath_t* grad_soft = w.noise;
+    opmath_t* grad_cond = w.cond_noise;
+    load_grad<scalar_t>(a.grad_soft, row * C, n, grad_soft);
+    load_grad<scalar_t>(a.grad_soft_cond, row * C, n, grad_cond);
+    opmath_t* dot_soft = w.inv_s_sum;
+    opmath_t* dot_cond = w.inv_d_sum;
+    for (int64_t r = 0; r < batch; ++r) {
+      // The products first (into spent arrays), then sums in a fixed order.
+      for (int64_t c = 0; c < C; ++c) {
+        w.log_theta[r * C + c] = grad_soft[r * C + c] * soft[r * C + c];
+        w.row_value[r * C + c] = grad_cond[r * C + c] * cond[r * C + c];
+      }
+      const opmath_t ds = sum_fixed_order(w.log_theta + r * C, C);
+      const opmath_t dc = sum_fixed_order(w.row_value + r * C, C);
+      for (int64_t c = 0; c < C; ++c) {
+        dot_soft[r * C + c] = ds;
+        dot_cond[r * C + c] = dc;
+      }
+    }
+    opmath_t* h = w.log_theta;
+    for (int64_t i = 0; i < n; ++i) {
+      h[i] = cond[i] * (grad_cond[i] - dot_cond[i]) * inv_tau * slope[i];
+    }
+    for (int64_t r = 0; r < batch; ++r) {
+      const opmath_t h_sum = sum_fixed_order(h + r * C, C);
+      for (int64_t c = 0; c < C; ++c) w.row_value[r * C + c] = h_sum;
+    }
+    auto* out = static_cast<scalar_t*>(a.grad_logits) + row * C;
+    for (int64_t i = 0; i < n; ++i) {
+      out[i] = static_cast<scalar_t>(soft[i] * (grad_soft[i] - dot_soft[i]) * inv_tau + h[i] -
+                                     w.x_exp[i] * w.row_value[i]);
+    }
+    row += batch;
+  }
+}
