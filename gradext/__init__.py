@@ -8,6 +8,7 @@ Ops (each a drop-in function; CPU and CUDA kernels, pure-PyTorch fallback everyw
     gumbel_softmax     Gumbel-Softmax / straight-through, drop-in for F.gumbel_softmax
     gumbel_sigmoid     binary Concrete (relaxed Bernoulli), soft or straight-through
     conditional_relaxation  a discrete sample with REBAR's two relaxations of its noise
+    rebar, relax       unbiased control-variate gradients of discrete latents (on the above)
     score_function_loo REINFORCE with the leave-one-out baseline (RLOO), K samples
     vimco              the K-sample bound with VIMCO's leave-one-out learning signals
     categorical_sample Gumbel-max categorical samples and their differentiable log-probs
@@ -25,6 +26,7 @@ from gradext import philox_uniform  # noqa: F401  (the fake kernel of the noise 
 from gradext._extension import cpu_isa, extension_error, has_cuda, has_extension
 from gradext.categorical import categorical_sample
 from gradext.conditional_relaxation import conditional_relaxation
+from gradext.control_variates import estimator_variance, rebar, relax
 from gradext.dirichlet import beta_rsample, dirichlet_rsample
 from gradext.gamma import gamma_rsample
 from gradext.gaussian import gaussian_rsample
@@ -40,6 +42,7 @@ __all__ = [
     "conditional_relaxation",
     "cpu_isa",
     "dirichlet_rsample",
+    "estimator_variance",
     "extension_error",
     "gamma_rsample",
     "gaussian_rsample",
@@ -47,6 +50,8 @@ __all__ = [
     "gumbel_softmax",
     "has_cuda",
     "has_extension",
+    "rebar",
+    "relax",
     "score_function_loo",
     "vimco",
     "von_mises_rsample",

@@ -78,9 +78,10 @@ TORCH_LIBRARY_FRAGMENT(gradext, m) {
       "_conditional_relaxation_seeded(Tensor logits, Tensor tau, bool categorical, int seed, "
       "int offset) -> (Tensor, Tensor, Tensor, Tensor)");
   // The noise of a forward, drawn again from its rng_state on the device: (noise, cond_noise)
-  // in the math dtype (float for the half types). Logistic noise (Bernoulli) or Gumbel noise
-  // (categorical) for z, and the same transform of the conditional words for z_tilde. Its
-  // uses: the derivative of the fused backward (double backward), and tests.
+  // in the math dtype (float for the half types): logistic noise L (Bernoulli) or Gumbel noise
+  // g (categorical) for z, and the same transform of the conditional words (the kernels use
+  // those words' odds e^L_v and exponentials e^-g_tilde: csrc/common/conditional_relaxation.h).
+  // Its uses: the derivative of the fused backward (double backward), and tests.
   m.def(
       "_conditional_relaxation_noise(Tensor logits, Tensor rng_state, bool categorical) "
       "-> (Tensor, Tensor)");

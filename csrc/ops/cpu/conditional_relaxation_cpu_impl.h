@@ -8,20 +8,48 @@
 // evaluate one transcendental each where they can (noise_fill.h says why). Every tile and row
 // is handled by one thread in a fixed order: results do not depend on the thread count.
 
+// --- the conditional noises' transforms of whole Philox chunks (noise_fill.h) ---
+
+template <typename opmath_t>
+struct OddsBlock {  // r = v / (1 - v) (Bernoulli)
+  GRADEXT_CPU_INLINE void operator()(const uint32_t* X, const uint32_t* Y, const uint32_t* Z,
+                                     const uint32_t* W, int64_t n, opmath_t* out) const {
+    for (int64_t b = 0; b < n; ++b) {
+      out[4 * b + 0] = conditional_odds<opmath_t>(X[b]);
+      out[4 * b + 1] = conditional_odds<opmath_t>(Y[b]);
+      out[4 * b + 2] = conditional_odds<opmath_t>(Z[b]);
+      out[4 * b + 3] = conditional_odds<opmath_t>(W[b]);
+    }
+  }
+};
+
+template <typename opmath_t>
+struct ExponentialBlock {  // E = -log u (categorical)
+  GRADEXT_CPU_INLINE void operator()(const uint32_t* X, const uint32_t* Y, const uint32_t* Z,
+                                     const uint32_t* W, int64_t n, opmath_t* out) const {
+    for (int64_t b = 0; b < n; ++b) {
+      out[4 * b + 0] = exponential<opmath_t>(X[b]);
+      out[4 * b + 1] = exponential<opmath_t>(Y[b]);
+      out[4 * b + 2] = exponential<opmath_t>(Z[b]);
+      out[4 * b + 3] = exponential<opmath_t>(W[b]);
+    }
+  }
+};
+
 // --- Bernoulli ---
 
 template <typename opmath_t>
 struct BernoulliNoiseTile {
   alignas(64) opmath_t noise_buffer[kConditionalTile + 8];
   alignas(64) opmath_t cond_buffer[kConditionalTile + 8];
-  const opmath_t* noise = nullptr;
-  const opmath_t* cond_noise = nullptr;
+  const opmath_t* noise = nullptr;  // logistic L
+  const opmath_t* cond_odds = nullptr;  // r = v / (1 - v)
 
   GRADEXT_CPU_INLINE void fill(const PhiloxStream& stream, int64_t start, int64_t n) {
     noise = fill_noise(stream, static_cast<uint64_t>(start), n, noise_buffer,
                        LogisticBlock<opmath_t>{});
-    cond_noise = fill_noise(stream, kConditionalNoiseFirst + static_cast<uint64_t>(start), n,
-                            cond_buffer, LogisticBlock<opmath_t>{});
+    cond_odds = fill_noise(stream, kConditionalNoiseFirst + static_cast<uint64_t>(start), n,
+                           cond_buffer, OddsBlock<opmath_t>{});
   }
 };
 
@@ -42,7 +70,7 @@ void bernoulli_conditional_tiles(const ConditionalRelaxationArgs& a, int64_t til
     const scalar_t* x = logits + start;
     for (int64_t t = 0; t < n; ++t) {
       const BernoulliConditional<opmath_t> s = bernoulli_conditional(
-          static_cast<opmath_t>(x[t]), tile_noise.noise[t], tile_noise.cond_noise[t]);
+          static_cast<opmath_t>(x[t]), tile_noise.noise[t], tile_noise.cond_odds[t]);
       z[t] = s.z;
       z_tilde[t] = s.z_tilde;
     }
@@ -88,7 +116,7 @@ void bernoulli_conditional_backward_tiles(const ConditionalRelaxationArgs& a, in
     auto* out = static_cast<scalar_t*>(a.grad_logits) + start;
     for (int64_t t = 0; t < n; ++t) {
       out[t] = static_cast<scalar_t>(bernoulli_conditional_grad(
-          static_cast<opmath_t>(x[t]), tile_noise.noise[t], tile_noise.cond_noise[t], inv_tau,
+          static_cast<opmath_t>(x[t]), tile_noise.noise[t], tile_noise.cond_odds[t], inv_tau,
           grad_soft[t], grad_cond[t]));
     }
   }
@@ -132,21 +160,21 @@ void categorical_noise_tiles(const ConditionalRelaxationArgs& a, int64_t tile_be
 // categorical_batch; the backward reuses some once their values are spent.
 template <typename opmath_t>
 struct CategoricalWork {
-  opmath_t* noise;          // Gumbel noise g (fill buffer, capacity + 8)
-  opmath_t* cond_noise;     // conditional Gumbel noise gt (fill buffer, capacity + 8)
-  opmath_t* s_exp;          // exp((s - max s) / tau), s = x + g
-  opmath_t* x_exp;          // exp(x - max x)
-  opmath_t* log_theta;      // x - lse(x)
-  opmath_t* d_exp;          // exp(d / tau), d the conditional offsets (d_b = 0)
-  opmath_t* inv_s_sum;      // 1 / the row's sum of s_exp
-  opmath_t* inv_x_sum;      // 1 / the row's sum of x_exp
-  opmath_t* inv_d_sum;      // 1 / the row's sum of d_exp
-  opmath_t* cond_gumbel_b;  // the row's gt at its argmax b
-  opmath_t* is_b;           // 1 at the row's argmax, else 0
-  opmath_t* row_value;      // scratch: a per-row value broadcast (max s, then lse)
-  opmath_t* x_max;          // the row's max x
-  int64_t* best;            // per row: argmax of s
-  bool* valid;              // per row: a softmax exists (invalid_inputs.h)
+  opmath_t* noise;       // Gumbel noise g (fill buffer, capacity + 8)
+  opmath_t* cond_noise;  // conditional exponentials E (fill buffer, capacity + 8)
+  opmath_t* s_exp;       // exp((s - max s) / tau), s = x + g
+  opmath_t* theta;       // softmax(x)
+  opmath_t* ratio;       // q = E / (E_b theta)
+  opmath_t* d_exp;       // exp(d / tau), d = -log1p(q) the conditional offsets (d_b = 0)
+  opmath_t* inv_s_sum;   // 1 / the row's sum of s_exp
+  opmath_t* inv_d_sum;   // 1 / the row's sum of d_exp
+  opmath_t* cond_exp_b;  // the row's E at its argmax b
+  opmath_t* is_b;        // 1 at the row's argmax, else 0
+  opmath_t* row_value;   // scratch: a per-row value broadcast
+  opmath_t* spare0;      // scratch of the backward
+  opmath_t* spare1;
+  int64_t* best;         // per row: argmax of s
+  bool* valid;           // per row: a softmax exists (invalid_inputs.h)
 
   GRADEXT_CPU_INLINE CategoricalWork(void* scratch, int64_t capacity) {
     auto* p = static_cast<opmath_t*>(scratch);
@@ -154,9 +182,8 @@ struct CategoricalWork {
     p += capacity + 8;
     cond_noise = p;
     p += capacity + 8;
-    opmath_t** arrays[] = {&s_exp,     &x_exp,         &log_theta, &d_exp,     &inv_s_sum,
-                           &inv_x_sum, &inv_d_sum,     &cond_gumbel_b, &is_b, &row_value,
-                           &x_max};
+    opmath_t** arrays[] = {&s_exp,     &theta,      &ratio, &d_exp,     &inv_s_sum, &inv_d_sum,
+                           &cond_exp_b, &is_b,      &row_value, &spare0, &spare1};
     for (opmath_t** a : arrays) {
       *a = p;
       p += capacity;
@@ -169,54 +196,50 @@ struct CategoricalWork {
 // Rows [row0, row0 + batch) of C categories: everything the forward writes and the backward
 // differentiates, from the two noises.
 template <typename scalar_t, typename opmath_t>
-GRADEXT_CPU_INLINE const opmath_t* categorical_batch(const ConditionalRelaxationArgs& a,
-                                                     int64_t row0, int64_t batch, opmath_t inv_tau,
-                                                     CategoricalWork<opmath_t>& w) {
+GRADEXT_CPU_INLINE void categorical_batch(const ConditionalRelaxationArgs& a, int64_t row0,
+                                          int64_t batch, opmath_t inv_tau,
+                                          CategoricalWork<opmath_t>& w) {
   const int64_t C = a.categories;
   const int64_t n = batch * C;
   const int64_t first = row0 * C;
   const scalar_t* x = static_cast<const scalar_t*>(a.logits) + first;
   const opmath_t* g = fill_noise(a.stream, static_cast<uint64_t>(first), n, w.noise,
                                  GumbelBlock<opmath_t>{});
-  const opmath_t* gt = fill_noise(a.stream, kConditionalNoiseFirst + static_cast<uint64_t>(first),
-                                  n, w.cond_noise, GumbelBlock<opmath_t>{});
+  const opmath_t* e = fill_noise(a.stream, kConditionalNoiseFirst + static_cast<uint64_t>(first),
+                                 n, w.cond_noise, ExponentialBlock<opmath_t>{});
+  opmath_t* x_max = w.ratio;  // until the ratios are formed
   for (int64_t i = 0; i < n; ++i) w.s_exp[i] = static_cast<opmath_t>(x[i]) + g[i];  // s
   for (int64_t r = 0; r < batch; ++r) {
     opmath_t s_max;
     w.best[r] = first_index_of_max(w.s_exp + r * C, C, &s_max);
-    const opmath_t x_max = row_max<opmath_t>(x + r * C, C);
+    const opmath_t row_x_max = row_max<opmath_t>(x + r * C, C);
+    const opmath_t e_b = e[r * C + w.best[r]];
     for (int64_t c = 0; c < C; ++c) {
       w.row_value[r * C + c] = s_max;
-      w.x_max[r * C + c] = x_max;
+      x_max[r * C + c] = row_x_max;
+      w.cond_exp_b[r * C + c] = e_b;
       w.is_b[r * C + c] = c == w.best[r] ? opmath_t(1) : opmath_t(0);
     }
   }
   for (int64_t i = 0; i < n; ++i) w.s_exp[i] = math::exp((w.s_exp[i] - w.row_value[i]) * inv_tau);
-  for (int64_t i = 0; i < n; ++i) w.x_exp[i] = math::exp(static_cast<opmath_t>(x[i]) - w.x_max[i]);
+  for (int64_t i = 0; i < n; ++i) w.theta[i] = math::exp(static_cast<opmath_t>(x[i]) - x_max[i]);
   for (int64_t r = 0; r < batch; ++r) {
     const opmath_t s_sum = sum_fixed_order(w.s_exp + r * C, C);
-    const opmath_t x_sum = sum_fixed_order(w.x_exp + r * C, C);
+    const opmath_t x_sum = sum_fixed_order(w.theta + r * C, C);
     w.valid[r] = softmax_row_is_valid(s_sum);
-    const opmath_t lse = w.x_max[r * C] + math::log(x_sum);
-    const opmath_t gt_b = gt[r * C + w.best[r]];
     for (int64_t c = 0; c < C; ++c) {
       w.inv_s_sum[r * C + c] = opmath_t(1) / s_sum;
-      w.inv_x_sum[r * C + c] = opmath_t(1) / x_sum;
-      w.row_value[r * C + c] = lse;
-      w.cond_gumbel_b[r * C + c] = gt_b;
+      w.row_value[r * C + c] = opmath_t(1) / x_sum;
     }
   }
-  for (int64_t i = 0; i < n; ++i) w.log_theta[i] = static_cast<opmath_t>(x[i]) - w.row_value[i];
-  for (int64_t i = 0; i < n; ++i) {
-    const opmath_t d = conditional_offset(w.cond_gumbel_b[i], gt[i], w.log_theta[i]);
-    w.d_exp[i] = w.is_b[i] != opmath_t(0) ? opmath_t(0) : d;
-  }
+  for (int64_t i = 0; i < n; ++i) w.theta[i] = w.theta[i] * w.row_value[i];
+  for (int64_t i = 0; i < n; ++i) w.ratio[i] = conditional_ratio(e[i], w.cond_exp_b[i], w.theta[i]);
+  for (int64_t i = 0; i < n; ++i) w.d_exp[i] = conditional_offset(w.ratio[i], w.is_b[i] != 0);
   for (int64_t i = 0; i < n; ++i) w.d_exp[i] = math::exp(w.d_exp[i] * inv_tau);
   for (int64_t r = 0; r < batch; ++r) {
     const opmath_t inv_d_sum = opmath_t(1) / sum_fixed_order(w.d_exp + r * C, C);
     for (int64_t c = 0; c < C; ++c) w.inv_d_sum[r * C + c] = inv_d_sum;
   }
-  return gt;
 }
 
 // How many rows of C categories a batch starting at `row` takes.
@@ -256,7 +279,7 @@ void categorical_conditional_rows(const ConditionalRelaxationArgs& a, int64_t ro
 
 // grad_x = soft (G_s - <G_s, soft>) / tau + h - theta sum(h), h_c = cond_c (G_c - <G_c, cond>)
 // / tau * slope_c: softmax's Jacobian for soft; for soft_cond, softmax's Jacobian in d, d's slope
-// in log_theta, and log_theta's Jacobian in x (conditional_relaxation.h).
+// in log(theta), and log(theta)'s Jacobian in x (conditional_relaxation.h).
 template <typename scalar_t>
 void categorical_conditional_backward_rows(const ConditionalRelaxationArgs& a, int64_t row_begin,
                                            int64_t row_end, void* scratch) {
@@ -267,51 +290,46 @@ void categorical_conditional_backward_rows(const ConditionalRelaxationArgs& a, i
   for (int64_t row = row_begin; row < row_end;) {
     const int64_t batch = categorical_batch_rows(C, row, row_end);
     const int64_t n = batch * C;
-    const opmath_t* gt = categorical_batch<scalar_t>(a, row, batch, inv_tau, w);
-    // Spent arrays take new values: s_exp -> soft, d_exp -> soft_cond, x_max -> slope,
-    // noise -> G_s, cond_noise -> G_c (after the slopes, which read gt), inv_s_sum -> <G_s, soft>,
-    // inv_d_sum -> <G_c, cond>, log_theta -> h, row_value -> sum(h), x_exp -> theta.
+    categorical_batch<scalar_t>(a, row, batch, inv_tau, w);
+    // Spent arrays take new values: s_exp -> soft, d_exp -> soft_cond, ratio -> slope,
+    // noise -> G_s, cond_noise -> G_c, spare0/1 -> products, then <G_s, soft> and <G_c, cond>,
+    // row_value -> h, cond_exp_b -> sum(h).
     opmath_t* soft = w.s_exp;
     opmath_t* cond = w.d_exp;
-    opmath_t* slope = w.x_max;
+    opmath_t* slope = w.ratio;
     for (int64_t i = 0; i < n; ++i) soft[i] = soft[i] * w.inv_s_sum[i];
     for (int64_t i = 0; i < n; ++i) cond[i] = cond[i] * w.inv_d_sum[i];
-    for (int64_t i = 0; i < n; ++i) {
-      const opmath_t s = sigmoid(w.cond_gumbel_b[i] - gt[i] - w.log_theta[i]);
-      slope[i] = w.is_b[i] != opmath_t(0) ? opmath_t(0) : s;
-    }
-    for (int64_t i = 0; i < n; ++i) w.x_exp[i] = w.x_exp[i] * w.inv_x_sum[i];
+    for (int64_t i = 0; i < n; ++i) slope[i] = conditional_offset_slope(slope[i], w.is_b[i] != 0);
     opmath_t* grad_soft = w.noise;
     opmath_t* grad_cond = w.cond_noise;
     load_grad<scalar_t>(a.grad_soft, row * C, n, grad_soft);
     load_grad<scalar_t>(a.grad_soft_cond, row * C, n, grad_cond);
-    opmath_t* dot_soft = w.inv_s_sum;
-    opmath_t* dot_cond = w.inv_d_sum;
+    opmath_t* dot_soft = w.spare0;
+    opmath_t* dot_cond = w.spare1;
+    for (int64_t i = 0; i < n; ++i) dot_soft[i] = grad_soft[i] * soft[i];
+    for (int64_t i = 0; i < n; ++i) dot_cond[i] = grad_cond[i] * cond[i];
     for (int64_t r = 0; r < batch; ++r) {
-      // The products first (into spent arrays), then sums in a fixed order.
-      for (int64_t c = 0; c < C; ++c) {
-        w.log_theta[r * C + c] = grad_soft[r * C + c] * soft[r * C + c];
-        w.row_value[r * C + c] = grad_cond[r * C + c] * cond[r * C + c];
-      }
-      const opmath_t ds = sum_fixed_order(w.log_theta + r * C, C);
-      const opmath_t dc = sum_fixed_order(w.row_value + r * C, C);
+      // Sums of the products in a fixed order, then broadcast over the row they came from.
+      const opmath_t ds = sum_fixed_order(dot_soft + r * C, C);
+      const opmath_t dc = sum_fixed_order(dot_cond + r * C, C);
       for (int64_t c = 0; c < C; ++c) {
         dot_soft[r * C + c] = ds;
         dot_cond[r * C + c] = dc;
       }
     }
-    opmath_t* h = w.log_theta;
+    opmath_t* h = w.row_value;
     for (int64_t i = 0; i < n; ++i) {
       h[i] = cond[i] * (grad_cond[i] - dot_cond[i]) * inv_tau * slope[i];
     }
+    opmath_t* h_sum = w.cond_exp_b;
     for (int64_t r = 0; r < batch; ++r) {
-      const opmath_t h_sum = sum_fixed_order(h + r * C, C);
-      for (int64_t c = 0; c < C; ++c) w.row_value[r * C + c] = h_sum;
+      const opmath_t total = sum_fixed_order(h + r * C, C);
+      for (int64_t c = 0; c < C; ++c) h_sum[r * C + c] = total;
     }
     auto* out = static_cast<scalar_t*>(a.grad_logits) + row * C;
     for (int64_t i = 0; i < n; ++i) {
       out[i] = static_cast<scalar_t>(soft[i] * (grad_soft[i] - dot_soft[i]) * inv_tau + h[i] -
-                                     w.x_exp[i] * w.row_value[i]);
+                                     w.theta[i] * h_sum[i]);
     }
     row += batch;
   }

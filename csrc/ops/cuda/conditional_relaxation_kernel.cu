@@ -75,7 +75,7 @@ __global__ void bernoulli_conditional_forward_impl(const scalar_t* __restrict__ 
       if (i >= numel) break;
       const BernoulliConditional<opmath_t> s =
           bernoulli_conditional(static_cast<opmath_t>(logits[i]), logistic<opmath_t>(word_of(r, j)),
-                                logistic<opmath_t>(word_of(rc, j)));
+                                conditional_odds<opmath_t>(word_of(rc, j)));
       b[i] = static_cast<scalar_t>(s.b);
       soft[i] = static_cast<scalar_t>(sigmoid(s.z * inv_tau));
       soft_cond[i] = static_cast<scalar_t>(sigmoid(s.z_tilde * inv_tau));
@@ -106,7 +106,7 @@ __global__ void bernoulli_conditional_backward_impl(const scalar_t* __restrict__
       const opmath_t gc = grad_cond != nullptr ? static_cast<opmath_t>(grad_cond[i]) : opmath_t(0);
       grad_logits[i] = static_cast<scalar_t>(bernoulli_conditional_grad(
           static_cast<opmath_t>(logits[i]), logistic<opmath_t>(word_of(r, j)),
-          logistic<opmath_t>(word_of(rc, j)), inv_tau, gs, gc));
+          conditional_odds<opmath_t>(word_of(rc, j)), inv_tau, gs, gc));
     }
   }
 }
@@ -130,20 +130,43 @@ __global__ void conditional_noise_impl(opmath_t* __restrict__ noise,
 
 template <typename opmath_t>
 struct RowState {
-  int64_t best = 0;        // argmax of s = x + g (ties to the lowest index)
-  opmath_t s_max;          // max s
-  opmath_t inv_s_sum;      // 1 / sum exp((s - max s) / tau)
-  opmath_t lse;            // logsumexp(x)
-  opmath_t inv_x_sum;      // 1 / sum exp(x - max x)
+  int64_t best = 0;     // argmax of s = x + g (ties to the lowest index)
+  opmath_t s_max;       // max s
+  opmath_t inv_s_sum;   // 1 / sum exp((s - max s) / tau)
   opmath_t x_max;
-  opmath_t cond_gumbel_b;  // gt at b
-  opmath_t inv_d_sum;      // 1 / sum exp(d / tau)
+  opmath_t inv_x_sum;   // 1 / sum exp(x - max x)
+  opmath_t cond_exp_b;  // E at b
+  opmath_t inv_d_sum;   // 1 / sum exp(d / tau)
   bool valid;
 };
 
 template <typename opmath_t>
 __device__ __forceinline__ opmath_t gumbel_at(const PhiloxStream& stream, uint64_t index) {
   return gumbel<opmath_t>(philox_word_at(stream, index));
+}
+
+template <typename opmath_t>
+__device__ __forceinline__ opmath_t cond_exp_at(const PhiloxStream& stream, uint64_t index) {
+  return exponential<opmath_t>(philox_word_at(stream, kConditionalNoiseFirst + index));
+}
+
+// soft_c, soft_cond_c and what the backward needs of category c, given its row's state.
+template <typename opmath_t>
+struct CategoryValues {
+  opmath_t soft, cond, theta, ratio;
+};
+
+template <typename scalar_t, typename opmath_t>
+__device__ __forceinline__ CategoryValues<opmath_t> category_values(
+    const scalar_t* x, int64_t c, uint64_t first, const PhiloxStream& stream,
+    const RowState<opmath_t>& st, opmath_t inv_tau) {
+  const opmath_t xc = static_cast<opmath_t>(x[c]);
+  const opmath_t s = xc + gumbel_at<opmath_t>(stream, first + c);
+  const opmath_t theta = math::exp(xc - st.x_max) * st.inv_x_sum;
+  const opmath_t q = conditional_ratio(cond_exp_at<opmath_t>(stream, first + c), st.cond_exp_b, theta);
+  const opmath_t d = conditional_offset(q, c == st.best);
+  return {math::exp((s - st.s_max) * inv_tau) * st.inv_s_sum,
+          math::exp(d * inv_tau) * st.inv_d_sum, theta, q};
 }
 
 template <typename scalar_t, typename opmath_t>
@@ -172,38 +195,12 @@ __device__ RowState<opmath_t> row_state(const scalar_t* x, int64_t C, uint64_t f
   st.valid = softmax_row_is_valid(s_sum);
   st.inv_s_sum = opmath_t(1) / s_sum;
   st.inv_x_sum = opmath_t(1) / x_sum;
-  st.lse = st.x_max + math::log(x_sum);
-  st.cond_gumbel_b = gumbel_at<opmath_t>(stream, kConditionalNoiseFirst + first + st.best);
+  st.cond_exp_b = cond_exp_at<opmath_t>(stream, first + st.best);
+  st.inv_d_sum = opmath_t(1);  // category_values' cond is exp(d / tau) until it is known
   opmath_t d_sum = 0;
-  for (int64_t c = 0; c < C; ++c) {
-    const opmath_t d =
-        c == st.best ? opmath_t(0)
-                     : conditional_offset(st.cond_gumbel_b,
-                                          gumbel_at<opmath_t>(stream, kConditionalNoiseFirst + first + c),
-                                          static_cast<opmath_t>(x[c]) - st.lse);
-    d_sum += math::exp(d * inv_tau);
-  }
+  for (int64_t c = 0; c < C; ++c) d_sum += category_values(x, c, first, stream, st, inv_tau).cond;
   st.inv_d_sum = opmath_t(1) / d_sum;
   return st;
-}
-
-// soft_c and soft_cond_c of category c given its row's state.
-template <typename opmath_t>
-struct CategoryValues {
-  opmath_t soft, cond, log_theta, cond_gumbel;
-};
-
-template <typename scalar_t, typename opmath_t>
-__device__ __forceinline__ CategoryValues<opmath_t> category_values(
-    const scalar_t* x, int64_t c, uint64_t first, const PhiloxStream& stream,
-    const RowState<opmath_t>& st, opmath_t inv_tau) {
-  const opmath_t xc = static_cast<opmath_t>(x[c]);
-  const opmath_t s = xc + gumbel_at<opmath_t>(stream, first + c);
-  const opmath_t gt = gumbel_at<opmath_t>(stream, kConditionalNoiseFirst + first + c);
-  const opmath_t log_theta = xc - st.lse;
-  const opmath_t d = c == st.best ? opmath_t(0) : conditional_offset(st.cond_gumbel_b, gt, log_theta);
-  return {math::exp((s - st.s_max) * inv_tau) * st.inv_s_sum,
-          math::exp(d * inv_tau) * st.inv_d_sum, log_theta, gt};
 }
 
 template <typename scalar_t>
@@ -233,7 +230,7 @@ __global__ void categorical_conditional_forward_impl(const scalar_t* __restrict_
 }
 
 // The CPU kernel's formula (conditional_relaxation_cpu_impl.h): soft's softmax Jacobian, and
-// for soft_cond softmax's Jacobian in d, d's slope in log_theta, log_theta's Jacobian in x.
+// for soft_cond softmax's Jacobian in d, d's slope in log(theta), log(theta)'s Jacobian in x.
 template <typename scalar_t>
 __global__ void categorical_conditional_backward_impl(const scalar_t* __restrict__ grad_soft,
                                                       const scalar_t* __restrict__ grad_cond,
@@ -259,21 +256,19 @@ __global__ void categorical_conditional_backward_impl(const scalar_t* __restrict
       dot_soft += load(grad_soft, row * C + c) * v.soft;
       dot_cond += load(grad_cond, row * C + c) * v.cond;
     }
+    auto h_of = [&](int64_t c, const CategoryValues<opmath_t>& v) {
+      const opmath_t slope = conditional_offset_slope(v.ratio, c == st.best);
+      return v.cond * (load(grad_cond, row * C + c) - dot_cond) * inv_tau * slope;
+    };
     opmath_t h_sum = 0;
     for (int64_t c = 0; c < C; ++c) {
-      const CategoryValues<opmath_t> v = category_values(x, c, first, stream, st, inv_tau);
-      const opmath_t slope =
-          conditional_offset_slope(st.cond_gumbel_b, v.cond_gumbel, v.log_theta, c == st.best);
-      h_sum += v.cond * (load(grad_cond, row * C + c) - dot_cond) * inv_tau * slope;
+      h_sum += h_of(c, category_values(x, c, first, stream, st, inv_tau));
     }
     for (int64_t c = 0; c < C; ++c) {
       const CategoryValues<opmath_t> v = category_values(x, c, first, stream, st, inv_tau);
-      const opmath_t slope =
-          conditional_offset_slope(st.cond_gumbel_b, v.cond_gumbel, v.log_theta, c == st.best);
-      const opmath_t h = v.cond * (load(grad_cond, row * C + c) - dot_cond) * inv_tau * slope;
-      const opmath_t theta = math::exp(static_cast<opmath_t>(x[c]) - st.x_max) * st.inv_x_sum;
       grad_logits[row * C + c] = static_cast<scalar_t>(
-          v.soft * (load(grad_soft, row * C + c) - dot_soft) * inv_tau + h - theta * h_sum);
+          v.soft * (load(grad_soft, row * C + c) - dot_soft) * inv_tau + h_of(c, v) -
+          v.theta * h_sum);
     }
   }
 }
