@@ -26,7 +26,7 @@ from gradext import philox_uniform  # noqa: F401  (the fake kernel of the noise 
 from gradext._extension import cpu_isa, extension_error, has_cuda, has_extension
 from gradext.categorical import categorical_sample
 from gradext.conditional_relaxation import conditional_relaxation
-from gradext.control_variates import estimator_variance, rebar, relax
+from gradext.control_variates import estimator_variance, rebar, relax, variance_loss
 from gradext.dirichlet import beta_rsample, dirichlet_rsample
 from gradext.gamma import gamma_rsample
 from gradext.gaussian import gaussian_rsample
@@ -53,6 +53,7 @@ __all__ = [
     "rebar",
     "relax",
     "score_function_loo",
+    "variance_loss",
     "vimco",
     "von_mises_rsample",
 ]

@@ -1,13 +1,15 @@
 """Command line of gradext: ``python -m gradext <command>``.
 
-demo       train a Gaussian VAE and a discrete VAE (five gradient estimators) on the digits
+demo       train a Gaussian VAE and a discrete VAE (seven gradient estimators) on the digits
            that ship with scikit-learn, with gradext's ops and beside plain PyTorch;
            data-parallel under torchrun (gradext/demo/distributed.py)
 
 variance   the estimator lab: mean and variance of the pathwise, score-function and
            leave-one-out score-function gradients for z ~ N(mu, 1), f(z) = z^2, and of the
            implicit, score-function and generalized reparameterization gradients for
-           z ~ Gamma(alpha, 1), beside the analytic values
+           z ~ Gamma(alpha, 1), and of every discrete-latent estimator (REINFORCE, RLOO,
+           Concrete, straight-through, REBAR, RELAX) on the REBAR papers' Bernoulli toy
+           problem, beside the analytic values
 bench      every op family's benchmark (gradext/bench/): one table, a CSV and a PNG chart of the
            speed-up over eager PyTorch
 """
@@ -71,6 +73,18 @@ def _variance(args: argparse.Namespace) -> int:
         "reparameterization gradient (Ruiz, Titsias and Blei 2016).\n"
     )
     print(variance_lab.format_table(rows, variance_lab.analytic_gamma_square, "alpha"))
+    for offset in (0.0, 1.0):
+        f = variance_lab.toy_objective(0.45, offset)
+        rows = variance_lab.bernoulli_gradient_statistics(
+            f, 0.4, max(2, min(args.samples)), args.replicates, seed=args.seed
+        )
+        print(
+            f"\nd/d theta E[(b - 0.45)^2 + {offset:g}], b ~ Bernoulli(sigmoid(theta)), the REBAR "
+            "and RELAX papers' toy problem: every discrete-latent estimator, one sample each (K "
+            "for the leave-one-out baseline); concrete and straight-through are biased. "
+            + (f"eta, tau tuned: {f.tuned[0].item():.3g}, {f.tuned[1].item():.3g}.\n")
+        )
+        print(variance_lab.format_table(rows, variance_lab.analytic_bernoulli(f), "theta"))
     return 0
 
 

@@ -11,9 +11,10 @@ The fused ops keep nothing of the samples' size for backward: the forward return
 
 Read top to bottom: the public function and its argument checks; the fake kernels of the
 dispatcher ops (``conditional_relaxation``, its seeded twin, ``_conditional_relaxation_noise``
-that draws a forward's noises again, and the fused ``_conditional_relaxation_backward``); the
-autograd formula of the sampler; the derivative of the fused backward (double backward); the vmap
-rules; the registrations. C++: csrc/ops/conditional_relaxation.{h,cpp},
+that draws a forward's noises again, the fused ``_conditional_relaxation_backward`` and the
+Jacobian-vector product ``_conditional_relaxation_jvp``); the autograd formula of the sampler;
+the derivatives of the backward and JVP ops (double backward); the vmap rules; the
+registrations. C++: csrc/ops/conditional_relaxation.{h,cpp},
 csrc/ops/cpu/conditional_relaxation_*, csrc/ops/cuda/conditional_relaxation_kernel.cu; the maths
 in csrc/common/conditional_relaxation.h. Fallback: gradext/reference/conditional_relaxation.py.
 """
@@ -133,6 +134,12 @@ def _conditional_relaxation_backward_fake(
     return torch.empty_like(logits, memory_format=torch.contiguous_format)
 
 
+@register_fake("gradext::_conditional_relaxation_jvp")
+def _conditional_relaxation_jvp_fake(tangent, logits, tau, rng_state, categorical):
+    like = torch.empty_like(logits, memory_format=torch.contiguous_format)
+    return like, torch.empty_like(like)
+
+
 # --- autograd of the sampler (conditional_relaxation, _seeded) ------------------------------
 # Under torch.func transforms only: elsewhere the same formula runs in C++
 # (csrc/ops/conditional_relaxation_autograd.cpp), which torch.func refuses.
@@ -162,11 +169,13 @@ def _sample_backward(ctx, _grad_b, grad_soft, grad_soft_cond, _grad_rng_state):
     return (grad_logits,)
 
 
-# --- the derivative of the fused backward (double backward) ---------------------------------
-# The fused backward is the vector-Jacobian product of (soft, soft_cond) in the logits at the
-# forward's noise. Its derivative (in both incoming gradients and in the logits) is taken by
-# torch.func on the reference formula of the same noise, drawn again from rng_state in the math
-# type: second derivatives of softplus, sigmoid and softmax chains, written once.
+# --- the derivatives of the fused backward and of the JVP (double backward) -----------------
+# The fused backward is B(g_s, g_c, x) = J_s^T g_s + J_c^T g_c, J the Jacobians of soft and
+# soft_cond in the logits x at the forward's noise; the JVP op is J(v, x) = (J_s v, J_c v). Each
+# is linear in its incoming vectors, and its derivative there is the other: d<B, u> / d g =
+# J u (the JVP op), d<J v, (a, b)> / d v = B(a, b). Their derivatives in the logits (second
+# derivatives of softplus, sigmoid and softmax chains) are taken by torch.func on the reference
+# formula of the same noise, drawn again from rng_state in the math type, only when asked for.
 
 
 def _backward_setup_context(ctx, inputs, output):
@@ -175,12 +184,10 @@ def _backward_setup_context(ctx, inputs, output):
     ctx.categorical = categorical
 
 
-def _backward_derivative(ctx, grad_grad_logits):
-    grad_soft, grad_soft_cond, logits, tau, rng_state = ctx.saved_tensors
-    categorical = ctx.categorical
+def _relaxations_of_the_same_noise(logits, tau, rng_state, categorical):
+    """x -> (soft, soft_cond) of the forward's noise in the math type, for torch.func."""
     with torch.no_grad():
         noise, cond_noise = _conditional_relaxation_noise(logits.detach(), rng_state, categorical)
-    math_dtype = noise.dtype
     # tau as the tensor it is (not its value): AOTAutograd traces this formula symbolically.
     tau = tau.detach()
 
@@ -188,24 +195,91 @@ def _backward_derivative(ctx, grad_grad_logits):
         _, soft, soft_cond = relaxations_from_noise(x, noise, cond_noise, tau, categorical)
         return soft, soft_cond
 
-    def fused_backward(g_soft, g_cond, x):
-        _, vjp = torch.func.vjp(relaxations, x)
-        return vjp((g_soft, g_cond))[0]
+    return relaxations, noise.dtype
+
+
+def _backward_in_logits(grad_soft, grad_soft_cond, logits, tau, rng_state, categorical, cotangent):
+    """d <B(g_s, g_c, x), cotangent> / d x."""
+    relaxations, math_dtype = _relaxations_of_the_same_noise(logits, tau, rng_state, categorical)
 
     def as_math(grad):
-        return torch.zeros_like(noise) if grad is None else grad.to(math_dtype)
+        return torch.zeros_like(logits, dtype=math_dtype) if grad is None else grad.to(math_dtype)
 
-    _, vjp = torch.func.vjp(
-        fused_backward, as_math(grad_soft), as_math(grad_soft_cond), logits.to(math_dtype)
-    )
-    d_soft, d_cond, d_logits = vjp(grad_grad_logits.to(math_dtype))
-    return (
-        d_soft.to(grad_soft.dtype) if grad_soft is not None and ctx.needs_input_grad[0] else None,
-        d_cond.to(grad_soft_cond.dtype)
-        if grad_soft_cond is not None and ctx.needs_input_grad[1]
-        else None,
-        d_logits.to(logits.dtype) if ctx.needs_input_grad[2] else None,
-    )
+    def fused_backward(x):
+        _, vjp = torch.func.vjp(relaxations, x)
+        return vjp((as_math(grad_soft), as_math(grad_soft_cond)))[0]
+
+    _, vjp = torch.func.vjp(fused_backward, logits.to(math_dtype))
+    return vjp(cotangent.to(math_dtype))[0].to(logits.dtype)
+
+
+def _engine_needs(needs_input_grad: bool, tensor: torch.Tensor) -> bool:
+    """Whether the running backward uses the gradient of `tensor`: ctx.needs_input_grad says
+    only that it requires grad. Variance tuning (variance_loss) differentiates the estimator
+    in a control variate's parameters alone, and the logits' term of a derivative here costs
+    torch.func's nested transforms: asked of the engine, it is skipped where unused."""
+    if not needs_input_grad:
+        return False
+    try:
+        node = torch.autograd.graph.get_gradient_edge(tensor).node
+        return bool(torch._C._will_engine_execute_node(node))
+    except (RuntimeError, AttributeError):  # not inside the engine (tracing): assume used
+        return True
+
+
+def _backward_derivative(ctx, grad_grad_logits):
+    grad_soft, grad_soft_cond, logits, tau, rng_state = ctx.saved_tensors
+    d_soft = d_cond = d_logits = None
+    wanted_soft = grad_soft is not None and ctx.needs_input_grad[0]
+    wanted_cond = grad_soft_cond is not None and ctx.needs_input_grad[1]
+    if wanted_soft or wanted_cond:
+        d_soft, d_cond = _conditional_relaxation_jvp(
+            grad_grad_logits.contiguous(), logits, tau, rng_state, ctx.categorical
+        )
+    if _engine_needs(ctx.needs_input_grad[2], logits):
+        d_logits = _backward_in_logits(
+            grad_soft, grad_soft_cond, logits, tau, rng_state, ctx.categorical, grad_grad_logits
+        )
+    return (d_soft if wanted_soft else None), (d_cond if wanted_cond else None), d_logits
+
+
+def _jvp_setup_context(ctx, inputs, output):
+    tangent, logits, tau, rng_state, categorical = inputs
+    ctx.save_for_backward(tangent, logits, tau, rng_state)
+    ctx.categorical = categorical
+    ctx.set_materialize_grads(False)
+
+
+def _jvp_derivative(ctx, grad_soft, grad_soft_cond):
+    tangent, logits, tau, rng_state = ctx.saved_tensors
+    if grad_soft is None and grad_soft_cond is None:
+        return None, None
+    d_tangent = d_logits = None
+    if ctx.needs_input_grad[0]:
+        d_tangent = _conditional_relaxation_backward(
+            _contiguous(grad_soft),
+            _contiguous(grad_soft_cond),
+            logits,
+            tau,
+            rng_state,
+            ctx.categorical,
+        )
+    if _engine_needs(ctx.needs_input_grad[1], logits):
+        relaxations, math_dtype = _relaxations_of_the_same_noise(
+            logits, tau, rng_state, ctx.categorical
+        )
+
+        def jvp(x):
+            return torch.func.jvp(relaxations, (x,), (tangent.to(math_dtype),))[1]
+
+        def as_math(grad):
+            return (
+                torch.zeros_like(logits, dtype=math_dtype) if grad is None else grad.to(math_dtype)
+            )
+
+        _, vjp = torch.func.vjp(jvp, logits.to(math_dtype))
+        d_logits = vjp((as_math(grad_soft), as_math(grad_soft_cond)))[0].to(logits.dtype)
+    return d_tangent, d_logits
 
 
 # --- vmap rules -----------------------------------------------------------------------------
@@ -267,6 +341,21 @@ def _backward_vmap(info, in_dims, grad_soft, grad_soft_cond, logits, tau, rng_st
     return torch.stack(grads), 0
 
 
+def _jvp_vmap(info, in_dims, tangent, logits, tau, rng_state, categorical):
+    batch = info.batch_size
+    if in_dims[1] is not None:  # a batched forward's noise: one call on the batched tensors
+        tangent = batch_first(tangent, in_dims[0], batch).contiguous()
+        logits = batch_first(logits, in_dims[1], batch)
+        return _conditional_relaxation_jvp(tangent, logits, tau, rng_state, categorical), (0, 0)
+    outputs = [
+        _conditional_relaxation_jvp(
+            _select(tangent, in_dims[0], example), logits, tau, rng_state, categorical
+        )
+        for example in range(batch)
+    ]
+    return (torch.stack([o[0] for o in outputs]), torch.stack([o[1] for o in outputs])), (0, 0)
+
+
 # --- registrations: each op's formulas, and the eager entries the code above calls ----------
 
 # The sampler's autograd kernel is csrc/ops/conditional_relaxation_autograd.cpp, the formula of
@@ -289,6 +378,12 @@ _conditional_relaxation_backward = with_autograd(
     _backward_setup_context,
     _backward_derivative,
     _backward_vmap,
+)
+_conditional_relaxation_jvp = with_autograd(
+    "gradext::_conditional_relaxation_jvp",
+    _jvp_setup_context,
+    _jvp_derivative,
+    _jvp_vmap,
 )
 _conditional_relaxation_noise = with_autograd(
     "gradext::_conditional_relaxation_noise",

@@ -15,8 +15,14 @@ is g, and its gradient in f's own parameters is the pathwise d f(b) (what a deco
 Every term added to f(b) is zero in value and has zero first derivative in f's and the control
 variate's parameters (and in eta), so `estimate.sum().backward()` puts exactly g into the
 encoder and d f(b) into the decoder, while g itself, d estimate / d logits, stays a
-differentiable function of the control variate, eta and tau: `estimator_variance` minimizes
-its variance, as both papers do.
+differentiable function of the control variate, eta and tau: `variance_loss` adds their
+variance-minimizing update to the same backward, as both papers train them, and
+`estimator_variance` measures it. The construction is gradext/reference/control_variates.py's,
+here on the fused sampler.
+
+LAX (RELAX for continuous latents, Grathwohl et al. section 3.3) needs no conditional sample:
+with a reparameterized z it is f(z) with c(z)'s score and pathwise terms, a few lines over
+gaussian_rsample; it is not provided as an op here.
 """
 
 from __future__ import annotations
@@ -25,12 +31,12 @@ import numbers
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from gradext import _validation
 from gradext.conditional_relaxation import conditional_relaxation
+from gradext.reference import control_variates as _surrogates
 
-__all__ = ["estimator_variance", "rebar", "relax"]
+__all__ = ["estimator_variance", "rebar", "relax", "variance_loss"]
 
 
 def relax(
@@ -57,9 +63,9 @@ def relax(
         generator: the ``torch.Generator`` of the noise.
 
     Returns:
-        A tensor of f's output shape: the value f(b), the gradient RELAX's estimator in the
-        logits (unbiased for any tau and c) and the pathwise gradient of f(b) in f's parameters.
-        ``estimator_variance(estimate, logits)`` gives the variance to train c on.
+        A tensor of f's output shape whose value is f(b), whose gradient in the logits is
+        RELAX's estimator (unbiased for any tau and c), and whose gradient in f's parameters is
+        the pathwise d f(b). ``variance_loss(estimate, logits, c.parameters())`` trains c.
     """
     op = "relax"
     _check_callable(op, "f", f)
@@ -98,27 +104,28 @@ def rebar(
 def estimator_variance(
     estimate: torch.Tensor, logits: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The single-sample gradient estimate g = d estimate.sum() / d logits and sum(g^2), the
-    latter differentiable in the estimator's tunable parts (RELAX's control variate, REBAR's
+    """The single-sample gradient estimate g = d estimate.sum() / d logits, detached, and
+    sum(g^2), differentiable in the estimator's tunable parts (RELAX's control variate, REBAR's
     eta and tau when they require grad). The estimators are unbiased, so E[g] does not depend on
-    them and minimizing E[sum(g^2)] minimizes the variance (both papers' objective)::
-
-        estimate = gradext.relax(f, logits, cv)
-        estimate.sum().backward(retain_graph=True, inputs=model_parameters)  # g into the encoder
-        g, variance = gradext.estimator_variance(estimate, logits)
-        variance.backward(inputs=list(cv.parameters()))  # d Var / d phi
-
-    Returns (g detached, sum(g^2))."""
-    if not isinstance(estimate, torch.Tensor) or not estimate.requires_grad:
-        raise ValueError(
-            "estimator_variance: estimate must be the tensor rebar or relax returned (one "
-            "that requires grad)"
-        )
-    (g,) = torch.autograd.grad(estimate.sum(), logits, create_graph=True, retain_graph=True)
-    return g.detach(), (g * g).sum()
+    them and the gradient of E[sum(g^2)] is that of the variance, which both papers minimize."""
+    return _surrogates.estimator_variance(estimate, logits)
 
 
-# --- the estimator ----------------------------------------------------------------------------
+def variance_loss(estimate: torch.Tensor, logits: torch.Tensor, parameters) -> torch.Tensor:
+    """A zero-valued term to add to the loss a training step minimizes: its gradient in
+    `parameters` (RELAX's control variate, REBAR's eta) is d sum(g^2) / d parameter, the
+    variance-minimizing update of both papers, and its gradient in everything else is zero, so
+    one backward trains the model on g and the tuned parts on the variance::
+
+        estimate = gradext.relax(f, logits, cv)  # [B]
+        loss = -estimate.mean() + gradext.variance_loss(estimate, logits, cv.parameters())
+        loss.backward()
+        optimizer.step()  # encoder: RELAX's estimate; decoder: d f(b); cv: d Var / d phi
+    """
+    return _surrogates.variance_loss(estimate, logits, parameters)
+
+
+# --- argument checks --------------------------------------------------------------------------
 
 
 def _check_callable(op, name, value):
@@ -131,55 +138,6 @@ def _estimate(op, f, logits, control_variate, tau, categorical, dim, generator):
     categorical = _validation.as_bool(op, "categorical", categorical)
     if categorical and logits.dim() >= 1:
         dim = _validation.as_dim(op, dim, "logits", logits)
-    b, soft, soft_cond = conditional_relaxation(
-        logits, tau, categorical=categorical, dim=dim, generator=generator
+    return _surrogates.surrogate(
+        op, conditional_relaxation, f, logits, control_variate, tau, categorical, dim, generator
     )
-    value = f(b)
-    _check_output(op, "f", value, logits, categorical, dim)
-    log_prob = _log_prob_of_own_latents(logits, b, categorical, dim, value.dim())
-
-    def cv(relaxed):
-        out = control_variate(relaxed)
-        if not isinstance(out, torch.Tensor) or out.shape != value.shape:
-            got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(
-                f"{op}: control_variate must return f's output shape {tuple(value.shape)}, "
-                f"got {got}"
-            )
-        return out
-
-    # Zero-valued terms whose gradient in the logits is the estimator's (see the module doc):
-    # the score term with its multiplier differentiable in c's parameters only, and c(z) -
-    # c(z_tilde) with a detached copy of each subtracted, so that only the logits see it.
-    multiplier = value.detach() - cv(soft_cond.detach())
-    score = multiplier * (log_prob - log_prob.detach())
-    pathwise = cv(soft) - cv(soft.detach()) - cv(soft_cond) + cv(soft_cond.detach())
-    return value + score + pathwise
-
-
-def _check_output(op, name, value, logits, categorical, dim):
-    """f's values: a tensor whose shape leads the logits' (batch dims only for categorical)."""
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"{op}: {name} must return a tensor, got {type(value).__name__}")
-    batch_shape = logits.shape
-    if categorical:
-        batch_shape = logits.movedim(dim, -1).shape[:-1]
-    if tuple(value.shape) != tuple(batch_shape[: value.dim()]):
-        raise ValueError(
-            f"{op}: {name} must return values of a leading part of the logits' "
-            f"{'batch ' if categorical else ''}shape {tuple(batch_shape)}, got shape "
-            f"{tuple(value.shape)}"
-        )
-
-
-def _log_prob_of_own_latents(logits, b, categorical, dim, value_dim):
-    """log p(b | logits), summed over the latent dims past f's output rank."""
-    if categorical:
-        index = b.argmax(dim, keepdim=True)
-        # gather, not b * log_softmax: masked (-inf) categories would give 0 * -inf.
-        per_variable = torch.log_softmax(logits, dim).gather(dim, index).squeeze(dim)
-        per_variable = per_variable.masked_fill(b.isnan().any(dim), float("nan"))
-    else:
-        per_variable = -F.binary_cross_entropy_with_logits(logits, b, reduction="none")
-    trailing = tuple(range(value_dim, per_variable.dim()))
-    return per_variable.sum(trailing) if trailing else per_variable

@@ -378,6 +378,10 @@ def _conditional_relaxation_opcheck(device):
             "_conditional_relaxation_backward",
             (None, grad_cond, logits, _tau(0.5), state, categorical),
         )
+        yield (
+            "_conditional_relaxation_jvp",
+            (torch.randn_like(logits).requires_grad_(), logits, _tau(0.5), state, categorical),
+        )
 
 
 def _conditional_relaxation_smoke(device, dtype):
@@ -418,6 +422,7 @@ CONDITIONAL_RELAXATION = OpCase(
         "_conditional_relaxation_seeded",
         "_conditional_relaxation_noise",
         "_conditional_relaxation_backward",
+        "_conditional_relaxation_jvp",
     ),
     random=True,
     example=lambda x: _conditional_relaxations(x),

@@ -23,6 +23,20 @@ the three answers to that are compared on one table:
 For f(z) = z^2 the true gradient is 2 alpha + 1, and the plain score function's single-sample
 variance is alpha^(4) ((psi(alpha + 4) - psi(alpha))^2 + psi_1(alpha + 4)) - (2 alpha + 1)^2,
 alpha^(4) = alpha (alpha + 1) (alpha + 2) (alpha + 3), from E[z^k (log z)^j] of the Gamma law.
+
+Bernoulli, b ~ Bernoulli(sigmoid(theta)), the toy problem of the REBAR and RELAX papers,
+f(b) = (b - t)^2 (+ an offset): every estimator gradext has for a discrete latent, one sample
+each (K for the leave-one-out baseline):
+    reinforce             f(b) d log p(b) / d theta                 (rebar with eta = 0)
+    score_function_loo    K samples, the leave-one-out baseline     (score_function_loo)
+    concrete              d f(soft) / d theta, the relaxed sample   (gumbel_sigmoid; biased)
+    straight_through      d f(b) through the soft sample's slope    (gumbel_sigmoid hard; biased)
+    rebar                 eta = 1, tau = 0.5                        (rebar)
+    rebar_tuned           eta and tau tuned on the estimator's variance (variance_loss)
+    relax                 a small MLP control variate trained on the variance (relax)
+True gradient sigmoid'(theta) (1 - 2 t); REINFORCE's single-sample variance
+p (1 - p)^2 f(1)^2 + (1 - p) p^2 f(0)^2 - gradient^2 with p = sigmoid(theta). VIMCO bounds a
+log-mean of weights, not E[f]: it has no row here.
 """
 
 from __future__ import annotations
@@ -33,12 +47,24 @@ from dataclasses import dataclass
 
 import torch
 
+from gradext.conditional_relaxation import conditional_relaxation
+from gradext.control_variates import rebar, relax, variance_loss
 from gradext.gamma import gamma_rsample
 from gradext.gaussian import gaussian_rsample
+from gradext.relaxed import gumbel_sigmoid
 from gradext.score_function import score_function_loo
 
 ESTIMATORS = ("pathwise", "score_function", "score_function_loo")
 GAMMA_ESTIMATORS = ("implicit", "score_function", "score_function_loo", "grg")
+BERNOULLI_ESTIMATORS = (
+    "reinforce",
+    "score_function_loo",
+    "concrete",
+    "straight_through",
+    "rebar",
+    "rebar_tuned",
+    "relax",
+)
 
 
 @dataclass(frozen=True)
@@ -221,6 +247,117 @@ def gamma_gradient_statistics(
         raise ValueError(f"alpha must be positive, got {alpha}")
     _check_arguments(num_samples, replicates, estimators, GAMMA_ESTIMATORS)
     return _replicated(_gamma_estimates, f, alpha, num_samples, replicates, estimators, seed)
+
+
+# --- Bernoulli(sigmoid(theta)), the REBAR / RELAX toy problem ------------------------------
+
+
+def toy_objective(target: float = 0.45, offset: float = 0.0):
+    """f(b) = (b - target)^2 + offset, elementwise."""
+
+    def f(b: torch.Tensor) -> torch.Tensor:
+        return (b - target) ** 2 + offset
+
+    f.target, f.offset = target, offset
+    return f
+
+
+def analytic_bernoulli(f) -> Callable[[float, int], dict[str, tuple[float, float | None]]]:
+    """(gradient, variance) per estimator for the toy f: REINFORCE's variance in closed form."""
+
+    def analytic(theta: float, num_samples: int) -> dict[str, tuple[float, float | None]]:
+        p = 1 / (1 + math.exp(-theta))
+        f1, f0 = f(torch.tensor(1.0)).item(), f(torch.tensor(0.0)).item()
+        gradient = p * (1 - p) * (f1 - f0)
+        second = p * (1 - p) ** 2 * f1**2 + (1 - p) * p**2 * f0**2
+        rows = {e: (gradient, None) for e in BERNOULLI_ESTIMATORS}
+        rows["reinforce"] = (gradient, second - gradient**2)
+        return rows
+
+    return analytic
+
+
+def _tuned_rebar_parameters(f, theta, seed, steps=200, batch=512):
+    """eta and tau minimizing the REBAR estimator's variance by Adam on variance_loss (tau in
+    log space; a tau that requires grad runs the pure-PyTorch relaxation)."""
+    eta = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    log_tau = torch.tensor(math.log(0.5), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.Adam([eta, log_tau], lr=0.05)
+    generator = torch.Generator().manual_seed(seed + 1)
+    for _ in range(steps):
+        logits = torch.full((batch,), theta, dtype=torch.float64, requires_grad=True)
+        estimate = rebar(f, logits, log_tau.exp(), eta, generator=generator)
+        optimizer.zero_grad()
+        variance_loss(estimate, logits, [eta, log_tau]).backward()
+        optimizer.step()
+    return eta.detach(), log_tau.detach().exp()
+
+
+def _trained_control_variate(f, theta, seed, steps=300, batch=256):
+    """RELAX's control variate: an MLP on the relaxed sample trained by Adam on variance_loss."""
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(1, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)
+    ).double()
+
+    def c(z):
+        return net(z.unsqueeze(-1)).squeeze(-1)
+
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.02)
+    generator = torch.Generator().manual_seed(seed + 2)
+    for _ in range(steps):
+        logits = torch.full((batch,), theta, dtype=torch.float64, requires_grad=True)
+        estimate = relax(f, logits, c, 0.5, generator=generator)
+        optimizer.zero_grad()
+        variance_loss(estimate, logits, net.parameters()).backward()
+        optimizer.step()
+    return c
+
+
+def _bernoulli_estimates(estimator, f, theta, num_samples, generator) -> torch.Tensor:
+    """One estimate per replicate of d/d theta[r] E[f(b)]."""
+    if estimator == "score_function_loo":
+        logits = theta.expand(num_samples, -1)
+        b, _, _ = conditional_relaxation(logits.detach(), generator=generator)
+        log_prob = -torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, b, reduction="none"
+        )
+        objective = score_function_loo(f(b), log_prob, 0)
+    elif estimator in ("concrete", "straight_through"):
+        z = gumbel_sigmoid(theta, 0.5, hard=estimator == "straight_through", generator=generator)
+        objective = f(z)
+    elif estimator == "relax":
+        objective = relax(f, theta, f.control_variate, 0.5, generator=generator)
+    else:
+        eta, tau = {"reinforce": (0.0, 0.5), "rebar": (1.0, 0.5)}.get(estimator, f.tuned)
+        objective = rebar(f, theta, tau, eta, generator=generator)
+    (grad,) = torch.autograd.grad(objective.sum(), theta)
+    return grad
+
+
+def bernoulli_gradient_statistics(
+    f=None,
+    theta: float = 0.4,
+    num_samples: int = 2,
+    replicates: int = 100_000,
+    estimators=BERNOULLI_ESTIMATORS,
+    seed: int = 0,
+) -> list[GradientStatistics]:
+    """Mean and variance over `replicates` independent estimates of d/d theta E[f(b)], b ~
+    Bernoulli(sigmoid(theta)) (f = toy_objective() by default), for each estimator; K =
+    num_samples for the leave-one-out baseline, one sample for the others. The tuned REBAR and
+    RELAX are tuned first (on noise of their own), then measured like the rest."""
+    f = toy_objective() if f is None else f
+    _check_arguments(num_samples, replicates, estimators, BERNOULLI_ESTIMATORS)
+    if "rebar_tuned" in estimators:
+        f.tuned = _tuned_rebar_parameters(f, theta, seed)
+    if "relax" in estimators:
+        f.control_variate = _trained_control_variate(f, theta, seed)
+    rows = []
+    for estimator in estimators:
+        k = num_samples if estimator == "score_function_loo" else 1
+        rows += _replicated(_bernoulli_estimates, f, theta, k, replicates, [estimator], seed)
+    return rows
 
 
 def format_table(

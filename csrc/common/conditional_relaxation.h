@@ -97,15 +97,28 @@ GRADEXT_INLINE T sigmoid_slope(T v) {
   return t / ((T(1) + t) * (T(1) + t));
 }
 
-// The gradient with respect to x of grad_soft * soft + grad_cond * soft_cond, with soft =
+// d soft / d x and d soft_cond / d x of one element (the Jacobians are diagonal), soft =
 // sigmoid(z / tau) and soft_cond = sigmoid(z_tilde / tau) of the same noise.
+template <typename T>
+struct BernoulliSlopes {
+  T soft;
+  T soft_cond;
+};
+
+template <typename T>
+GRADEXT_INLINE BernoulliSlopes<T> bernoulli_conditional_slopes(T x, T noise, T cond_odds,
+                                                               T inv_tau) {
+  const BernoulliConditional<T> s = bernoulli_conditional(x, noise, cond_odds);
+  return {sigmoid_slope(s.z * inv_tau) * inv_tau,
+          sigmoid_slope(s.z_tilde * inv_tau) * inv_tau * s.slope};
+}
+
+// The gradient with respect to x of grad_soft * soft + grad_cond * soft_cond.
 template <typename T>
 GRADEXT_INLINE T bernoulli_conditional_grad(T x, T noise, T cond_odds, T inv_tau, T grad_soft,
                                             T grad_cond) {
-  const BernoulliConditional<T> s = bernoulli_conditional(x, noise, cond_odds);
-  const T dsoft = sigmoid_slope(s.z * inv_tau) * inv_tau;
-  const T dcond = sigmoid_slope(s.z_tilde * inv_tau) * inv_tau;
-  return grad_soft * dsoft + grad_cond * (dcond * s.slope);
+  const BernoulliSlopes<T> d = bernoulli_conditional_slopes(x, noise, cond_odds, inv_tau);
+  return grad_soft * d.soft + grad_cond * d.soft_cond;
 }
 
 // --- categorical ---

@@ -54,6 +54,19 @@ ConditionalRelaxationGrads check_conditional_relaxation_grads(
   return grads;
 }
 
+at::Tensor check_conditional_relaxation_tangent(const ConditionalRelaxationProblem& p,
+                                                const at::Tensor& tangent) {
+  const char* op = "_conditional_relaxation_jvp";
+  TORCH_CHECK(tangent.sizes().equals(p.logits.sizes()), op, ": tangent of shape ",
+              tangent.sizes(), " does not match logits of shape ", p.logits.sizes());
+  TORCH_CHECK(tangent.device() == p.logits.device(), op, ": tangent is on ", tangent.device(),
+              " but logits are on ", p.logits.device());
+  TORCH_CHECK_TYPE(tangent.scalar_type() == p.logits.scalar_type(), op, ": tangent (",
+                   tangent.scalar_type(), ") and logits (", p.logits.scalar_type(),
+                   ") must share one dtype");
+  return tangent.contiguous();
+}
+
 at::ScalarType noise_dtype(at::ScalarType logits_dtype) {
   return logits_dtype == at::kDouble ? at::kDouble : at::kFloat;
 }
@@ -90,4 +103,11 @@ TORCH_LIBRARY_FRAGMENT(gradext, m) {
   m.def(
       "_conditional_relaxation_backward(Tensor? grad_soft, Tensor? grad_soft_cond, "
       "Tensor logits, Tensor tau, Tensor rng_state, bool categorical) -> Tensor");
+  // (d soft, d soft_cond) = the Jacobians of soft and soft_cond in the logits applied to a
+  // tangent of the logits, the noise drawn again from rng_state: the fused backward's
+  // derivative in its incoming gradients (double backward; what variance tuning of REBAR and
+  // RELAX differentiates).
+  m.def(
+      "_conditional_relaxation_jvp(Tensor tangent, Tensor logits, Tensor tau, Tensor rng_state, "
+      "bool categorical) -> (Tensor, Tensor)");
 }

@@ -35,6 +35,10 @@ ConditionalRelaxationGrads check_conditional_relaxation_grads(
     const ConditionalRelaxationProblem& p, const std::optional<at::Tensor>& grad_soft,
     const std::optional<at::Tensor>& grad_soft_cond);
 
+// The Jacobian-vector product's tangent: the logits' shape and dtype, made contiguous.
+at::Tensor check_conditional_relaxation_tangent(const ConditionalRelaxationProblem& p,
+                                                const at::Tensor& tangent);
+
 // The dtype the noise is computed in: float for the half types, else the logits' own.
 at::ScalarType noise_dtype(at::ScalarType logits_dtype);
 

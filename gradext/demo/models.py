@@ -10,7 +10,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-DISCRETE_ESTIMATORS = ("st_gumbel", "gumbel_softmax", "rloo", "vimco", "reinforce")
+DISCRETE_ESTIMATORS = (
+    "st_gumbel",
+    "gumbel_softmax",
+    "rloo",
+    "vimco",
+    "reinforce",
+    "rebar",
+    "relax",
+)
 
 
 def _mlp(inputs: int, hidden: int, outputs: int) -> nn.Sequential:
@@ -61,13 +69,26 @@ class GaussianVAE(nn.Module):
 
 class DiscreteVAE(nn.Module):
     """20 categorical latents of 10 classes (Jang et al. 2017), uniform prior, Bernoulli pixels,
-    trained with one of DISCRETE_ESTIMATORS."""
+    trained with one of DISCRETE_ESTIMATORS. REBAR's eta, and RELAX's control variate
+    eta f(relaxed z) + r(relaxed z) (Grathwohl et al.'s choice for VAEs, r a small MLP), exist
+    for those estimators only and are trained on the estimator's variance in the same step."""
 
-    def __init__(self, pixels: int, latents: int = 20, classes: int = 10, hidden: int = 128):
+    def __init__(
+        self,
+        pixels: int,
+        latents: int = 20,
+        classes: int = 10,
+        hidden: int = 128,
+        estimator: str | None = None,
+    ):
         super().__init__()
         self.latents, self.classes = latents, classes
         self.encoder = _mlp(pixels, hidden, latents * classes)
         self.decoder = _mlp(latents * classes, hidden, pixels)
+        if estimator in ("rebar", "relax"):
+            self.eta = nn.Parameter(torch.tensor(1.0))
+        if estimator == "relax":
+            self.residual = _mlp(latents * classes, hidden // 4, 1)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         return self.encoder(x).view(*x.shape[:-1], self.latents, self.classes)
@@ -91,6 +112,8 @@ class DiscreteVAE(nn.Module):
             z = ops.gumbel_softmax(logits, tau=tau, hard=estimator == "st_gumbel")
             log_px = bernoulli_log_likelihood(self.decoder(z.flatten(-2)), x)
             return log_px - self.kl_to_prior(logits)
+        if estimator in ("rebar", "relax"):
+            return self._control_variate_objective(x, logits, ops, estimator, num_samples, 0.5)
         index, log_q = ops.categorical_sample(logits, num_samples)  # [K, B, latents]
         log_q = log_q.sum(-1)  # [K, B]
         log_px = self._one_hot_log_likelihood(index, x)
@@ -103,6 +126,30 @@ class DiscreteVAE(nn.Module):
             log_prior = -self.latents * math.log(self.classes)
             return ops.vimco(log_px + log_prior - log_q, log_q, 0)
         raise ValueError(f"unknown estimator {estimator!r}; choose from {DISCRETE_ESTIMATORS}")
+
+    def _control_variate_objective(self, x, logits, ops, estimator, num_samples, tau):
+        """The mean over K samples per image (each its own estimator, as RLOO's and REINFORCE's
+        K) of the ELBO's value, REBAR's or RELAX's gradient for the encoder, d log p(x | b) for
+        the decoder, and (through variance_loss, zero in value) the variance-minimizing update
+        for eta and the residual."""
+        logits = logits.expand(num_samples, *logits.shape)  # [K, B, latents, classes]
+
+        def f(b):  # log p(x | b) for one-hot or relaxed latents: [K, B]
+            return bernoulli_log_likelihood(self.decoder(b.flatten(-2)), x)
+
+        if estimator == "rebar":
+            estimate = ops.rebar(f, logits, tau, self.eta, categorical=True)
+            tuned = [self.eta]
+        else:
+
+            def control_variate(z):
+                return self.eta * f(z) + self.residual(z.flatten(-2)).squeeze(-1)
+
+            estimate = ops.relax(f, logits, control_variate, tau, categorical=True)
+            tuned = [self.eta, *self.residual.parameters()]
+        estimate = estimate.mean(0)
+        variance_term = ops.variance_loss(estimate, logits, tuned)
+        return estimate - self.kl_to_prior(logits[0]) - variance_term
 
     forward = objective  # what DistributedDataParallel calls
 

@@ -52,8 +52,10 @@ class RunResult:
     curve: list = field(default_factory=list)  # (epoch, train objective, test negative ELBO)
 
 
-def _make_model(name: str, pixels: int) -> torch.nn.Module:
-    return GaussianVAE(pixels) if name == "gaussian_vae" else DiscreteVAE(pixels)
+def _make_model(name: str, pixels: int, estimator: str) -> torch.nn.Module:
+    if name == "gaussian_vae":
+        return GaussianVAE(pixels)
+    return DiscreteVAE(pixels, estimator=estimator)
 
 
 def _step(model, optimizer, x, estimator, cfg, ops) -> float:
@@ -71,7 +73,7 @@ def train(
     batch size), DDP averages the gradients, and rank 0 evaluates and measures."""
     device = ctx.device
     torch.manual_seed(cfg.seed)  # the same initial parameters on every rank
-    model = _make_model(name, train_x.shape[1]).to(device)
+    model = _make_model(name, train_x.shape[1], estimator).to(device)
     trained = torch.nn.parallel.DistributedDataParallel(model) if ctx.distributed else model
     torch.manual_seed(distributed.noise_seed(cfg.seed, ctx.rank))  # independent noise per rank
     optimizer = torch.optim.Adam(trained.parameters(), lr=cfg.learning_rate)
@@ -129,7 +131,7 @@ def time_steps(
     x = train_x[: cfg.batch_size].to(device)
     runs = {}
     for label, ops in (("gradext", gradext), ("pytorch", reference)):
-        clone = _make_model(name, train_x.shape[1]).to(device)
+        clone = _make_model(name, train_x.shape[1], estimator).to(device)
         clone.load_state_dict(model.state_dict())
         optimizer = torch.optim.Adam(clone.parameters(), lr=cfg.learning_rate)
         for _ in range(3):  # warm-up

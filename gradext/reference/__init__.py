@@ -11,6 +11,12 @@ from gradext.reference.conditional_relaxation import (
     conditional_relaxation,
     relaxations_from_noise,
 )
+from gradext.reference.control_variates import (
+    estimator_variance,
+    rebar,
+    relax,
+    variance_loss,
+)
 from gradext.reference.dirichlet import dirichlet_rsample
 from gradext.reference.gamma import gamma_rsample, standard_gamma_dz_dalpha
 from gradext.reference.gaussian import gaussian_rsample, gaussian_rsample_from_noise
@@ -36,6 +42,7 @@ __all__ = [
     "conditional_noise",
     "conditional_relaxation",
     "dirichlet_rsample",
+    "estimator_variance",
     "gamma_rsample",
     "gaussian_rsample",
     "gaussian_rsample_from_noise",
@@ -45,10 +52,13 @@ __all__ = [
     "gumbel_softmax",
     "gumbel_softmax_from_noise",
     "logistic_noise",
+    "rebar",
+    "relax",
     "relaxations_from_noise",
     "score_function_loo",
     "score_function_loo_masked",
     "standard_gamma_dz_dalpha",
+    "variance_loss",
     "vimco",
     "vimco_signal",
     "von_mises_rsample",

@@ -66,6 +66,27 @@ def test_fused_backward_matches_autograd_on_the_reference(variant, categorical, 
 
 
 @requires_extension
+@pytest.mark.parametrize("variant", CPU_VARIANTS)
+@pytest.mark.parametrize("categorical,shape", CASES, ids=CASE_IDS)
+def test_jvp_op_matches_forward_mode_on_the_reference(variant, categorical, shape):
+    """The JVP op (the fused backward's derivative in its incoming gradients) against
+    torch.func.jvp of the reference formula on the same noise, float64."""
+    if variant not in cpu_variants_supported():
+        pytest.skip(f"this CPU does not run the {variant} kernels")
+    logits = _logits(shape, seed=2, masked=categorical and shape[1] > 2)
+    tangent = torch.randn(shape, generator=torch.Generator().manual_seed(3), **F64)
+    with on_path(f"cpu-{variant}"):
+        state = ops._conditional_relaxation_seeded(logits, tau_tensor(0.6), categorical, 5, 4)[3]
+        got = ops._conditional_relaxation_jvp(tangent, logits, tau_tensor(0.6), state, categorical)
+    _, expected = torch.func.jvp(
+        lambda x: _reference_relaxations(x, state, categorical, 0.6), (logits,), (tangent,)
+    )
+    for a, e in zip(got, expected):
+        assert torch.isfinite(a).all()
+        torch.testing.assert_close(a, e, **TIGHT)
+
+
+@requires_extension
 @pytest.mark.parametrize("categorical", [False, True], ids=["bernoulli", "categorical"])
 def test_gradient_by_finite_differences_of_seeded_calls(categorical):
     """A seeded call is a smooth function of the logits where b does not flip: central
@@ -139,6 +160,12 @@ def test_backward_op_gradgradcheck(categorical):
 
     assert torch.autograd.gradcheck(backward, (grad_soft, grad_cond, logits))
     assert torch.autograd.gradgradcheck(backward, (grad_soft, grad_cond, logits))
+
+    def jvp(v, x):
+        return ops._conditional_relaxation_jvp(v, x, tau_tensor(0.7), state, categorical)
+
+    tangent = torch.randn(3, 4, **F64).requires_grad_()
+    assert torch.autograd.gradcheck(jvp, (tangent, logits))
 
 
 def test_learned_temperature_gets_its_gradient(implementation):

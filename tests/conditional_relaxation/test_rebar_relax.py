@@ -246,3 +246,46 @@ def test_errors_name_the_argument():
         gradext.rebar(f, torch.ones(3, dtype=torch.long))
     with pytest.raises(ValueError, match="estimator_variance: estimate must be the tensor"):
         gradext.estimator_variance(torch.ones(3), logits)
+
+
+def test_variance_loss_trains_its_parameters_only(implementation):
+    """One backward of -estimate.mean() + variance_loss: the control variate's parameters get
+    d sum(g^2) / d phi (against estimator_variance on the same noise), the encoder and decoder
+    exactly what -estimate.mean() alone gives them, and the term is 0."""
+    f_weight = torch.tensor(0.2, **F64, requires_grad=True)
+    encoder = torch.tensor(0.8, **F64, requires_grad=True)
+    base = torch.randn(30, 4, **F64)
+
+    def run(with_variance_loss):
+        cv = _LinearCV()
+        logits = encoder * base
+
+        def f(b):
+            return ((b - f_weight) ** 2).sum(-1)
+
+        def c(z):
+            return cv(z).sum(-1)
+
+        estimate = gradext.relax(f, logits, c, 0.6, generator=torch.Generator().manual_seed(2))
+        loss = -estimate.mean()
+        if with_variance_loss:
+            term = gradext.variance_loss(estimate, logits, cv.parameters())
+            assert term.item() == 0
+            loss = loss + term
+        else:
+            _, variance = gradext.estimator_variance(estimate, logits)
+            expected = torch.autograd.grad(variance, list(cv.parameters()), retain_graph=True)
+        f_weight.grad = encoder.grad = None
+        loss.backward()
+        grads = (f_weight.grad.clone(), encoder.grad.clone())
+        cv_grads = [p.grad for p in cv.parameters()]
+        return grads, (cv_grads if with_variance_loss else expected)
+
+    plain, expected = run(False)
+    tuned, got = run(True)
+    for a, b in zip(plain, tuned):
+        assert torch.equal(a, b)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="variance_loss: parameters must hold at least one"):
+        gradext.variance_loss(torch.ones(2, requires_grad=True), base, [])

@@ -35,6 +35,8 @@ def test_short_demo_improves_every_model(tmp_path):
         ("discrete_vae", "rloo"),
         ("discrete_vae", "vimco"),
         ("discrete_vae", "reinforce"),
+        ("discrete_vae", "rebar"),
+        ("discrete_vae", "relax"),
     ]
     for r in results:
         first, last = r.curve[0][2], r.curve[-1][2]

@@ -25,6 +25,9 @@ struct ConditionalRelaxationArgs {
   const void* grad_soft = nullptr;
   const void* grad_soft_cond = nullptr;
   void* grad_logits = nullptr;
+  // The Jacobian-vector product: the logits' tangent in, the tangents of soft and soft_cond out
+  // (through `soft` and `soft_cond`).
+  const void* tangent = nullptr;
   // The noise op: the two noises in the math type.
   void* noise = nullptr;
   void* cond_noise = nullptr;

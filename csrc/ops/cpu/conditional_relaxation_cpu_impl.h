@@ -122,6 +122,39 @@ void bernoulli_conditional_backward_tiles(const ConditionalRelaxationArgs& a, in
   }
 }
 
+// d soft = d soft / d x * v, d soft_cond = d soft_cond / d x * v (diagonal Jacobians).
+template <typename scalar_t>
+void bernoulli_conditional_jvp_tiles(const ConditionalRelaxationArgs& a, int64_t tile_begin,
+                                     int64_t tile_end, void* /*scratch*/) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const auto* logits = static_cast<const scalar_t*>(a.logits);
+  const int64_t numel = a.categories;
+  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
+  BernoulliNoiseTile<opmath_t> tile_noise;
+  alignas(64) opmath_t tangent[kConditionalTile];
+  alignas(64) opmath_t slope_soft[kConditionalTile];
+  alignas(64) opmath_t slope_cond[kConditionalTile];
+  for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
+    const int64_t start = tile * kConditionalTile;
+    const int64_t n = std::min(kConditionalTile, numel - start);
+    tile_noise.fill(a.stream, start, n);
+    load_grad<scalar_t>(a.tangent, start, n, tangent);
+    const scalar_t* x = logits + start;
+    for (int64_t t = 0; t < n; ++t) {
+      const BernoulliSlopes<opmath_t> d = bernoulli_conditional_slopes(
+          static_cast<opmath_t>(x[t]), tile_noise.noise[t], tile_noise.cond_odds[t], inv_tau);
+      slope_soft[t] = d.soft;
+      slope_cond[t] = d.soft_cond;
+    }
+    auto* soft = static_cast<scalar_t*>(a.soft) + start;
+    auto* soft_cond = static_cast<scalar_t*>(a.soft_cond) + start;
+    for (int64_t t = 0; t < n; ++t) soft[t] = static_cast<scalar_t>(slope_soft[t] * tangent[t]);
+    for (int64_t t = 0; t < n; ++t) {
+      soft_cond[t] = static_cast<scalar_t>(slope_cond[t] * tangent[t]);
+    }
+  }
+}
+
 // --- the noise op: both noises of elements [start, start + n) in the math type ---
 
 template <typename scalar_t, typename Transform>
@@ -330,6 +363,60 @@ void categorical_conditional_backward_rows(const ConditionalRelaxationArgs& a, i
     for (int64_t i = 0; i < n; ++i) {
       out[i] = static_cast<scalar_t>(soft[i] * (grad_soft[i] - dot_soft[i]) * inv_tau + h[i] -
                                      w.theta[i] * h_sum[i]);
+    }
+    row += batch;
+  }
+}
+
+// The Jacobian-vector product of (soft, soft_cond) with a tangent v of the logits:
+// soft (v - <v, soft>) / tau, and cond (delta - <delta, cond>) / tau for delta = slope (v -
+// <theta, v>), the change of the conditional offsets d.
+template <typename scalar_t>
+void categorical_conditional_jvp_rows(const ConditionalRelaxationArgs& a, int64_t row_begin,
+                                      int64_t row_end, void* scratch) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t C = a.categories;
+  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
+  CategoricalWork<opmath_t> w(scratch, conditional_scratch_capacity(C));
+  for (int64_t row = row_begin; row < row_end;) {
+    const int64_t batch = categorical_batch_rows(C, row, row_end);
+    const int64_t n = batch * C;
+    categorical_batch<scalar_t>(a, row, batch, inv_tau, w);
+    opmath_t* soft = w.s_exp;
+    opmath_t* cond = w.d_exp;
+    opmath_t* slope = w.ratio;
+    opmath_t* v = w.noise;
+    for (int64_t i = 0; i < n; ++i) soft[i] = soft[i] * w.inv_s_sum[i];
+    for (int64_t i = 0; i < n; ++i) cond[i] = cond[i] * w.inv_d_sum[i];
+    for (int64_t i = 0; i < n; ++i) slope[i] = conditional_offset_slope(slope[i], w.is_b[i] != 0);
+    load_grad<scalar_t>(a.tangent, row * C, n, v);
+    opmath_t* dot_soft = w.spare0;
+    opmath_t* dot_theta = w.spare1;
+    for (int64_t i = 0; i < n; ++i) dot_soft[i] = v[i] * soft[i];
+    for (int64_t i = 0; i < n; ++i) dot_theta[i] = v[i] * w.theta[i];
+    for (int64_t r = 0; r < batch; ++r) {
+      const opmath_t ds = sum_fixed_order(dot_soft + r * C, C);
+      const opmath_t dt = sum_fixed_order(dot_theta + r * C, C);
+      for (int64_t c = 0; c < C; ++c) {
+        dot_soft[r * C + c] = ds;
+        dot_theta[r * C + c] = dt;
+      }
+    }
+    opmath_t* delta = w.row_value;
+    for (int64_t i = 0; i < n; ++i) delta[i] = slope[i] * (v[i] - dot_theta[i]);
+    opmath_t* dot_cond = w.cond_exp_b;
+    for (int64_t i = 0; i < n; ++i) dot_cond[i] = delta[i] * cond[i];
+    for (int64_t r = 0; r < batch; ++r) {
+      const opmath_t dc = sum_fixed_order(dot_cond + r * C, C);
+      for (int64_t c = 0; c < C; ++c) dot_cond[r * C + c] = dc;
+    }
+    auto* out_soft = static_cast<scalar_t*>(a.soft) + row * C;
+    auto* out_cond = static_cast<scalar_t*>(a.soft_cond) + row * C;
+    for (int64_t i = 0; i < n; ++i) {
+      out_soft[i] = static_cast<scalar_t>(soft[i] * (v[i] - dot_soft[i]) * inv_tau);
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      out_cond[i] = static_cast<scalar_t>(cond[i] * (delta[i] - dot_cond[i]) * inv_tau);
     }
     row += batch;
   }

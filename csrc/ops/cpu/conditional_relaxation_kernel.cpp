@@ -166,6 +166,31 @@ at::Tensor backward_op(const std::optional<at::Tensor>& grad_soft,
   return grad_logits;
 }
 
+std::tuple<at::Tensor, at::Tensor> jvp_op(const at::Tensor& tangent, const at::Tensor& logits,
+                                          const at::Tensor& tau, const at::Tensor& rng_state,
+                                          bool categorical) {
+  const char* op = "_conditional_relaxation_jvp";
+  const ConditionalRelaxationProblem p =
+      ops::make_conditional_relaxation_problem(op, logits, ops::tau_value(op, tau), categorical);
+  const at::Tensor v = ops::check_conditional_relaxation_tangent(p, tangent);
+  const auto [seed, offset] = read_rng_state(rng_state, logits, op);
+  at::Tensor soft = at::empty_like(p.logits);
+  at::Tensor soft_cond = at::empty_like(p.logits);
+  if (p.logits.numel() == 0) return {soft, soft_cond};
+  ConditionalRelaxationArgs args = make_args(p, seed, offset);
+  args.tangent = v.const_data_ptr();
+  args.soft = soft.mutable_data_ptr();
+  args.soft_cond = soft_cond.mutable_data_ptr();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.logits.scalar_type(),
+                                  "conditional_relaxation_jvp_cpu", [&] {
+    const Isa isa = active_isa();
+    run_parallel(p, args,
+                 categorical ? GRADEXT_SELECT_ISA(isa, categorical_conditional_jvp_rows, scalar_t)
+                             : GRADEXT_SELECT_ISA(isa, bernoulli_conditional_jvp_tiles, scalar_t));
+  });
+  return {soft, soft_cond};
+}
+
 }  // namespace
 }  // namespace gradext::cpu
 
@@ -175,4 +200,5 @@ TORCH_LIBRARY_IMPL(gradext, CPU, m) {
   m.impl("_conditional_relaxation_seeded", &seeded_op);
   m.impl("_conditional_relaxation_noise", &noise_op);
   m.impl("_conditional_relaxation_backward", &backward_op);
+  m.impl("_conditional_relaxation_jvp", &jvp_op);
 }

@@ -111,6 +111,34 @@ __global__ void bernoulli_conditional_backward_impl(const scalar_t* __restrict__
   }
 }
 
+template <typename scalar_t>
+__global__ void bernoulli_conditional_jvp_impl(const scalar_t* __restrict__ tangent,
+                                               const scalar_t* __restrict__ logits,
+                                               scalar_t* __restrict__ out_soft,
+                                               scalar_t* __restrict__ out_cond, int64_t numel,
+                                               double inv_tau_d, at::PhiloxCudaState philox) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const PhiloxStream stream = stream_of(philox, nullptr);
+  const opmath_t inv_tau = math::saturated_inv_tau(inv_tau_d, opmath_t(0));
+  const int64_t groups = (numel + 3) / 4;
+  for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; g < groups;
+       g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const Philox4x32 r = stream.block(static_cast<uint64_t>(g));
+    const Philox4x32 rc = stream.block((kConditionalNoiseFirst >> 2) + static_cast<uint64_t>(g));
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int64_t i = 4 * g + j;
+      if (i >= numel) break;
+      const BernoulliSlopes<opmath_t> d = bernoulli_conditional_slopes(
+          static_cast<opmath_t>(logits[i]), logistic<opmath_t>(word_of(r, j)),
+          conditional_odds<opmath_t>(word_of(rc, j)), inv_tau);
+      const opmath_t v = static_cast<opmath_t>(tangent[i]);
+      out_soft[i] = static_cast<scalar_t>(d.soft * v);
+      out_cond[i] = static_cast<scalar_t>(d.soft_cond * v);
+    }
+  }
+}
+
 // --- both noises, in the math type ---
 
 template <typename opmath_t>
@@ -273,6 +301,50 @@ __global__ void categorical_conditional_backward_impl(const scalar_t* __restrict
   }
 }
 
+// The CPU kernel's formula (categorical_conditional_jvp_rows): soft (v - <v, soft>) / tau and
+// cond (delta - <delta, cond>) / tau, delta = slope (v - <theta, v>).
+template <typename scalar_t>
+__global__ void categorical_conditional_jvp_impl(const scalar_t* __restrict__ tangent,
+                                                 const scalar_t* __restrict__ logits,
+                                                 scalar_t* __restrict__ out_soft,
+                                                 scalar_t* __restrict__ out_cond, int64_t rows,
+                                                 int64_t C, double inv_tau_d,
+                                                 at::PhiloxCudaState philox) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const PhiloxStream stream = stream_of(philox, nullptr);
+  const opmath_t inv_tau = math::saturated_inv_tau(inv_tau_d, opmath_t(0));
+  for (int64_t row = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; row < rows;
+       row += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const scalar_t* x = logits + row * C;
+    const scalar_t* v = tangent + row * C;
+    const uint64_t first = static_cast<uint64_t>(row * C);
+    const RowState<opmath_t> st = row_state(x, C, first, stream, inv_tau);
+    opmath_t dot_soft = 0;
+    opmath_t dot_theta = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      const CategoryValues<opmath_t> cv = category_values(x, c, first, stream, st, inv_tau);
+      dot_soft += static_cast<opmath_t>(v[c]) * cv.soft;
+      dot_theta += static_cast<opmath_t>(v[c]) * cv.theta;
+    }
+    auto delta_of = [&](int64_t c, const CategoryValues<opmath_t>& cv) {
+      return conditional_offset_slope(cv.ratio, c == st.best) *
+             (static_cast<opmath_t>(v[c]) - dot_theta);
+    };
+    opmath_t dot_cond = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      const CategoryValues<opmath_t> cv = category_values(x, c, first, stream, st, inv_tau);
+      dot_cond += delta_of(c, cv) * cv.cond;
+    }
+    for (int64_t c = 0; c < C; ++c) {
+      const CategoryValues<opmath_t> cv = category_values(x, c, first, stream, st, inv_tau);
+      out_soft[row * C + c] =
+          static_cast<scalar_t>(cv.soft * (static_cast<opmath_t>(v[c]) - dot_soft) * inv_tau);
+      out_cond[row * C + c] =
+          static_cast<scalar_t>(cv.cond * (delta_of(c, cv) - dot_cond) * inv_tau);
+    }
+  }
+}
+
 // --- host ---
 
 using Outputs = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
@@ -390,6 +462,38 @@ at::Tensor backward_op(const std::optional<at::Tensor>& grad_soft,
   return grad_logits;
 }
 
+std::tuple<at::Tensor, at::Tensor> jvp_op(const at::Tensor& tangent, const at::Tensor& logits,
+                                          const at::Tensor& tau, const at::Tensor& rng_state,
+                                          bool categorical) {
+  const char* op = "_conditional_relaxation_jvp";
+  c10::cuda::CUDAGuard guard(logits.device());
+  const ops::ConditionalRelaxationProblem p =
+      ops::make_conditional_relaxation_problem(op, logits, ops::tau_value(op, tau), categorical);
+  const at::Tensor v = ops::check_conditional_relaxation_tangent(p, tangent);
+  const at::PhiloxCudaState philox = state_of(rng_state, logits, op);
+  at::Tensor out_soft = at::empty_like(p.logits);
+  at::Tensor out_cond = at::empty_like(p.logits);
+  const int64_t numel = p.logits.numel();
+  if (numel == 0) return {out_soft, out_cond};
+  cudaStream_t stream = at::cuda::getCurrentCUDAStream();
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, p.logits.scalar_type(),
+                                  "conditional_relaxation_jvp_cuda", [&] {
+    const auto* vp = v.const_data_ptr<scalar_t>();
+    const auto* x = p.logits.const_data_ptr<scalar_t>();
+    auto* os = out_soft.mutable_data_ptr<scalar_t>();
+    auto* oc = out_cond.mutable_data_ptr<scalar_t>();
+    if (categorical) {
+      categorical_conditional_jvp_impl<scalar_t><<<grid_for(p.rows), kThreads, 0, stream>>>(
+          vp, x, os, oc, p.rows, p.categories, p.inv_tau, philox);
+    } else {
+      bernoulli_conditional_jvp_impl<scalar_t><<<grid_for((numel + 3) / 4), kThreads, 0, stream>>>(
+          vp, x, os, oc, numel, p.inv_tau, philox);
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  });
+  return {out_soft, out_cond};
+}
+
 }  // namespace
 }  // namespace gradext::cuda
 
@@ -399,4 +503,5 @@ TORCH_LIBRARY_IMPL(gradext, CUDA, m) {
   m.impl("_conditional_relaxation_seeded", &seeded_op);
   m.impl("_conditional_relaxation_noise", &noise_op);
   m.impl("_conditional_relaxation_backward", &backward_op);
+  m.impl("_conditional_relaxation_jvp", &jvp_op);
 }
