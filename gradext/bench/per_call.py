@@ -73,6 +73,10 @@ def cases(device: torch.device) -> list[tuple[str, str, Callable, Callable, Call
         # 128 datapoints x 200 binary latents.
         ("gumbel_sigmoid", "[128, 200] soft", leaves((128, 200)),
          lambda x: reference.gumbel_sigmoid(x, 0.5), lambda x: gradext.gumbel_sigmoid(x, 0.5)),
+        # REBAR's primitive: soft and soft_cond of 128 datapoints x 20 latents of 10 classes.
+        ("conditional_relaxation", "[128, 20, 10]", leaves((128, 20, 10)),
+         lambda x: torch.stack(reference.conditional_relaxation(x, 0.5, categorical=True)[1:]),
+         lambda x: torch.stack(gradext.conditional_relaxation(x, 0.5, categorical=True)[1:])),
         ("categorical_sample", "[2560, 10] x 1", leaves((2560, 10)),
          lambda x: reference.categorical_sample(x, 1)[1],
          lambda x: gradext.categorical_sample(x, 1)[1]),
