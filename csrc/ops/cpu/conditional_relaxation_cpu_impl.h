@@ -275,6 +275,27 @@ GRADEXT_CPU_INLINE void categorical_batch(const ConditionalRelaxationArgs& a, in
   }
 }
 
+// out[i] = the sum over i's row of a[j] * b[j], for `batch` rows of C: the products first,
+// then each row's sum in a fixed order, broadcast over the row. a or b may alias out.
+template <typename opmath_t>
+GRADEXT_CPU_INLINE void row_dots(const opmath_t* a, const opmath_t* b, opmath_t* out,
+                                 int64_t batch, int64_t C) {
+  for (int64_t i = 0; i < batch * C; ++i) out[i] = a[i] * b[i];
+  for (int64_t r = 0; r < batch; ++r) {
+    const opmath_t total = sum_fixed_order(out + r * C, C);
+    for (int64_t c = 0; c < C; ++c) out[r * C + c] = total;
+  }
+}
+
+// What both derivatives of a batch need, in place of what it came from: s_exp -> soft,
+// d_exp -> soft_cond, ratio -> the conditional offsets' slopes in log(theta).
+template <typename opmath_t>
+GRADEXT_CPU_INLINE void categorical_jacobian_factors(CategoricalWork<opmath_t>& w, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) w.s_exp[i] = w.s_exp[i] * w.inv_s_sum[i];
+  for (int64_t i = 0; i < n; ++i) w.d_exp[i] = w.d_exp[i] * w.inv_d_sum[i];
+  for (int64_t i = 0; i < n; ++i) w.ratio[i] = conditional_offset_slope(w.ratio[i], w.is_b[i] != 0);
+}
+
 // How many rows of C categories a batch starting at `row` takes.
 GRADEXT_CPU_INLINE int64_t categorical_batch_rows(int64_t C, int64_t row, int64_t row_end) {
   return C >= kConditionalTile ? 1 : std::min(row_end - row, kConditionalTile / C);
@@ -324,41 +345,27 @@ void categorical_conditional_backward_rows(const ConditionalRelaxationArgs& a, i
     const int64_t batch = categorical_batch_rows(C, row, row_end);
     const int64_t n = batch * C;
     categorical_batch<scalar_t>(a, row, batch, inv_tau, w);
-    // Spent arrays take new values: s_exp -> soft, d_exp -> soft_cond, ratio -> slope,
-    // noise -> G_s, cond_noise -> G_c, spare0/1 -> products, then <G_s, soft> and <G_c, cond>,
-    // row_value -> h, cond_exp_b -> sum(h).
-    opmath_t* soft = w.s_exp;
-    opmath_t* cond = w.d_exp;
-    opmath_t* slope = w.ratio;
-    for (int64_t i = 0; i < n; ++i) soft[i] = soft[i] * w.inv_s_sum[i];
-    for (int64_t i = 0; i < n; ++i) cond[i] = cond[i] * w.inv_d_sum[i];
-    for (int64_t i = 0; i < n; ++i) slope[i] = conditional_offset_slope(slope[i], w.is_b[i] != 0);
+    categorical_jacobian_factors(w, n);
+    const opmath_t* soft = w.s_exp;
+    const opmath_t* cond = w.d_exp;
+    const opmath_t* slope = w.ratio;
+    // Spent arrays take new values: noise -> G_s, cond_noise -> G_c, spare0/1 -> <G_s, soft>
+    // and <G_c, cond>, row_value -> h, cond_exp_b -> sum(h).
     opmath_t* grad_soft = w.noise;
     opmath_t* grad_cond = w.cond_noise;
     load_grad<scalar_t>(a.grad_soft, row * C, n, grad_soft);
     load_grad<scalar_t>(a.grad_soft_cond, row * C, n, grad_cond);
     opmath_t* dot_soft = w.spare0;
     opmath_t* dot_cond = w.spare1;
-    for (int64_t i = 0; i < n; ++i) dot_soft[i] = grad_soft[i] * soft[i];
-    for (int64_t i = 0; i < n; ++i) dot_cond[i] = grad_cond[i] * cond[i];
-    for (int64_t r = 0; r < batch; ++r) {
-      // Sums of the products in a fixed order, then broadcast over the row they came from.
-      const opmath_t ds = sum_fixed_order(dot_soft + r * C, C);
-      const opmath_t dc = sum_fixed_order(dot_cond + r * C, C);
-      for (int64_t c = 0; c < C; ++c) {
-        dot_soft[r * C + c] = ds;
-        dot_cond[r * C + c] = dc;
-      }
-    }
+    row_dots(grad_soft, soft, dot_soft, batch, C);
+    row_dots(grad_cond, cond, dot_cond, batch, C);
     opmath_t* h = w.row_value;
     for (int64_t i = 0; i < n; ++i) {
       h[i] = cond[i] * (grad_cond[i] - dot_cond[i]) * inv_tau * slope[i];
     }
     opmath_t* h_sum = w.cond_exp_b;
-    for (int64_t r = 0; r < batch; ++r) {
-      const opmath_t total = sum_fixed_order(h + r * C, C);
-      for (int64_t c = 0; c < C; ++c) h_sum[r * C + c] = total;
-    }
+    for (int64_t i = 0; i < n; ++i) h_sum[i] = opmath_t(1);
+    row_dots(h, h_sum, h_sum, batch, C);
     auto* out = static_cast<scalar_t*>(a.grad_logits) + row * C;
     for (int64_t i = 0; i < n; ++i) {
       out[i] = static_cast<scalar_t>(soft[i] * (grad_soft[i] - dot_soft[i]) * inv_tau + h[i] -
@@ -382,34 +389,20 @@ void categorical_conditional_jvp_rows(const ConditionalRelaxationArgs& a, int64_
     const int64_t batch = categorical_batch_rows(C, row, row_end);
     const int64_t n = batch * C;
     categorical_batch<scalar_t>(a, row, batch, inv_tau, w);
-    opmath_t* soft = w.s_exp;
-    opmath_t* cond = w.d_exp;
-    opmath_t* slope = w.ratio;
+    categorical_jacobian_factors(w, n);
+    const opmath_t* soft = w.s_exp;
+    const opmath_t* cond = w.d_exp;
+    const opmath_t* slope = w.ratio;
     opmath_t* v = w.noise;
-    for (int64_t i = 0; i < n; ++i) soft[i] = soft[i] * w.inv_s_sum[i];
-    for (int64_t i = 0; i < n; ++i) cond[i] = cond[i] * w.inv_d_sum[i];
-    for (int64_t i = 0; i < n; ++i) slope[i] = conditional_offset_slope(slope[i], w.is_b[i] != 0);
     load_grad<scalar_t>(a.tangent, row * C, n, v);
     opmath_t* dot_soft = w.spare0;
     opmath_t* dot_theta = w.spare1;
-    for (int64_t i = 0; i < n; ++i) dot_soft[i] = v[i] * soft[i];
-    for (int64_t i = 0; i < n; ++i) dot_theta[i] = v[i] * w.theta[i];
-    for (int64_t r = 0; r < batch; ++r) {
-      const opmath_t ds = sum_fixed_order(dot_soft + r * C, C);
-      const opmath_t dt = sum_fixed_order(dot_theta + r * C, C);
-      for (int64_t c = 0; c < C; ++c) {
-        dot_soft[r * C + c] = ds;
-        dot_theta[r * C + c] = dt;
-      }
-    }
+    row_dots(v, soft, dot_soft, batch, C);
+    row_dots(v, w.theta, dot_theta, batch, C);
     opmath_t* delta = w.row_value;
     for (int64_t i = 0; i < n; ++i) delta[i] = slope[i] * (v[i] - dot_theta[i]);
     opmath_t* dot_cond = w.cond_exp_b;
-    for (int64_t i = 0; i < n; ++i) dot_cond[i] = delta[i] * cond[i];
-    for (int64_t r = 0; r < batch; ++r) {
-      const opmath_t dc = sum_fixed_order(dot_cond + r * C, C);
-      for (int64_t c = 0; c < C; ++c) dot_cond[r * C + c] = dc;
-    }
+    row_dots(delta, cond, dot_cond, batch, C);
     auto* out_soft = static_cast<scalar_t*>(a.soft) + row * C;
     auto* out_cond = static_cast<scalar_t*>(a.soft_cond) + row * C;
     for (int64_t i = 0; i < n; ++i) {

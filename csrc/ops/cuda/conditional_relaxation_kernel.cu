@@ -53,6 +53,26 @@ __device__ __forceinline__ T noise_of(uint32_t bits, bool categorical) {
 
 // --- Bernoulli ---
 
+// fn(i, z word, conditional word) for every element of a Bernoulli launch, 4 elements per
+// thread (grid-stride): one Philox block of z noise and one of conditional noise per group.
+template <typename Fn>
+__device__ __forceinline__ void for_each_bernoulli_element(const PhiloxStream& stream,
+                                                           int64_t numel, const Fn& fn) {
+  const int64_t groups = (numel + 3) / 4;
+  for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; g < groups;
+       g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const Philox4x32 r = stream.block(static_cast<uint64_t>(g));
+    const Philox4x32 rc = stream.block((kConditionalNoiseFirst >> 2) + static_cast<uint64_t>(g));
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      const int64_t i = 4 * g + j;
+      if (i >= numel) break;
+      fn(i, word_of(r, j), word_of(rc, j));
+    }
+  }
+}
+
+
 template <typename scalar_t>
 __global__ void bernoulli_conditional_forward_impl(const scalar_t* __restrict__ logits,
                                                    scalar_t* __restrict__ b,
@@ -64,23 +84,14 @@ __global__ void bernoulli_conditional_forward_impl(const scalar_t* __restrict__ 
   using opmath_t = at::opmath_type<scalar_t>;
   const PhiloxStream stream = stream_of(philox, rng_state);
   const opmath_t inv_tau = math::saturated_inv_tau(inv_tau_d, opmath_t(0));
-  const int64_t groups = (numel + 3) / 4;
-  for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; g < groups;
-       g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const Philox4x32 r = stream.block(static_cast<uint64_t>(g));
-    const Philox4x32 rc = stream.block((kConditionalNoiseFirst >> 2) + static_cast<uint64_t>(g));
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int64_t i = 4 * g + j;
-      if (i >= numel) break;
-      const BernoulliConditional<opmath_t> s =
-          bernoulli_conditional(static_cast<opmath_t>(logits[i]), logistic<opmath_t>(word_of(r, j)),
-                                conditional_odds<opmath_t>(word_of(rc, j)));
-      b[i] = static_cast<scalar_t>(s.b);
-      soft[i] = static_cast<scalar_t>(sigmoid(s.z * inv_tau));
-      soft_cond[i] = static_cast<scalar_t>(sigmoid(s.z_tilde * inv_tau));
-    }
-  }
+  for_each_bernoulli_element(stream, numel, [&](int64_t i, uint32_t z_word, uint32_t cond_word) {
+    const BernoulliConditional<opmath_t> s =
+        bernoulli_conditional(static_cast<opmath_t>(logits[i]), logistic<opmath_t>(z_word),
+                              conditional_odds<opmath_t>(cond_word));
+    b[i] = static_cast<scalar_t>(s.b);
+    soft[i] = static_cast<scalar_t>(sigmoid(s.z * inv_tau));
+    soft_cond[i] = static_cast<scalar_t>(sigmoid(s.z_tilde * inv_tau));
+  });
 }
 
 template <typename scalar_t>
@@ -93,22 +104,13 @@ __global__ void bernoulli_conditional_backward_impl(const scalar_t* __restrict__
   using opmath_t = at::opmath_type<scalar_t>;
   const PhiloxStream stream = stream_of(philox, nullptr);
   const opmath_t inv_tau = math::saturated_inv_tau(inv_tau_d, opmath_t(0));
-  const int64_t groups = (numel + 3) / 4;
-  for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; g < groups;
-       g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const Philox4x32 r = stream.block(static_cast<uint64_t>(g));
-    const Philox4x32 rc = stream.block((kConditionalNoiseFirst >> 2) + static_cast<uint64_t>(g));
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int64_t i = 4 * g + j;
-      if (i >= numel) break;
-      const opmath_t gs = grad_soft != nullptr ? static_cast<opmath_t>(grad_soft[i]) : opmath_t(0);
-      const opmath_t gc = grad_cond != nullptr ? static_cast<opmath_t>(grad_cond[i]) : opmath_t(0);
-      grad_logits[i] = static_cast<scalar_t>(bernoulli_conditional_grad(
-          static_cast<opmath_t>(logits[i]), logistic<opmath_t>(word_of(r, j)),
-          conditional_odds<opmath_t>(word_of(rc, j)), inv_tau, gs, gc));
-    }
-  }
+  for_each_bernoulli_element(stream, numel, [&](int64_t i, uint32_t z_word, uint32_t cond_word) {
+    const opmath_t gs = grad_soft != nullptr ? static_cast<opmath_t>(grad_soft[i]) : opmath_t(0);
+    const opmath_t gc = grad_cond != nullptr ? static_cast<opmath_t>(grad_cond[i]) : opmath_t(0);
+    grad_logits[i] = static_cast<scalar_t>(bernoulli_conditional_grad(
+        static_cast<opmath_t>(logits[i]), logistic<opmath_t>(z_word),
+        conditional_odds<opmath_t>(cond_word), inv_tau, gs, gc));
+  });
 }
 
 template <typename scalar_t>
@@ -120,23 +122,14 @@ __global__ void bernoulli_conditional_jvp_impl(const scalar_t* __restrict__ tang
   using opmath_t = at::opmath_type<scalar_t>;
   const PhiloxStream stream = stream_of(philox, nullptr);
   const opmath_t inv_tau = math::saturated_inv_tau(inv_tau_d, opmath_t(0));
-  const int64_t groups = (numel + 3) / 4;
-  for (int64_t g = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; g < groups;
-       g += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const Philox4x32 r = stream.block(static_cast<uint64_t>(g));
-    const Philox4x32 rc = stream.block((kConditionalNoiseFirst >> 2) + static_cast<uint64_t>(g));
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const int64_t i = 4 * g + j;
-      if (i >= numel) break;
-      const BernoulliSlopes<opmath_t> d = bernoulli_conditional_slopes(
-          static_cast<opmath_t>(logits[i]), logistic<opmath_t>(word_of(r, j)),
-          conditional_odds<opmath_t>(word_of(rc, j)), inv_tau);
-      const opmath_t v = static_cast<opmath_t>(tangent[i]);
-      out_soft[i] = static_cast<scalar_t>(d.soft * v);
-      out_cond[i] = static_cast<scalar_t>(d.soft_cond * v);
-    }
-  }
+  for_each_bernoulli_element(stream, numel, [&](int64_t i, uint32_t z_word, uint32_t cond_word) {
+    const BernoulliSlopes<opmath_t> d = bernoulli_conditional_slopes(
+        static_cast<opmath_t>(logits[i]), logistic<opmath_t>(z_word),
+        conditional_odds<opmath_t>(cond_word), inv_tau);
+    const opmath_t v = static_cast<opmath_t>(tangent[i]);
+    out_soft[i] = static_cast<scalar_t>(d.soft * v);
+    out_cond[i] = static_cast<scalar_t>(d.soft_cond * v);
+  });
 }
 
 // --- both noises, in the math type ---
