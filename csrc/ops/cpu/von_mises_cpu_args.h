@@ -8,7 +8,8 @@
 
 namespace gradext::cpu {
 
-// Output elements per tile: the unit of the forward's vector pass (one Philox block per element).
+// Output elements per tile: the unit of the forward's vector pass (one Philox block per element)
+// and of the backward's lanes (1 - A, the quadratures).
 constexpr int64_t kVonMisesTile = 64;
 
 struct VonMisesForwardArgs {

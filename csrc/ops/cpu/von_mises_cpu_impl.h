@@ -66,8 +66,7 @@ int64_t von_mises_forward_range(const VonMisesForwardArgs& a, int64_t begin, int
 // concentrations of 50 and above, element by element. The fraction's divisions form one chain
 // per element, latency-bound when run alone: side by side they overlap.
 inline void one_minus_mean_resultant_tile(const double* kappa, int n, double* out) {
-  constexpr int kTile = 64;
-  alignas(64) double inverse[kTile], terms[kTile], c[kTile];
+  alignas(64) double inverse[kVonMisesTile], terms[kVonMisesTile], c[kVonMisesTile];
   double most = 0.0;
   for (int t = 0; t < n; ++t) {
     const bool perron = kappa[t] < von_mises_math::kHankelFrom;
@@ -97,8 +96,7 @@ inline void one_minus_mean_resultant_tile(const double* kappa, int n, double* ou
 template <int Points, class Integrand>
 inline void legendre_integrals(const double* half, int n, const Integrand& integrand,
                                double* integral) {
-  constexpr int kTile = 64;
-  alignas(64) double total[kTile];
+  alignas(64) double total[kVonMisesTile];
   for (int j = 0; j < n; ++j) total[j] = 0.0;
   von_mises_math::for_each_legendre_node<Points>([&](double x, double w) {
     for (int j = 0; j < n; ++j) total[j] += w * (integrand(j, -x) + integrand(j, x));
@@ -109,10 +107,9 @@ inline void legendre_integrals(const double* half, int n, const Integrand& integ
 // A tile's elements of one form, compacted: index in the tile, kappa, 1 - A, s_d^2, the half
 // length of the integration interval, its middle (tails), and the integral.
 struct FormLanes {
-  static constexpr int kTile = 64;
-  alignas(64) double kappa[kTile], one_minus_a[kTile], sd2[kTile], half[kTile], middle[kTile],
-      integral[kTile];
-  int index[kTile];
+  alignas(64) double kappa[kVonMisesTile], one_minus_a[kVonMisesTile], sd2[kVonMisesTile],
+      half[kVonMisesTile], middle[kVonMisesTile], integral[kVonMisesTile];
+  int index[kVonMisesTile];
   int n = 0;
 };
 
@@ -124,12 +121,12 @@ void von_mises_backward_range(const VonMisesBackwardArgs& a, int64_t begin, int6
   const auto* loc = static_cast<const scalar_t*>(a.loc);
   const auto* concentration = static_cast<const scalar_t*>(a.concentration);
   auto* grad_concentration = static_cast<scalar_t*>(a.grad_concentration);
-  constexpr int64_t kTile = 64;
-  alignas(64) double kappa[kTile], delta[kTile], one_minus_a[kTile], value[kTile];
+  alignas(64) double kappa[kVonMisesTile], delta[kVonMisesTile], one_minus_a[kVonMisesTile],
+      value[kVonMisesTile];
   FormLanes bulk, tail;
   Layout2DCursor at(a.layout, begin % a.sample_numel);
-  for (int64_t e0 = begin; e0 < end; e0 += kTile) {
-    const int n = static_cast<int>(std::min(kTile, end - e0));
+  for (int64_t e0 = begin; e0 < end; e0 += kVonMisesTile) {
+    const int n = static_cast<int>(std::min(kVonMisesTile, end - e0));
     for (int t = 0; t < n; ++t, at.advance()) {
       kappa[t] = static_cast<double>(concentration[at.offset(1)]);
       delta[t] = von_mises_sampler::offset_from_loc(static_cast<double>(x[e0 + t]),
