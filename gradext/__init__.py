@@ -22,7 +22,10 @@ pure-PyTorch fallbacks are in reference/.
 
 import torch  # noqa: F401  (load libtorch before the extension that links against it)
 
-from gradext import philox_uniform  # noqa: F401  (the fake kernel of the noise test view)
+from gradext import (
+    distributions,  # noqa: F401  (gradext.distributions: torch's classes, fused)
+    philox_uniform,  # noqa: F401  (the fake kernel of the noise test view)
+)
 from gradext._extension import cpu_isa, extension_error, has_cuda, has_extension
 from gradext.categorical import categorical_sample
 from gradext.conditional_relaxation import conditional_relaxation

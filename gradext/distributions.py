@@ -1,0 +1,147 @@
+"""torch.distributions classes whose samplers are gradext's fused kernels.
+
+Each class subclasses its torch.distributions counterpart and changes only how samples are
+drawn: the constructor, arg_constraints, support, validate_args, expand, log_prob, entropy,
+mean, variance, cdf, KL registrations and pickling are torch's own. ``rsample(sample_shape,
+generator=None)`` and ``sample(sample_shape, generator=None)`` run the fused op (the pure-PyTorch
+fallback without the extension) and take a ``torch.Generator``, which torch's samplers do not.
+
+    Gamma, Beta, Dirichlet  implicit reparameterization (gamma_rsample, beta_rsample,
+                            dirichlet_rsample): exact gradients to every parameter
+    VonMises                with an rsample, which torch's lacks (von_mises_rsample)
+    RelaxedBernoulli        the binary Concrete sample (gumbel_sigmoid)
+    RelaxedOneHotCategorical  the Concrete / Gumbel-Softmax sample (gumbel_softmax)
+    Categorical             exact samples by the fused Gumbel-max kernel (categorical_sample)
+
+A sample_shape of K elements is drawn as K samples in one call (the ops' num_samples), then
+shaped as sample_shape + batch_shape + event_shape, so that gradients are reduced over the
+samples inside the fused backward.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import distributions as td
+
+from gradext.categorical import categorical_sample
+from gradext.dirichlet import beta_rsample, dirichlet_rsample
+from gradext.gamma import gamma_rsample
+from gradext.relaxed import gumbel_sigmoid, gumbel_softmax
+from gradext.von_mises import von_mises_rsample
+
+__all__ = [
+    "Beta",
+    "Categorical",
+    "Dirichlet",
+    "Gamma",
+    "RelaxedBernoulli",
+    "RelaxedOneHotCategorical",
+    "VonMises",
+]
+
+
+_ONE_SAMPLE = torch.Size()  # torch's default sample_shape: one sample, no sample dims
+
+
+def _sample_count(name: str, sample_shape) -> tuple[torch.Size, int | None]:
+    """sample_shape as a torch.Size and the number of samples it holds (None for one sample,
+    the shape ())."""
+    try:
+        shape = torch.Size(sample_shape)
+    except TypeError:
+        raise TypeError(
+            f"{name}.rsample: sample_shape must be a torch.Size or a tuple of ints, got "
+            f"{type(sample_shape).__name__}"
+        ) from None
+    return shape, (math.prod(shape) if len(shape) > 0 else None)
+
+
+class _FusedSampler:
+    """sample() is rsample() without gradient, both through the fused op (``_draw``)."""
+
+    def rsample(self, sample_shape=_ONE_SAMPLE, generator: torch.Generator | None = None):
+        shape, count = _sample_count(type(self).__name__, sample_shape)
+        drawn = self._draw(count, generator)
+        return drawn.reshape(self._extended_shape(shape))
+
+    def sample(self, sample_shape=_ONE_SAMPLE, generator: torch.Generator | None = None):
+        with torch.no_grad():
+            return self.rsample(sample_shape, generator=generator)
+
+
+class Gamma(_FusedSampler, td.Gamma):
+    """torch.distributions.Gamma with gradext.gamma_rsample as its sampler."""
+
+    def _draw(self, count, generator):
+        return gamma_rsample(self.concentration, self.rate, count, generator=generator)
+
+
+class Beta(_FusedSampler, td.Beta):
+    """torch.distributions.Beta with gradext.beta_rsample as its sampler."""
+
+    def _draw(self, count, generator):
+        return beta_rsample(self.concentration1, self.concentration0, count, generator=generator)
+
+
+class Dirichlet(_FusedSampler, td.Dirichlet):
+    """torch.distributions.Dirichlet with gradext.dirichlet_rsample as its sampler."""
+
+    def _draw(self, count, generator):
+        return dirichlet_rsample(self.concentration, count, generator=generator)
+
+
+class VonMises(_FusedSampler, td.VonMises):
+    """torch.distributions.VonMises with a reparameterized sampler (gradext.von_mises_rsample:
+    implicit gradients to the concentration, 1 to loc), which torch's class lacks."""
+
+    has_rsample = True
+
+    def _draw(self, count, generator):
+        return von_mises_rsample(self.loc, self.concentration, count, generator=generator)
+
+
+def _expanded(tensor: torch.Tensor, count: int | None) -> torch.Tensor:
+    """The parameter repeated for `count` samples on a new leading dim (a broadcast view)."""
+    return tensor if count is None else tensor.expand(count, *tensor.shape)
+
+
+def _temperature(temperature: torch.Tensor) -> torch.Tensor:
+    """The relaxed ops take one temperature, a number or a one-element tensor (one that requires
+    grad, a learned temperature, runs their pure-PyTorch path)."""
+    if temperature.numel() != 1:
+        raise ValueError(
+            "gradext's relaxed samplers take one temperature for the whole batch, got a "
+            f"temperature of shape {tuple(temperature.shape)}"
+        )
+    return temperature
+
+
+class RelaxedBernoulli(_FusedSampler, td.RelaxedBernoulli):
+    """torch.distributions.RelaxedBernoulli with gradext.gumbel_sigmoid as its sampler: the
+    binary Concrete sample sigmoid((logits + logistic noise) / temperature)."""
+
+    def _draw(self, count, generator):
+        logits = _expanded(self.logits, count)
+        return gumbel_sigmoid(logits, _temperature(self.temperature), generator=generator)
+
+
+class RelaxedOneHotCategorical(_FusedSampler, td.RelaxedOneHotCategorical):
+    """torch.distributions.RelaxedOneHotCategorical with gradext.gumbel_softmax as its sampler:
+    softmax((logits + Gumbel noise) / temperature) along the categories."""
+
+    def _draw(self, count, generator):
+        logits = _expanded(self.logits, count)
+        return gumbel_softmax(logits, _temperature(self.temperature), generator=generator)
+
+
+class Categorical(td.Categorical):
+    """torch.distributions.Categorical sampled by gradext's fused Gumbel-max kernel
+    (categorical_sample): exact samples, a generator, one call for all sample_shape samples."""
+
+    def sample(self, sample_shape=_ONE_SAMPLE, generator: torch.Generator | None = None):
+        shape, count = _sample_count(type(self).__name__, sample_shape)
+        with torch.no_grad():
+            index, _ = categorical_sample(self.logits, count or 1, generator=generator)
+        return index.reshape(self._extended_shape(shape))
