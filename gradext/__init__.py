@@ -22,10 +22,7 @@ pure-PyTorch fallbacks are in reference/.
 
 import torch  # noqa: F401  (load libtorch before the extension that links against it)
 
-from gradext import (
-    distributions,  # noqa: F401  (gradext.distributions: torch's classes, fused)
-    philox_uniform,  # noqa: F401  (the fake kernel of the noise test view)
-)
+from gradext import philox_uniform  # noqa: F401  (the fake kernel of the noise test view)
 from gradext._extension import cpu_isa, extension_error, has_cuda, has_extension
 from gradext.categorical import categorical_sample
 from gradext.conditional_relaxation import conditional_relaxation
@@ -38,6 +35,17 @@ from gradext.score_function import score_function_loo, vimco
 from gradext.von_mises import von_mises_rsample
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    # gradext.distributions is imported on first use: where Pyro is installed it imports
+    # pyro.distributions (seconds), which `import gradext` should not pay.
+    if name == "distributions":
+        import importlib
+
+        return importlib.import_module("gradext.distributions")
+    raise AttributeError(f"module 'gradext' has no attribute {name!r}")
+
 
 __all__ = [
     "beta_rsample",

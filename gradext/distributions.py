@@ -16,6 +16,11 @@ fallback without the extension) and take a ``torch.Generator``, which torch's sa
 A sample_shape of K elements is drawn as K samples in one call (the ops' num_samples), then
 shaped as sample_shape + batch_shape + event_shape, so that gradients are reduced over the
 samples inside the fused backward.
+
+Where Pyro is installed the classes also carry its TorchDistributionMixin, as Pyro's own
+wrappers of torch's classes do, so that `pyro.sample("z", gradext.distributions.Gamma(a, b))`
+works in a model or a guide (torch's classes are not callable, so Pyro rejects them); gradext
+does not depend on Pyro.
 """
 
 from __future__ import annotations
@@ -30,6 +35,14 @@ from gradext.dirichlet import beta_rsample, dirichlet_rsample
 from gradext.gamma import gamma_rsample
 from gradext.relaxed import gumbel_sigmoid, gumbel_softmax
 from gradext.von_mises import von_mises_rsample
+
+try:  # Pyro's sample sites call their distributions: its mixin makes these callable there.
+    from pyro.distributions.torch_distribution import TorchDistributionMixin as _PyroMixin
+except ImportError:  # no Pyro: nothing to mix in
+
+    class _PyroMixin:
+        pass
+
 
 __all__ = [
     "Beta",
@@ -71,28 +84,28 @@ class _FusedSampler:
             return self.rsample(sample_shape, generator=generator)
 
 
-class Gamma(_FusedSampler, td.Gamma):
+class Gamma(_FusedSampler, td.Gamma, _PyroMixin):
     """torch.distributions.Gamma with gradext.gamma_rsample as its sampler."""
 
     def _draw(self, count, generator):
         return gamma_rsample(self.concentration, self.rate, count, generator=generator)
 
 
-class Beta(_FusedSampler, td.Beta):
+class Beta(_FusedSampler, td.Beta, _PyroMixin):
     """torch.distributions.Beta with gradext.beta_rsample as its sampler."""
 
     def _draw(self, count, generator):
         return beta_rsample(self.concentration1, self.concentration0, count, generator=generator)
 
 
-class Dirichlet(_FusedSampler, td.Dirichlet):
+class Dirichlet(_FusedSampler, td.Dirichlet, _PyroMixin):
     """torch.distributions.Dirichlet with gradext.dirichlet_rsample as its sampler."""
 
     def _draw(self, count, generator):
         return dirichlet_rsample(self.concentration, count, generator=generator)
 
 
-class VonMises(_FusedSampler, td.VonMises):
+class VonMises(_FusedSampler, td.VonMises, _PyroMixin):
     """torch.distributions.VonMises with a reparameterized sampler (gradext.von_mises_rsample:
     implicit gradients to the concentration, 1 to loc), which torch's class lacks."""
 
@@ -118,7 +131,7 @@ def _temperature(temperature: torch.Tensor) -> torch.Tensor:
     return temperature
 
 
-class RelaxedBernoulli(_FusedSampler, td.RelaxedBernoulli):
+class RelaxedBernoulli(_FusedSampler, td.RelaxedBernoulli, _PyroMixin):
     """torch.distributions.RelaxedBernoulli with gradext.gumbel_sigmoid as its sampler: the
     binary Concrete sample sigmoid((logits + logistic noise) / temperature)."""
 
@@ -127,7 +140,7 @@ class RelaxedBernoulli(_FusedSampler, td.RelaxedBernoulli):
         return gumbel_sigmoid(logits, _temperature(self.temperature), generator=generator)
 
 
-class RelaxedOneHotCategorical(_FusedSampler, td.RelaxedOneHotCategorical):
+class RelaxedOneHotCategorical(_FusedSampler, td.RelaxedOneHotCategorical, _PyroMixin):
     """torch.distributions.RelaxedOneHotCategorical with gradext.gumbel_softmax as its sampler:
     softmax((logits + Gumbel noise) / temperature) along the categories."""
 
@@ -136,7 +149,7 @@ class RelaxedOneHotCategorical(_FusedSampler, td.RelaxedOneHotCategorical):
         return gumbel_softmax(logits, _temperature(self.temperature), generator=generator)
 
 
-class Categorical(td.Categorical):
+class Categorical(td.Categorical, _PyroMixin):
     """torch.distributions.Categorical sampled by gradext's fused Gumbel-max kernel
     (categorical_sample): exact samples, a generator, one call for all sample_shape samples."""
 

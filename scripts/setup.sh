@@ -15,10 +15,11 @@ TORCH_SPEC=${TORCH_SPEC:-torch==2.14.1}
 # scipy: the tests cross-check their statistics helpers against scipy.stats;
 # matplotlib: the PNG charts of `python -m gradext demo` and `bench`; scikit-learn: the demo's
 # data (the digits that ship inside it); tqdm: the demo's progress bars; ruff (pinned, so that
-# its rules do not move under CI): the lint and format check of `make test`.
+# its rules do not move under CI): the lint and format check of `make test`; pyro-ppl: the tests
+# of gradext.distributions as Pyro sample sites (gradext itself does not depend on it).
 echo "[setup] installing $TORCH_SPEC and the build/test dependencies"
 "$PYTHON" -m pip install --quiet --disable-pip-version-check \
-  "$TORCH_SPEC" pybind11 ninja numpy pytest scipy matplotlib scikit-learn tqdm ruff==0.17.6 "setuptools>=64" wheel
+  "$TORCH_SPEC" pybind11 ninja numpy pytest scipy matplotlib scikit-learn tqdm pyro-ppl ruff==0.17.6 "setuptools>=64" wheel
 
 echo "[setup] building gradext (compile output in build/setup.log)"
 mkdir -p build
