@@ -115,10 +115,39 @@ def positive_parameter(op: str, name: str, value, like: torch.Tensor) -> torch.T
     return torch.full((), float(value), dtype=like.dtype, device=like.device)
 
 
-def check_optional_count(op: str, name: str, value, minimum: int = 1) -> None:
-    if value is None:
-        return
-    _check_count_value(op, name, value, minimum, "None or an int")
+def sample_count(op: str, value) -> tuple:
+    """The samplers' num_samples as (the count the op takes, the leading sample dims to give its
+    output): None or an int K as they are (K samples on one leading dim), or a sample_shape as
+    torch.distributions takes it, a tuple or torch.Size: () is one sample without a sample dim,
+    (K,) is K, and a longer shape is its product, drawn in one call and shaped back."""
+    if isinstance(value, (tuple, list)):  # torch.Size is a tuple
+        shape = []
+        for size in value:
+            if isinstance(size, (bool, numpy.bool_)):
+                raise TypeError(f"{op}: num_samples as a sample_shape holds ints, got bool")
+            try:
+                shape.append(operator.index(size))
+            except TypeError:
+                raise TypeError(
+                    f"{op}: num_samples as a sample_shape holds ints, got {type(size).__name__}"
+                ) from None
+        if not shape:
+            return None, None
+        count = math.prod(shape)
+        if count < 1:
+            raise ValueError(f"{op}: num_samples must hold at least one sample, got {tuple(shape)}")
+        _check_count_value(op, "num_samples", count, 1, "None, an int or a sample_shape")
+        return count, tuple(shape)
+    if value is not None:
+        _check_count_value(op, "num_samples", value, 1, "None, an int or a sample_shape")
+    return value, None
+
+
+def with_sample_dims(x: torch.Tensor, sample_dims) -> torch.Tensor:
+    """x with its one leading sample dim shaped as `sample_dims` (sample_count's second value)."""
+    if sample_dims is None or len(sample_dims) == 1:
+        return x
+    return x.reshape(*sample_dims, *x.shape[1:])
 
 
 def check_count(op: str, name: str, value, minimum: int = 1) -> None:

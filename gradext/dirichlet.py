@@ -39,7 +39,7 @@ from gradext.reference.gamma import check_gamma_parameter
 
 def dirichlet_rsample(
     concentration: torch.Tensor,
-    num_samples: int | None = None,
+    num_samples: int | tuple[int, ...] | None = None,
     *,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -48,7 +48,9 @@ def dirichlet_rsample(
     Args:
         concentration: alpha > 0, any floating dtype, shape ``(..., C)`` with C >= 2 categories.
         num_samples: ``None`` for one sample of concentration's shape; an int K >= 1 for K
-            independent samples stacked along a new leading dimension.
+            independent samples stacked along a new leading dimension. A sample_shape tuple or
+            ``torch.Size`` works as in torch.distributions: ``()`` is one sample, ``(2, 3)``
+            six on two leading dims.
         generator: the ``torch.Generator`` to draw from; ``None`` uses the device's default.
 
     Returns:
@@ -65,18 +67,19 @@ def dirichlet_rsample(
     _validation.check_floating(op, "concentration", concentration)
     _check_categories(op, concentration)
     _validation.check_no_forward_ad(op, concentration)
-    _validation.check_optional_count(op, "num_samples", num_samples)
+    num_samples, sample_dims = _validation.sample_count(op, num_samples)
     _validation.check_generator(op, generator, concentration.device)
     if _extension.uses_kernels(concentration.device):
         x, _ = _dirichlet_rsample(concentration, num_samples, generator=generator)
-        return x
-    return reference.dirichlet_rsample(concentration, num_samples, generator=generator)
+    else:
+        x = reference.dirichlet_rsample(concentration, num_samples, generator=generator)
+    return _validation.with_sample_dims(x, sample_dims)
 
 
 def beta_rsample(
     concentration1: torch.Tensor | float,
     concentration0: torch.Tensor | float,
-    num_samples: int | None = None,
+    num_samples: int | tuple[int, ...] | None = None,
     *,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:

@@ -37,7 +37,7 @@ from gradext._custom_op import (
 def gamma_rsample(
     concentration: torch.Tensor,
     rate: torch.Tensor | float = 1.0,
-    num_samples: int | None = None,
+    num_samples: int | tuple[int, ...] | None = None,
     *,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -49,6 +49,8 @@ def gamma_rsample(
         rate: the rate beta > 0, a tensor broadcastable against ``concentration`` or a number.
         num_samples: ``None`` for one sample of shape ``broadcast(concentration, rate)``; an int
             K >= 1 for K independent samples stacked along a new leading dimension.
+            A sample_shape tuple or ``torch.Size`` works as in torch.distributions: ``()`` is
+            one sample, ``(2, 3)`` six on two leading dims.
         generator: the ``torch.Generator`` to draw from; ``None`` uses the device's default
             generator, so ``torch.manual_seed`` reproduces results.
 
@@ -71,11 +73,13 @@ def gamma_rsample(
     _validation.check_same_device(op, concentration=concentration, rate=rate)
     _validation.check_no_forward_ad(op, concentration, rate)
     _validation.check_broadcastable(op, concentration=concentration, rate=rate)
-    _validation.check_optional_count(op, "num_samples", num_samples)
+    num_samples, sample_dims = _validation.sample_count(op, num_samples)
     _validation.check_generator(op, generator, concentration.device)
     if _extension.uses_kernels(concentration.device):
-        return _gamma_rsample(concentration, rate, num_samples, generator=generator)
-    return reference.gamma_rsample(concentration, rate, num_samples, generator=generator)
+        z = _gamma_rsample(concentration, rate, num_samples, generator=generator)
+    else:
+        z = reference.gamma_rsample(concentration, rate, num_samples, generator=generator)
+    return _validation.with_sample_dims(z, sample_dims)
 
 
 # --- fake kernels ---------------------------------------------------------------------------

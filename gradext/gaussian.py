@@ -31,7 +31,7 @@ from gradext._custom_op import (
 def gaussian_rsample(
     mu: torch.Tensor,
     logvar: torch.Tensor,
-    num_samples: int | None = None,
+    num_samples: int | tuple[int, ...] | None = None,
     *,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -43,6 +43,8 @@ def gaussian_rsample(
             log-variance with ``mu`` of shape ``[B, D]``).
         num_samples: ``None`` for one sample of shape ``broadcast(mu, logvar)``; an int K >= 1
             for K independent samples stacked along a new leading dimension (IWAE).
+            A sample_shape tuple or ``torch.Size`` works as in torch.distributions: ``()`` is
+            one sample, ``(2, 3)`` six on two leading dims.
         generator: the ``torch.Generator`` to draw from; ``None`` uses the device's default
             generator, so ``torch.manual_seed`` reproduces results.
 
@@ -63,12 +65,13 @@ def gaussian_rsample(
     _validation.check_same_device(op, mu=mu, logvar=logvar)
     _validation.check_no_forward_ad(op, mu, logvar)
     _validation.check_broadcastable(op, mu=mu, logvar=logvar)
-    _validation.check_optional_count(op, "num_samples", num_samples)
+    num_samples, sample_dims = _validation.sample_count(op, num_samples)
     _validation.check_generator(op, generator, mu.device)
     if _extension.uses_kernels(mu.device):
         z, _ = _gaussian_rsample(mu, logvar, num_samples, generator=generator)
-        return z
-    return reference.gaussian_rsample(mu, logvar, num_samples, generator=generator)
+    else:
+        z = reference.gaussian_rsample(mu, logvar, num_samples, generator=generator)
+    return _validation.with_sample_dims(z, sample_dims)
 
 
 # --- fake kernels ---------------------------------------------------------------------------

@@ -31,10 +31,12 @@ def gumbel_softmax(
     eps: float = 1e-10,
     dim: int = -1,
     *,
+    num_samples=None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Drop-in for torch.nn.functional.gumbel_softmax: same signature and semantics (``eps`` is
-    accepted and ignored, as there), plus ``generator=``.
+    accepted and ignored, as there), plus ``generator=`` and ``num_samples=`` (None, K samples
+    on a new leading dim, or a sample_shape tuple, as the other samplers).
 
     Soft: y = softmax((logits + g) / tau, dim), g ~ Gumbel(0, 1). Hard (straight-through): the
     forward value is the exact one-hot of argmax(logits + g) (every element exactly 0.0 or 1.0;
@@ -60,6 +62,17 @@ def gumbel_softmax(
     _validation.check_no_forward_ad(op, logits, tau)
     _validation.check_row_length(op, "logits", logits.shape[dim])
     _validation.check_generator(op, generator, logits.device)
+    num_samples, sample_dims = _validation.sample_count(op, num_samples)
+    if num_samples is not None:
+        y = gumbel_softmax(
+            _repeated(logits, num_samples),
+            tau,
+            hard,
+            eps,
+            dim % logits.dim() + 1,
+            generator=generator,
+        )
+        return _validation.with_sample_dims(y, sample_dims)
     if learned_temperature(tau):
         return reference.gumbel_softmax(logits, tau, hard, eps, dim, generator=generator)
     if not _extension.uses_kernels(logits.device):
@@ -77,25 +90,37 @@ def gumbel_sigmoid(
     tau: float = 1.0,
     hard: bool = False,
     *,
+    num_samples=None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """The binary Concrete (relaxed Bernoulli) sample y = sigmoid((logits + L) / tau), with
     logistic noise L = log u - log(1 - u). Hard: exact 0/1 (1 where logits + L > 0, an exact
     Bernoulli(sigmoid(logits)) sample) with the straight-through gradient of the soft sample,
     d logits = grad * y * (1 - y) / tau. One fused elementwise kernel each way. tau as in
-    gumbel_softmax (a number or a one-element tensor; a learned one runs the pure-PyTorch path)."""
+    gumbel_softmax (a number or a one-element tensor; a learned one runs the pure-PyTorch path).
+    num_samples as gumbel_softmax's."""
     op = "gumbel_sigmoid"
     _validation.check_floating(op, "logits", logits)
     tau_value = check_tau(op, tau)
     hard = _validation.as_bool(op, "hard", hard)
     _validation.check_no_forward_ad(op, logits, tau)
     _validation.check_generator(op, generator, logits.device)
+    num_samples, sample_dims = _validation.sample_count(op, num_samples)
+    if num_samples is not None:
+        y = gumbel_sigmoid(_repeated(logits, num_samples), tau, hard, generator=generator)
+        return _validation.with_sample_dims(y, sample_dims)
     if learned_temperature(tau):
         return reference.gumbel_sigmoid(logits, tau, hard, generator=generator)
     if not _extension.uses_kernels(logits.device):
         return reference.gumbel_sigmoid(logits, tau_value, hard, generator=generator)
     y, _ = _gumbel_sigmoid(logits, tau_tensor(tau_value), hard, generator=generator)
     return y
+
+
+def _repeated(logits: torch.Tensor, count: int) -> torch.Tensor:
+    """The logits of `count` samples on a new leading dim (each sample its own noise; the
+    gradient sums over them through the expansion)."""
+    return logits.expand(count, *logits.shape)
 
 
 # --- fake kernels ---------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from gradext._custom_op import (
 def von_mises_rsample(
     loc: torch.Tensor,
     concentration: torch.Tensor | float,
-    num_samples: int | None = None,
+    num_samples: int | tuple[int, ...] | None = None,
     *,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
@@ -51,6 +51,8 @@ def von_mises_rsample(
         concentration: kappa > 0, a tensor broadcastable against ``loc`` or a number.
         num_samples: ``None`` for one sample of shape ``broadcast(loc, concentration)``; an int
             K >= 1 for K independent samples stacked along a new leading dimension.
+            A sample_shape tuple or ``torch.Size`` works as in torch.distributions: ``()`` is
+            one sample, ``(2, 3)`` six on two leading dims.
         generator: the ``torch.Generator`` to draw from; ``None`` uses the device's default
             generator, so ``torch.manual_seed`` reproduces results.
 
@@ -71,11 +73,13 @@ def von_mises_rsample(
     _validation.check_same_device(op, loc=loc, concentration=concentration)
     _validation.check_no_forward_ad(op, loc, concentration)
     _validation.check_broadcastable(op, loc=loc, concentration=concentration)
-    _validation.check_optional_count(op, "num_samples", num_samples)
+    num_samples, sample_dims = _validation.sample_count(op, num_samples)
     _validation.check_generator(op, generator, loc.device)
     if _extension.uses_kernels(loc.device):
-        return _von_mises_rsample(loc, concentration, num_samples, generator=generator)
-    return reference.von_mises_rsample(loc, concentration, num_samples, generator=generator)
+        x = _von_mises_rsample(loc, concentration, num_samples, generator=generator)
+    else:
+        x = reference.von_mises_rsample(loc, concentration, num_samples, generator=generator)
+    return _validation.with_sample_dims(x, sample_dims)
 
 
 # --- fake kernels ---------------------------------------------------------------------------

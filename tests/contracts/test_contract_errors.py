@@ -73,7 +73,9 @@ def test_count_type_errors_say_what_is_expected(implementation):
         TypeError, match=r"categorical_sample: num_samples must be an int, got bool"
     ):
         gradext.categorical_sample(torch.zeros(3), True)
-    with pytest.raises(TypeError, match=r"num_samples must be None or an int, got bool"):
+    with pytest.raises(
+        TypeError, match=r"num_samples must be None, an int or a sample_shape, got bool"
+    ):
         gradext.gaussian_rsample(torch.zeros(3), torch.zeros(3), True)
 
 

@@ -60,7 +60,9 @@ def test_shapes_counts_and_generators(implementation):
         gradext.gamma_rsample(torch.ones(3), torch.ones(4))
     with pytest.raises(ValueError, match=r"gamma_rsample: num_samples must be >= 1, got 0"):
         gradext.gamma_rsample(torch.ones(3), 1.0, 0)
-    with pytest.raises(TypeError, match=r"gamma_rsample: num_samples must be None or an int"):
+    with pytest.raises(
+        TypeError, match=r"gamma_rsample: num_samples must be None, an int or a sample_shape"
+    ):
         gradext.gamma_rsample(torch.ones(3), 1.0, 2.0)
     with pytest.raises(TypeError, match=r"gamma_rsample: generator must be a torch.Generator"):
         gradext.gamma_rsample(torch.ones(3), generator=3)

@@ -44,7 +44,7 @@ def test_num_samples_below_one(implementation, bad):
 
 @pytest.mark.parametrize("bad", [2.0, True, "3"])
 def test_num_samples_not_an_int(implementation, bad):
-    with pytest.raises(TypeError, match=r"num_samples must be None or an int"):
+    with pytest.raises(TypeError, match=r"num_samples must be None, an int or a sample_shape"):
         gradext.gaussian_rsample(torch.zeros(3), torch.zeros(3), bad)
 
 

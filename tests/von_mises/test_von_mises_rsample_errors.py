@@ -73,7 +73,9 @@ def test_shapes_counts_and_generators(implementation):
         gradext.von_mises_rsample(torch.ones(3), torch.ones(4))
     with pytest.raises(ValueError, match=r"von_mises_rsample: num_samples must be >= 1, got 0"):
         gradext.von_mises_rsample(torch.ones(3), 1.0, 0)
-    with pytest.raises(TypeError, match=r"von_mises_rsample: num_samples must be None or an int"):
+    with pytest.raises(
+        TypeError, match=r"von_mises_rsample: num_samples must be None, an int or a sample_shape"
+    ):
         gradext.von_mises_rsample(torch.ones(3), 1.0, 2.0)
     with pytest.raises(TypeError, match=r"von_mises_rsample: generator must be a torch.Generator"):
         gradext.von_mises_rsample(torch.ones(3), 1.0, generator=3)
