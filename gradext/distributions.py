@@ -13,9 +13,9 @@ fallback without the extension) and take a ``torch.Generator``, which torch's sa
     RelaxedOneHotCategorical  the Concrete / Gumbel-Softmax sample (gumbel_softmax)
     Categorical             exact samples by the fused Gumbel-max kernel (categorical_sample)
 
-A sample_shape of K elements is drawn as K samples in one call (the ops' num_samples), then
-shaped as sample_shape + batch_shape + event_shape, so that gradients are reduced over the
-samples inside the fused backward.
+The sample_shape goes to the op as its num_samples (gradext's samplers take sample shapes): all
+its samples are drawn in one call, shaped sample_shape + batch_shape + event_shape, and their
+gradients are reduced inside the fused backward.
 
 Where Pyro is installed the classes also carry its TorchDistributionMixin, as Pyro's own
 wrappers of torch's classes do, so that `pyro.sample("z", gradext.distributions.Gamma(a, b))`
@@ -25,11 +25,10 @@ does not depend on Pyro.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import distributions as td
 
+from gradext import _validation
 from gradext.categorical import categorical_sample
 from gradext.dirichlet import beta_rsample, dirichlet_rsample
 from gradext.gamma import gamma_rsample
@@ -58,26 +57,23 @@ __all__ = [
 _ONE_SAMPLE = torch.Size()  # torch's default sample_shape: one sample, no sample dims
 
 
-def _sample_count(name: str, sample_shape) -> tuple[torch.Size, int | None]:
-    """sample_shape as a torch.Size and the number of samples it holds (None for one sample,
-    the shape ())."""
+def _sample_shape(name: str, sample_shape) -> torch.Size:
+    """sample_shape as a torch.Size, or a TypeError naming the class's method."""
     try:
-        shape = torch.Size(sample_shape)
+        return torch.Size(sample_shape)
     except TypeError:
         raise TypeError(
             f"{name}.rsample: sample_shape must be a torch.Size or a tuple of ints, got "
             f"{type(sample_shape).__name__}"
         ) from None
-    return shape, (math.prod(shape) if len(shape) > 0 else None)
 
 
 class _FusedSampler:
-    """sample() is rsample() without gradient, both through the fused op (``_draw``)."""
+    """sample() is rsample() without gradient, both through the fused op (``_draw``), which
+    takes the sample_shape as its num_samples and returns sample_shape + batch + event dims."""
 
     def rsample(self, sample_shape=_ONE_SAMPLE, generator: torch.Generator | None = None):
-        shape, count = _sample_count(type(self).__name__, sample_shape)
-        drawn = self._draw(count, generator)
-        return drawn.reshape(self._extended_shape(shape))
+        return self._draw(_sample_shape(type(self).__name__, sample_shape), generator)
 
     def sample(self, sample_shape=_ONE_SAMPLE, generator: torch.Generator | None = None):
         with torch.no_grad():
@@ -87,22 +83,24 @@ class _FusedSampler:
 class Gamma(_FusedSampler, td.Gamma, _PyroMixin):
     """torch.distributions.Gamma with gradext.gamma_rsample as its sampler."""
 
-    def _draw(self, count, generator):
-        return gamma_rsample(self.concentration, self.rate, count, generator=generator)
+    def _draw(self, sample_shape, generator):
+        return gamma_rsample(self.concentration, self.rate, sample_shape, generator=generator)
 
 
 class Beta(_FusedSampler, td.Beta, _PyroMixin):
     """torch.distributions.Beta with gradext.beta_rsample as its sampler."""
 
-    def _draw(self, count, generator):
-        return beta_rsample(self.concentration1, self.concentration0, count, generator=generator)
+    def _draw(self, sample_shape, generator):
+        return beta_rsample(
+            self.concentration1, self.concentration0, sample_shape, generator=generator
+        )
 
 
 class Dirichlet(_FusedSampler, td.Dirichlet, _PyroMixin):
     """torch.distributions.Dirichlet with gradext.dirichlet_rsample as its sampler."""
 
-    def _draw(self, count, generator):
-        return dirichlet_rsample(self.concentration, count, generator=generator)
+    def _draw(self, sample_shape, generator):
+        return dirichlet_rsample(self.concentration, sample_shape, generator=generator)
 
 
 class VonMises(_FusedSampler, td.VonMises, _PyroMixin):
@@ -111,13 +109,8 @@ class VonMises(_FusedSampler, td.VonMises, _PyroMixin):
 
     has_rsample = True
 
-    def _draw(self, count, generator):
-        return von_mises_rsample(self.loc, self.concentration, count, generator=generator)
-
-
-def _expanded(tensor: torch.Tensor, count: int | None) -> torch.Tensor:
-    """The parameter repeated for `count` samples on a new leading dim (a broadcast view)."""
-    return tensor if count is None else tensor.expand(count, *tensor.shape)
+    def _draw(self, sample_shape, generator):
+        return von_mises_rsample(self.loc, self.concentration, sample_shape, generator=generator)
 
 
 def _temperature(temperature: torch.Tensor) -> torch.Tensor:
@@ -135,18 +128,26 @@ class RelaxedBernoulli(_FusedSampler, td.RelaxedBernoulli, _PyroMixin):
     """torch.distributions.RelaxedBernoulli with gradext.gumbel_sigmoid as its sampler: the
     binary Concrete sample sigmoid((logits + logistic noise) / temperature)."""
 
-    def _draw(self, count, generator):
-        logits = _expanded(self.logits, count)
-        return gumbel_sigmoid(logits, _temperature(self.temperature), generator=generator)
+    def _draw(self, sample_shape, generator):
+        return gumbel_sigmoid(
+            self.logits,
+            _temperature(self.temperature),
+            num_samples=sample_shape,
+            generator=generator,
+        )
 
 
 class RelaxedOneHotCategorical(_FusedSampler, td.RelaxedOneHotCategorical, _PyroMixin):
     """torch.distributions.RelaxedOneHotCategorical with gradext.gumbel_softmax as its sampler:
     softmax((logits + Gumbel noise) / temperature) along the categories."""
 
-    def _draw(self, count, generator):
-        logits = _expanded(self.logits, count)
-        return gumbel_softmax(logits, _temperature(self.temperature), generator=generator)
+    def _draw(self, sample_shape, generator):
+        return gumbel_softmax(
+            self.logits,
+            _temperature(self.temperature),
+            num_samples=sample_shape,
+            generator=generator,
+        )
 
 
 class Categorical(td.Categorical, _PyroMixin):
@@ -154,7 +155,8 @@ class Categorical(td.Categorical, _PyroMixin):
     (categorical_sample): exact samples, a generator, one call for all sample_shape samples."""
 
     def sample(self, sample_shape=_ONE_SAMPLE, generator: torch.Generator | None = None):
-        shape, count = _sample_count(type(self).__name__, sample_shape)
+        shape = _sample_shape(type(self).__name__, sample_shape)
+        count, _ = _validation.sample_count(type(self).__name__, shape)
         with torch.no_grad():
             index, _ = categorical_sample(self.logits, count or 1, generator=generator)
         return index.reshape(self._extended_shape(shape))
