@@ -28,10 +28,11 @@ from __future__ import annotations
 import torch
 from torch import distributions as td
 
-from gradext import _validation
+from gradext import _validation, reference
 from gradext.categorical import categorical_sample
 from gradext.dirichlet import beta_rsample, dirichlet_rsample
 from gradext.gamma import gamma_rsample
+from gradext.reference.relaxed import saturated_inv_tau
 from gradext.relaxed import gumbel_sigmoid, gumbel_softmax
 from gradext.von_mises import von_mises_rsample
 
@@ -113,15 +114,21 @@ class VonMises(_FusedSampler, td.VonMises, _PyroMixin):
         return von_mises_rsample(self.loc, self.concentration, sample_shape, generator=generator)
 
 
-def _temperature(temperature: torch.Tensor) -> torch.Tensor:
-    """The relaxed ops take one temperature, a number or a one-element tensor (one that requires
-    grad, a learned temperature, runs their pure-PyTorch path)."""
-    if temperature.numel() != 1:
-        raise ValueError(
-            "gradext's relaxed samplers take one temperature for the whole batch, got a "
-            f"temperature of shape {tuple(temperature.shape)}"
-        )
-    return temperature
+def _per_element(temperature: torch.Tensor) -> bool:
+    """The fused relaxed ops take one temperature for the whole batch (a number, or a
+    one-element tensor, which may require grad). A temperature with several elements (per
+    datapoint, per coordinate), which torch's classes broadcast against the logits, runs the
+    pure-PyTorch formula below instead."""
+    return temperature.numel() != 1
+
+
+def _scaled_scores(logits, noise, temperature):
+    """(logits + noise) / temperature in the math type (float32 or better), the temperature
+    broadcast elementwise as torch's classes do; 1 / temperature saturates at the largest finite
+    value as in the kernels, so a tiny temperature gives the hard limit, not NaN."""
+    math_dtype = torch.promote_types(logits.dtype, torch.float32)
+    inv_tau = saturated_inv_tau(temperature, math_dtype)
+    return (logits.to(math_dtype) + noise.to(math_dtype)) * inv_tau
 
 
 class RelaxedBernoulli(_FusedSampler, td.RelaxedBernoulli, _PyroMixin):
@@ -129,12 +136,14 @@ class RelaxedBernoulli(_FusedSampler, td.RelaxedBernoulli, _PyroMixin):
     binary Concrete sample sigmoid((logits + logistic noise) / temperature)."""
 
     def _draw(self, sample_shape, generator):
-        return gumbel_sigmoid(
-            self.logits,
-            _temperature(self.temperature),
-            num_samples=sample_shape,
-            generator=generator,
-        )
+        if not _per_element(self.temperature):
+            return gumbel_sigmoid(
+                self.logits, self.temperature, num_samples=sample_shape, generator=generator
+            )
+        shape = self._extended_shape(sample_shape)
+        noise = reference.logistic_noise(shape, self.logits.dtype, self.logits.device, generator)
+        scores = _scaled_scores(self.logits, noise, self.temperature)
+        return torch.sigmoid(scores).to(self.logits.dtype)
 
 
 class RelaxedOneHotCategorical(_FusedSampler, td.RelaxedOneHotCategorical, _PyroMixin):
@@ -142,12 +151,17 @@ class RelaxedOneHotCategorical(_FusedSampler, td.RelaxedOneHotCategorical, _Pyro
     softmax((logits + Gumbel noise) / temperature) along the categories."""
 
     def _draw(self, sample_shape, generator):
-        return gumbel_softmax(
-            self.logits,
-            _temperature(self.temperature),
-            num_samples=sample_shape,
-            generator=generator,
-        )
+        if not _per_element(self.temperature):
+            return gumbel_softmax(
+                self.logits, self.temperature, num_samples=sample_shape, generator=generator
+            )
+        shape = self._extended_shape(sample_shape)
+        noise = reference.gumbel_noise(shape, self.logits.dtype, self.logits.device, generator)
+        # The temperature may differ along the categories, so the scores are divided before the
+        # softmax's own max shift (the fused kernels shift first, which is the same only for one
+        # temperature per row).
+        scores = _scaled_scores(self.logits, noise, self.temperature)
+        return torch.softmax(scores, dim=-1).to(self.logits.dtype)
 
 
 class Categorical(td.Categorical, _PyroMixin):
