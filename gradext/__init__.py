@@ -2,6 +2,7 @@
 
 Ops (each a drop-in function; CPU and CUDA kernels, pure-PyTorch fallback everywhere else):
     gaussian_rsample   pathwise Gaussian sampling, many samples per datapoint, fused backward
+    normal_rsample     the same with torch's (loc, scale) parametrization (exact at scale 0)
     gamma_rsample      Gamma sampling with implicit reparameterization gradients
     dirichlet_rsample  Dirichlet (and beta_rsample: Beta) sampling, the same gradients
     von_mises_rsample  von Mises (angular) sampling, the same gradients
@@ -29,7 +30,7 @@ from gradext.conditional_relaxation import conditional_relaxation
 from gradext.control_variates import estimator_variance, rebar, relax, variance_loss
 from gradext.dirichlet import beta_rsample, dirichlet_rsample
 from gradext.gamma import gamma_rsample
-from gradext.gaussian import gaussian_rsample
+from gradext.gaussian import gaussian_rsample, normal_rsample
 from gradext.relaxed import gumbel_sigmoid, gumbel_softmax
 from gradext.score_function import score_function_loo, vimco
 from gradext.von_mises import von_mises_rsample
@@ -61,6 +62,7 @@ __all__ = [
     "gumbel_softmax",
     "has_cuda",
     "has_extension",
+    "normal_rsample",
     "rebar",
     "relax",
     "score_function_loo",

@@ -6,6 +6,8 @@ mean, variance, cdf, KL registrations and pickling are torch's own. ``rsample(sa
 generator=None)`` and ``sample(sample_shape, generator=None)`` run the fused op (the pure-PyTorch
 fallback without the extension) and take a ``torch.Generator``, which torch's samplers do not.
 
+    Normal                  z = loc + scale * eps (normal_rsample): the fused Gaussian kernels,
+                            the backward exact at scale = 0 and keeping no noise
     Gamma, Beta, Dirichlet  implicit reparameterization (gamma_rsample, beta_rsample,
                             dirichlet_rsample): exact gradients to every parameter
     VonMises                with an rsample, which torch's lacks (von_mises_rsample)
@@ -32,6 +34,7 @@ from gradext import _validation, reference
 from gradext.categorical import categorical_sample
 from gradext.dirichlet import beta_rsample, dirichlet_rsample
 from gradext.gamma import gamma_rsample
+from gradext.gaussian import normal_rsample
 from gradext.reference.relaxed import saturated_inv_tau
 from gradext.relaxed import gumbel_sigmoid, gumbel_softmax
 from gradext.von_mises import von_mises_rsample
@@ -49,6 +52,7 @@ __all__ = [
     "Categorical",
     "Dirichlet",
     "Gamma",
+    "Normal",
     "RelaxedBernoulli",
     "RelaxedOneHotCategorical",
     "VonMises",
@@ -79,6 +83,15 @@ class _FusedSampler:
     def sample(self, sample_shape=_ONE_SAMPLE, generator: torch.Generator | None = None):
         with torch.no_grad():
             return self.rsample(sample_shape, generator=generator)
+
+
+class Normal(_FusedSampler, td.Normal, _PyroMixin):
+    """torch.distributions.Normal with gradext.normal_rsample as its sampler: one fused kernel
+    each way for all sample_shape samples, gradients sum grad and sum grad * eps to loc and
+    scale (the noise drawn again in the backward, never stored)."""
+
+    def _draw(self, sample_shape, generator):
+        return normal_rsample(self.loc, self.scale, sample_shape, generator=generator)
 
 
 class Gamma(_FusedSampler, td.Gamma, _PyroMixin):

@@ -1,20 +1,28 @@
-"""The Gaussian family: pathwise (reparameterization) gradients of Gaussian latents.
+"""The Gaussian family: pathwise (reparameterization) gradients of Gaussian latents, in two
+parametrizations of the spread that share every kernel and the noise:
 
-    z = mu + exp(logvar / 2) * eps,  eps ~ N(0, I)
-    d z / d mu = 1,  d z / d logvar = eps * exp(logvar / 2) / 2
+    gaussian_rsample(mu, logvar):  z = mu + exp(logvar / 2) * eps     (a VAE encoder's output)
+        d z / d mu = 1,  d z / d logvar = eps * exp(logvar / 2) / 2
+    normal_rsample(loc, scale):    z = loc + scale * eps              (torch.distributions.Normal)
+        d z / d loc = 1,  d z / d scale = eps  (exact at scale = 0)
 
 The fused ops never keep the noise: the forward returns its Philox (seed, offset) as a
-2-element ``rng_state`` and the backward draws eps again from it.
+2-element ``rng_state`` and the backward draws eps again from it. For one (seed, offset) both
+parametrizations draw the same eps.
 
-Read top to bottom: the public function; the fake kernels of the four dispatcher ops
-(``gaussian_rsample``, its seeded twin ``_gaussian_rsample_seeded``, ``_gaussian_rsample_replay``
-that redraws a forward's sample from its rng_state, and the fused ``_gaussian_rsample_backward``);
-the autograd formula of the sampling ops; the derivative of the fused backward (double
-backward); the vmap rules; the registrations. C++: csrc/ops/gaussian.{h,cpp},
-csrc/ops/cpu/gaussian_*, csrc/ops/cuda/gaussian_kernel.cu. Fallback: gradext/reference/gaussian.py.
+Read top to bottom: the public functions; the fake kernels of each parametrization's four
+dispatcher ops (``<op>``, its seeded twin ``_<op>_seeded``, ``_<op>_replay`` that redraws a
+forward's sample from its rng_state, and the fused ``_<op>_backward``); the autograd formula of the
+sampling ops; the derivative of the fused backward (double backward); the vmap rules; the
+registrations, once per parametrization. C++: csrc/ops/gaussian.{h,cpp},
+csrc/common/gaussian_spread.h, csrc/ops/cpu/gaussian_*, csrc/ops/cuda/gaussian_kernel.cu.
+Fallback: gradext/reference/gaussian.py.
 """
 
 from __future__ import annotations
+
+import dataclasses
+import functools
 
 import torch
 
@@ -59,135 +67,218 @@ def gaussian_rsample(
     integers, whatever ``num_samples`` is. The noise of a given (seed, offset) is the same on
     the CPU and the GPU and for any number of threads.
     """
-    op = "gaussian_rsample"
-    _validation.check_floating(op, "mu", mu)
-    _validation.check_floating(op, "logvar", logvar)
-    _validation.check_same_device(op, mu=mu, logvar=logvar)
-    _validation.check_no_forward_ad(op, mu, logvar)
-    _validation.check_broadcastable(op, mu=mu, logvar=logvar)
+    return _rsample(LOGVAR, mu, logvar, num_samples, generator)
+
+
+def normal_rsample(
+    loc: torch.Tensor,
+    scale: torch.Tensor,
+    num_samples: int | tuple[int, ...] | None = None,
+    *,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Reparameterized samples z = loc + scale * eps, eps ~ N(0, I): torch.distributions.Normal's
+    parametrization, with gaussian_rsample's fused kernels and noise.
+
+    Args and result as gaussian_rsample's, with ``loc`` for mu and ``scale`` (the standard
+    deviation, broadcastable against ``loc``) for logvar. Gradients: ``loc`` gets the sum over
+    samples of the incoming gradient, ``scale`` the sum of grad * eps, which involves no function
+    of the scale: it is exact at scale = 0, where ``gaussian_rsample(loc, 2 * log(scale))`` has
+    no finite logvar. The scale is not checked (torch's Normal checks it with
+    ``validate_args``); a negative scale gives loc - |scale| * eps, which has the same law.
+    For one (seed, offset) the eps is gaussian_rsample's: ``normal_rsample(m, exp(lv / 2))``
+    and ``gaussian_rsample(m, lv)`` agree to rounding.
+    """
+    return _rsample(SCALE, loc, scale, num_samples, generator)
+
+
+def _rsample(p, mean, spread, num_samples, generator):
+    op = p.op
+    _validation.check_floating(op, p.mean, mean)
+    _validation.check_floating(op, p.spread, spread)
+    _validation.check_same_device(op, **{p.mean: mean, p.spread: spread})
+    _validation.check_no_forward_ad(op, mean, spread)
+    _validation.check_broadcastable(op, **{p.mean: mean, p.spread: spread})
     num_samples, sample_dims = _validation.sample_count(op, num_samples)
-    _validation.check_generator(op, generator, mu.device)
-    if _extension.uses_kernels(mu.device):
-        z, _ = _gaussian_rsample(mu, logvar, num_samples, generator=generator)
+    _validation.check_generator(op, generator, mean.device)
+    if _extension.uses_kernels(mean.device):
+        z, _ = p.ops.sample(mean, spread, num_samples, generator=generator)
     else:
-        z = reference.gaussian_rsample(mu, logvar, num_samples, generator=generator)
+        z = p.reference(mean, spread, num_samples, generator=generator)
     return _validation.with_sample_dims(z, sample_dims)
 
 
-# --- fake kernels ---------------------------------------------------------------------------
+@dataclasses.dataclass
+class _Entries:
+    """The eager entries of one parametrization's dispatcher ops."""
+
+    sample: object
+    replay: object
+    backward: object
 
 
-def _sample_and_state(mu, logvar, num_samples):
-    shape = torch.broadcast_shapes(mu.shape, logvar.shape)
+@dataclasses.dataclass
+class _Parametrization:
+    """One parametrization: its names, its fallback, what its double backward needs (below) and,
+    once registered, its eager entries (``ops``)."""
+
+    op: str
+    mean: str
+    spread: str
+    reference: object
+    # d grad_spread / d grad for each sample is eps * d sd / d spread, drawn again by the replay
+    # op with a zero mean: replay(0, noise_spread(spread)) * noise_factor.
+    noise_spread: object
+    noise_factor: float
+    # d grad_spread / d spread, times the incoming grad_grad_spread (None where it is zero).
+    spread_second_derivative: object
+    ops: _Entries | None = None
+
+
+# exp(logvar / 2) is the only factor in logvar: d grad_logvar / d logvar is grad_logvar / 2,
+# elementwise in logvar's own shape. grad_scale = sum grad * eps has no scale in it.
+LOGVAR = _Parametrization(
+    "gaussian_rsample",
+    "mu",
+    "logvar",
+    reference.gaussian_rsample,
+    noise_spread=lambda logvar: logvar,
+    noise_factor=0.5,
+    spread_second_derivative=lambda grad_grad_logvar, grad_logvar: (
+        grad_grad_logvar * grad_logvar / 2
+    ),
+)
+SCALE = _Parametrization(
+    "normal_rsample",
+    "loc",
+    "scale",
+    reference.normal_rsample,
+    noise_spread=torch.ones_like,
+    noise_factor=1.0,
+    spread_second_derivative=lambda grad_grad_scale, grad_scale: None,
+)
+
+
+# --- fake kernels (the same for both parametrizations) --------------------------------------
+
+
+def _sample_and_state(mean, spread, num_samples):
+    shape = torch.broadcast_shapes(mean.shape, spread.shape)
     if num_samples is not None:
         shape = (num_samples, *shape)
-    dtype = torch.promote_types(mu.dtype, logvar.dtype)
-    z = mu.new_empty(shape, dtype=dtype)
-    rng_state = mu.new_empty((2,), dtype=torch.int64)
+    dtype = torch.promote_types(mean.dtype, spread.dtype)
+    z = mean.new_empty(shape, dtype=dtype)
+    rng_state = mean.new_empty((2,), dtype=torch.int64)
     return z, rng_state
 
 
-@register_fake("gradext::gaussian_rsample")
-def _gaussian_rsample_fake(mu, logvar, num_samples=None, *, generator=None):
-    return _sample_and_state(mu, logvar, num_samples)
+def _sample_fake(mean, spread, num_samples=None, *, generator=None):
+    return _sample_and_state(mean, spread, num_samples)
 
 
-@register_fake("gradext::_gaussian_rsample_seeded")
-def _gaussian_rsample_seeded_fake(mu, logvar, num_samples, seed, offset):
-    return _sample_and_state(mu, logvar, num_samples)
+def _seeded_fake(mean, spread, num_samples, seed, offset):
+    return _sample_and_state(mean, spread, num_samples)
 
 
-@register_fake("gradext::_gaussian_rsample_replay")
-def _gaussian_rsample_replay_fake(mu, logvar, num_samples, rng_state):
-    return _sample_and_state(mu, logvar, num_samples)
+def _replay_fake(mean, spread, num_samples, rng_state):
+    return _sample_and_state(mean, spread, num_samples)
 
 
-@register_fake("gradext::_gaussian_rsample_backward")
-def _gaussian_rsample_backward_fake(grad, logvar, rng_state, mu_size, has_sample_dim, need_grad_mu):
-    return grad.new_empty(mu_size if need_grad_mu else (0,)), grad.new_empty(logvar.shape)
+def _backward_fake(grad, spread, rng_state, mean_size, has_sample_dim, need_grad_mean):
+    return grad.new_empty(mean_size if need_grad_mean else (0,)), grad.new_empty(spread.shape)
 
 
-# --- autograd of the sampling ops (gaussian_rsample, _seeded, _replay) ----------------------
+for _op in (LOGVAR.op, SCALE.op):
+    register_fake(f"gradext::{_op}")(_sample_fake)
+    register_fake(f"gradext::_{_op}_seeded")(_seeded_fake)
+    register_fake(f"gradext::_{_op}_replay")(_replay_fake)
+    register_fake(f"gradext::_{_op}_backward")(_backward_fake)
+
+
+# --- autograd of the sampling ops (<op>, _seeded, _replay) ----------------------------------
 # Under torch.func transforms only: elsewhere the same formula runs in C++
 # (csrc/ops/gaussian_autograd.cpp), which torch.func refuses.
 
 
 def _sample_setup_context(ctx, inputs, output, keyword_only_inputs=None):
-    mu, logvar, num_samples = inputs[0], inputs[1], inputs[2]
+    mean, spread, num_samples = inputs[0], inputs[1], inputs[2]
     _, rng_state = output
-    # All that backward keeps: logvar and the 2-element (seed, offset); never the noise.
-    ctx.save_for_backward(logvar, rng_state)
-    ctx.mu_shape = list(mu.shape)
-    ctx.mu_dtype = mu.dtype
+    # All that backward keeps: the spread and the 2-element (seed, offset); never the noise.
+    ctx.save_for_backward(spread, rng_state)
+    ctx.mean_shape = list(mean.shape)
+    ctx.mean_dtype = mean.dtype
     ctx.has_sample_dim = num_samples is not None
 
 
-def _sample_backward(ctx, grad_z, _grad_rng_state):
-    logvar, rng_state = ctx.saved_tensors
-    need_mu, need_logvar = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-    grad_mu = grad_logvar = None
-    # d z / d mu = 1: grad_mu is grad summed over the samples and broadcast dimensions. With one
-    # sample that needs no kernel (grad itself when mu has z's shape), so the fused kernel sums
-    # grad_mu only for K > 1 samples, where it shares the pass over grad with grad_logvar.
+def _sample_backward(p, ctx, grad_z, _grad_rng_state):
+    spread, rng_state = ctx.saved_tensors
+    need_mean, need_spread = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    grad_mean = grad_spread = None
+    # d z / d mean = 1: grad_mean is grad summed over the samples and broadcast dimensions. With
+    # one sample that needs no kernel (grad itself when the mean has z's shape), so the fused
+    # kernel sums grad_mean only for K > 1 samples, where it shares the pass over grad with
+    # grad_spread.
     one_sample = not ctx.has_sample_dim or grad_z.shape[0] == 1
-    if need_logvar:
-        grad_mu, grad_logvar = _gaussian_rsample_backward(
+    if need_spread:
+        grad_mean, grad_spread = p.ops.backward(
             grad_z,
-            logvar,
+            spread,
             rng_state,
-            ctx.mu_shape,
+            ctx.mean_shape,
             ctx.has_sample_dim,
-            need_mu and not one_sample,
+            need_mean and not one_sample,
         )
-        if grad_logvar.dtype != logvar.dtype:
-            grad_logvar = grad_logvar.to(logvar.dtype)
-    if need_mu and (one_sample or not need_logvar):
+        if grad_spread.dtype != spread.dtype:
+            grad_spread = grad_spread.to(spread.dtype)
+    if need_mean and (one_sample or not need_spread):
         if ctx.has_sample_dim:
             grad_z = grad_z[0] if one_sample else grad_z.sum(0)
-        grad_mu = grad_z.sum_to_size(ctx.mu_shape)
-    if need_mu and grad_mu.dtype != ctx.mu_dtype:
-        grad_mu = grad_mu.to(ctx.mu_dtype)
-    return (grad_mu if need_mu else None), grad_logvar
+        grad_mean = grad_z.sum_to_size(ctx.mean_shape)
+    if need_mean and grad_mean.dtype != ctx.mean_dtype:
+        grad_mean = grad_mean.to(ctx.mean_dtype)
+    return (grad_mean if need_mean else None), grad_spread
 
 
 # --- the derivative of the fused backward (double backward) ---------------------------------
-# grad_mu = grad summed over the samples (and mu's broadcast dimensions);
-# grad_logvar = grad * eps * exp(logvar / 2) / 2, summed the same way to logvar's shape.
+# grad_mean = grad summed over the samples (and the mean's broadcast dimensions);
+# grad_spread = grad * eps * d sd / d spread, summed the same way to the spread's shape.
 
 
 def _backward_setup_context(ctx, inputs, output):
-    grad, logvar, rng_state, mu_size, has_sample_dim, need_grad_mu = inputs
-    _, grad_logvar = output
-    ctx.save_for_backward(logvar, rng_state, grad_logvar)
-    ctx.mu_size = mu_size
+    grad, spread, rng_state, mean_size, has_sample_dim, need_grad_mean = inputs
+    _, grad_spread = output
+    ctx.save_for_backward(spread, rng_state, grad_spread)
+    ctx.mean_size = mean_size
     ctx.has_sample_dim = has_sample_dim
-    ctx.need_grad_mu = need_grad_mu
+    ctx.need_grad_mean = need_grad_mean
     ctx.grad_shape = grad.shape
     ctx.grad_dtype = grad.dtype
     ctx.set_materialize_grads(False)
 
 
-def _backward_derivative(ctx, grad_grad_mu, grad_grad_logvar):
-    logvar, rng_state, grad_logvar = ctx.saved_tensors
-    if not ctx.need_grad_mu:
-        grad_grad_mu = None  # that output is an empty placeholder
-    grad_grad = grad_logvar_twice = None
+def _backward_derivative(p, ctx, grad_grad_mean, grad_grad_spread):
+    spread, rng_state, grad_spread = ctx.saved_tensors
+    if not ctx.need_grad_mean:
+        grad_grad_mean = None  # that output is an empty placeholder
+    grad_grad = grad_spread_twice = None
     if ctx.needs_input_grad[0]:
-        if grad_grad_mu is not None:
-            grad_grad = grad_grad_mu.expand(ctx.grad_shape)
-        if grad_grad_logvar is not None:
-            # d grad_logvar / d grad = eps * exp(logvar / 2) / 2 for each sample: the forward's
-            # sample with mu = 0, drawn again from rng_state (the backward never keeps noise).
-            zero_mu = logvar.new_zeros((), dtype=ctx.grad_dtype).expand(ctx.mu_size)
+        if grad_grad_mean is not None:
+            grad_grad = grad_grad_mean.expand(ctx.grad_shape)
+        if grad_grad_spread is not None:
+            # d grad_spread / d grad = eps * d sd / d spread for each sample: the forward's sample
+            # with a zero mean, drawn again from rng_state (the backward never keeps noise).
+            zero_mean = spread.new_zeros((), dtype=ctx.grad_dtype).expand(ctx.mean_size)
             num_samples = ctx.grad_shape[0] if ctx.has_sample_dim else None
-            scaled_noise, _ = _gaussian_rsample_replay(zero_mu, logvar, num_samples, rng_state)
-            term = scaled_noise * (grad_grad_logvar.to(ctx.grad_dtype) / 2)
+            scaled_noise, _ = p.ops.replay(
+                zero_mean, p.noise_spread(spread), num_samples, rng_state
+            )
+            term = scaled_noise * (grad_grad_spread.to(ctx.grad_dtype) * p.noise_factor)
             grad_grad = term if grad_grad is None else grad_grad + term
-    if ctx.needs_input_grad[1] and grad_grad_logvar is not None:
-        # exp(logvar / 2) is the only factor in logvar: d grad_logvar / d logvar is grad_logvar / 2,
-        # elementwise in logvar's own shape.
-        grad_logvar_twice = (grad_grad_logvar * grad_logvar / 2).to(logvar.dtype)
-    return grad_grad, grad_logvar_twice
+    if ctx.needs_input_grad[1] and grad_grad_spread is not None:
+        grad_spread_twice = p.spread_second_derivative(grad_grad_spread, grad_spread)
+        if grad_spread_twice is not None:
+            grad_spread_twice = grad_spread_twice.to(spread.dtype)
+    return grad_grad, grad_spread_twice
 
 
 # --- vmap rules (randomness="different") ----------------------------------------------------
@@ -199,23 +290,25 @@ def _backward_derivative(ctx, grad_grad_mu, grad_grad_logvar):
 # by every cotangent" (jacrev), where rng_state arrives unbatched.
 
 
-def _forward_layout_vmap(op, info, in_dims, mu, logvar, num_samples, rng_state=None, **kw):
+def _forward_layout_vmap(op, info, in_dims, mean, spread, num_samples, rng_state=None, **kw):
     # The sampling or replay op on the batched tensors; z's batch dimension follows the samples.
-    rank = example_rank((mu, logvar), in_dims)
-    # Only rng_state batched (a replay after a forward whose logvar was shared): z still needs
-    # the batch dimension, so mu takes it.
+    rank = example_rank((mean, spread), in_dims)
+    # Only rng_state batched (a replay after a forward whose spread was shared): z still needs
+    # the batch dimension, so the mean takes it.
     only_state_batched = in_dims[0] is None and in_dims[1] is None
-    mu = batched_param(mu, in_dims[0], info.batch_size, rank, expand=only_state_batched)
-    logvar = batched_param(logvar, in_dims[1], info.batch_size, rank, expand=False)
-    args = (mu, logvar, num_samples) if rng_state is None else (mu, logvar, num_samples, rng_state)
+    mean = batched_param(mean, in_dims[0], info.batch_size, rank, expand=only_state_batched)
+    spread = batched_param(spread, in_dims[1], info.batch_size, rank, expand=False)
+    args = (mean, spread, num_samples)
+    if rng_state is not None:
+        args = (*args, rng_state)
     z, state = op(*args, **kw)
     return (z, state.expand(info.batch_size, 2)), (0 if num_samples is None else 1, 0)
 
 
-def _sample_vmap(info, in_dims, mu, logvar, num_samples, generator=None):
-    check_vmap_randomness(info, "gaussian_rsample")
+def _sample_vmap(p, info, in_dims, mean, spread, num_samples, generator=None):
+    check_vmap_randomness(info, p.op)
     return _forward_layout_vmap(
-        _gaussian_rsample, info, in_dims, mu, logvar, num_samples, generator=generator
+        p.ops.sample, info, in_dims, mean, spread, num_samples, generator=generator
     )
 
 
@@ -228,22 +321,22 @@ def _one_state(rng_state, batch_dim):
     return rng_state.select(batch_dim, 0).contiguous()
 
 
-def _replay_vmap(info, in_dims, mu, logvar, num_samples, rng_state):
+def _replay_vmap(p, info, in_dims, mean, spread, num_samples, rng_state):
     if in_dims[3] is not None:  # a vmapped forward's noise: replay it on the batched tensors
         return _forward_layout_vmap(
-            _gaussian_rsample_replay,
+            p.ops.replay,
             info,
             in_dims,
-            mu,
-            logvar,
+            mean,
+            spread,
             num_samples,
             _one_state(rng_state, in_dims[3]),
         )
     # One unbatched forward's noise, the same for every example.
     zs = [
-        _gaussian_rsample_replay(
-            _select_example(mu, in_dims[0], b),
-            _select_example(logvar, in_dims[1], b),
+        p.ops.replay(
+            _select_example(mean, in_dims[0], b),
+            _select_example(spread, in_dims[1], b),
             num_samples,
             rng_state,
         )[0]
@@ -252,39 +345,42 @@ def _replay_vmap(info, in_dims, mu, logvar, num_samples, rng_state):
     return (torch.stack(zs), rng_state.clone()), (0, None)
 
 
-def _backward_vmap(info, in_dims, grad, logvar, rng_state, mu_size, has_sample_dim, need_grad_mu):
+def _backward_vmap(
+    p, info, in_dims, grad, spread, rng_state, mean_size, has_sample_dim, need_grad_mean
+):
     if in_dims[2] is not None:
         return _backward_of_batched_forward(
-            info, in_dims, grad, logvar, rng_state, mu_size, has_sample_dim, need_grad_mu
+            p, info, in_dims, grad, spread, rng_state, mean_size, has_sample_dim, need_grad_mean
         )
     # jacrev: the cotangents are batched and the noise is one unbatched forward's, so each
     # cotangent is reduced against it in turn.
     grads = [
-        _gaussian_rsample_backward(
+        p.ops.backward(
             _select_example(grad, in_dims[0], b).contiguous(),
-            _select_example(logvar, in_dims[1], b),
+            _select_example(spread, in_dims[1], b),
             rng_state,
-            mu_size,
+            mean_size,
             has_sample_dim,
-            need_grad_mu,
+            need_grad_mean,
         )
         for b in range(info.batch_size)
     ]
-    grad_logvar = torch.stack([g[1] for g in grads])
-    if not need_grad_mu:
-        return (grads[0][0], grad_logvar), (None, 0)  # the empty placeholder
-    return (torch.stack([g[0] for g in grads]), grad_logvar), (0, 0)
+    grad_spread = torch.stack([g[1] for g in grads])
+    if not need_grad_mean:
+        return (grads[0][0], grad_spread), (None, 0)  # the empty placeholder
+    return (torch.stack([g[0] for g in grads]), grad_spread), (0, 0)
 
 
 def _backward_of_batched_forward(
-    info, in_dims, grad, logvar, rng_state, mu_size, has_sample_dim, need_grad_mu
+    p, info, in_dims, grad, spread, rng_state, mean_size, has_sample_dim, need_grad_mean
 ):
     # Per-example gradients (vmap of grad) after a vmapped forward: one fused backward over the
-    # batched layout, with mu and logvar given the batch dimension so that nothing is summed
-    # across examples (an example's gradient is its own even where its mu or logvar was shared).
+    # batched layout, with the mean and spread given the batch dimension so that nothing is
+    # summed across examples (an example's gradient is its own even where its mean or spread was
+    # shared).
     batch = info.batch_size
-    logvar_shape = logvar.shape[1:] if in_dims[1] is not None else logvar.shape
-    rank = len(torch.broadcast_shapes(tuple(mu_size), tuple(logvar_shape)))
+    spread_shape = spread.shape[1:] if in_dims[1] is not None else spread.shape
+    rank = len(torch.broadcast_shapes(tuple(mean_size), tuple(spread_shape)))
     sample_axis = 1 if has_sample_dim else 0
     if in_dims[0] is None:  # e.g. the cotangent of a plain sum: the same for every example
         grad = grad.unsqueeze(sample_axis).expand(
@@ -292,49 +388,57 @@ def _backward_of_batched_forward(
         )
     else:
         grad = grad.movedim(in_dims[0], sample_axis)
-    batched_logvar = batched_param(logvar, in_dims[1], batch, rank, expand=True)
-    batched_mu_size = [batch, *([1] * (rank - len(mu_size))), *mu_size]
-    grad_mu, grad_logvar = _gaussian_rsample_backward(
+    batched_spread = batched_param(spread, in_dims[1], batch, rank, expand=True)
+    batched_mean_size = [batch, *([1] * (rank - len(mean_size))), *mean_size]
+    grad_mean, grad_spread = p.ops.backward(
         grad.contiguous(),
-        batched_logvar,
+        batched_spread,
         _one_state(rng_state, in_dims[2]),
-        batched_mu_size,
+        batched_mean_size,
         has_sample_dim,
-        need_grad_mu,
+        need_grad_mean,
     )
-    grad_logvar = grad_logvar.reshape(batch, *logvar_shape)
-    if not need_grad_mu:
-        return (grad_mu, grad_logvar), (None, 0)  # the empty placeholder
-    return (grad_mu.reshape(batch, *mu_size), grad_logvar), (0, 0)
+    grad_spread = grad_spread.reshape(batch, *spread_shape)
+    if not need_grad_mean:
+        return (grad_mean, grad_spread), (None, 0)  # the empty placeholder
+    return (grad_mean.reshape(batch, *mean_size), grad_spread), (0, 0)
 
 
 # --- registrations: each op's formulas, and the eager entries the code above calls ----------
 
-# The sampling ops' autograd kernel is csrc/ops/gaussian_autograd.cpp, the formula of
-# _sample_backward; these formulas serve torch.func (see gradext/_custom_op.py).
-_gaussian_rsample = with_autograd(
-    "gradext::gaussian_rsample",
-    _sample_setup_context,
-    _sample_backward,
-    _sample_vmap,
-    autograd_in_cpp=True,
-)
-with_autograd(
-    "gradext::_gaussian_rsample_seeded",
-    _sample_setup_context,
-    _sample_backward,
-    autograd_in_cpp=True,
-)
-_gaussian_rsample_replay = with_autograd(
-    "gradext::_gaussian_rsample_replay",
-    _sample_setup_context,
-    _sample_backward,
-    _replay_vmap,
-    autograd_in_cpp=True,
-)
-_gaussian_rsample_backward = with_autograd(
-    "gradext::_gaussian_rsample_backward",
-    _backward_setup_context,
-    _backward_derivative,
-    _backward_vmap,
-)
+
+def _register(p: _Parametrization) -> _Entries | None:
+    """Registers one parametrization's formulas. The sampling ops' autograd kernel is
+    csrc/ops/gaussian_autograd.cpp, the formula of _sample_backward; these formulas serve
+    torch.func (see gradext/_custom_op.py)."""
+    backward = functools.partial(_sample_backward, p)
+    sample = with_autograd(
+        f"gradext::{p.op}",
+        _sample_setup_context,
+        backward,
+        functools.partial(_sample_vmap, p),
+        autograd_in_cpp=True,
+    )
+    with_autograd(f"gradext::_{p.op}_seeded", _sample_setup_context, backward, autograd_in_cpp=True)
+    replay = with_autograd(
+        f"gradext::_{p.op}_replay",
+        _sample_setup_context,
+        backward,
+        functools.partial(_replay_vmap, p),
+        autograd_in_cpp=True,
+    )
+    fused_backward = with_autograd(
+        f"gradext::_{p.op}_backward",
+        _backward_setup_context,
+        functools.partial(_backward_derivative, p),
+        functools.partial(_backward_vmap, p),
+    )
+    return None if sample is None else _Entries(sample, replay, fused_backward)
+
+
+LOGVAR.ops = _register(LOGVAR)
+SCALE.ops = _register(SCALE)
+# The eager entries by name, for tests that call them directly.
+_gaussian_rsample = LOGVAR.ops and LOGVAR.ops.sample
+_gaussian_rsample_replay = LOGVAR.ops and LOGVAR.ops.replay
+_gaussian_rsample_backward = LOGVAR.ops and LOGVAR.ops.backward

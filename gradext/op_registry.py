@@ -60,6 +60,10 @@ def _leaf(*shape, device, dtype=torch.float32, scale=1.0):
     return (scale * torch.randn(*shape, device=device, dtype=dtype)).requires_grad_()
 
 
+def _positive_leaf(*shape, device, dtype=torch.float32):
+    return (torch.rand(*shape, device=device, dtype=dtype) * 3 + 0.2).requires_grad_()
+
+
 def _backward_with_random_grad(output):
     output.backward(torch.randn_like(output))
 
@@ -113,11 +117,56 @@ GAUSSIAN_RSAMPLE = OpCase(
 )
 
 
+# --- normal_rsample (the Gaussian family's scale parametrization) ---------------------------
+
+
+def _normal_opcheck(device):
+    loc = _leaf(4, 5, device=device)
+    scale = _positive_leaf(5, device=device)
+    yield "normal_rsample", (loc, scale, None)
+    yield "normal_rsample", (loc, scale, 3)
+    yield "_normal_rsample_seeded", (loc, scale, 3, 17, 4)
+    z, state = torch.ops.gradext._normal_rsample_seeded(loc, scale, 3, 17, 4)
+    yield "_normal_rsample_replay", (loc, scale, 3, state)
+    grad = torch.randn_like(z).requires_grad_()
+    yield "_normal_rsample_backward", (grad, scale, state, list(loc.shape), True, True)
+
+
+def _normal_smoke(device, dtype):
+    for loc_shape, scale_shape, k in [
+        ((64, 32), (64, 32), 3),  # dense kernels
+        ((7, 5), (5,), None),  # strided kernels, numel not a multiple of 4
+        ((33,), (33,), 2),  # dense shape, ragged total
+        ((0, 4), (0, 4), 2),  # empty
+    ]:
+        loc = _leaf(*loc_shape, device=device, dtype=dtype)
+        scale = _positive_leaf(*scale_shape, device=device, dtype=dtype)
+        _backward_with_random_grad(gradext.normal_rsample(loc, scale, k))
+        torch.ops.gradext._normal_rsample_seeded(loc.detach(), scale.detach(), k, 1, 4)
+
+
+NORMAL_RSAMPLE = OpCase(
+    name="normal_rsample",
+    family="gaussian",
+    dispatcher_ops=(
+        "normal_rsample",
+        "_normal_rsample_seeded",
+        "_normal_rsample_replay",
+        "_normal_rsample_backward",
+    ),
+    random=True,
+    example=lambda x: gradext.normal_rsample(
+        x, torch.exp(0.5 * x), 2, generator=_seeded(device=x.device)
+    ),
+    registered=lambda x: torch.ops.gradext.normal_rsample(
+        x, torch.exp(0.5 * x), 2, generator=_seeded(device=x.device)
+    )[0],
+    opcheck_samples=_normal_opcheck,
+    smoke=_normal_smoke,
+)
+
+
 # --- gamma_rsample --------------------------------------------------------------------------
-
-
-def _positive_leaf(*shape, device, dtype=torch.float32):
-    return (torch.rand(*shape, device=device, dtype=dtype) * 3 + 0.2).requires_grad_()
 
 
 def _gamma_opcheck(device):
@@ -526,6 +575,7 @@ CATEGORICAL_SAMPLE = OpCase(
 
 OPS: tuple[OpCase, ...] = (
     GAUSSIAN_RSAMPLE,
+    NORMAL_RSAMPLE,
     GAMMA_RSAMPLE,
     DIRICHLET_RSAMPLE,
     BETA_RSAMPLE,

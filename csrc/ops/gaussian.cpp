@@ -4,80 +4,82 @@
 #include <ATen/ExpandUtils.h>
 #include <torch/library.h>
 
+#include <string>
+
 #include "ops/broadcast_layout.h"
 
 namespace gradext::ops {
 namespace {
 
-void check_floating(const at::Tensor& t, const char* name) {
-  TORCH_CHECK_TYPE(at::isFloatingType(t.scalar_type()), "gaussian_rsample: ", name,
-              " must be a floating-point tensor, got dtype ", t.scalar_type());
+void check_floating(const char* op, const at::Tensor& t, const char* name) {
+  TORCH_CHECK_TYPE(at::isFloatingType(t.scalar_type()), op, ": ", name,
+                   " must be a floating-point tensor, got dtype ", t.scalar_type());
 }
 
 }  // namespace
 
-GaussianForwardProblem make_gaussian_forward_problem(const at::Tensor& mu,
-                                                     const at::Tensor& logvar,
+GaussianForwardProblem make_gaussian_forward_problem(const GaussianNames& names,
+                                                     const at::Tensor& mean,
+                                                     const at::Tensor& spread,
                                                      std::optional<int64_t> num_samples) {
-  check_floating(mu, "mu");
-  check_floating(logvar, "logvar");
-  TORCH_CHECK(mu.device() == logvar.device(), "gaussian_rsample: mu is on ", mu.device(),
-              " but logvar is on ", logvar.device(), "; both must be on the same device");
-  TORCH_CHECK_VALUE(!num_samples.has_value() || *num_samples >= 1,
-                    "gaussian_rsample: num_samples must be None or >= 1, got ",
-                    num_samples.value_or(0));
+  check_floating(names.op, mean, names.mean);
+  check_floating(names.op, spread, names.spread);
+  TORCH_CHECK(mean.device() == spread.device(), names.op, ": ", names.mean, " is on ",
+              mean.device(), " but ", names.spread, " is on ", spread.device(),
+              "; both must be on the same device");
+  TORCH_CHECK_VALUE(!num_samples.has_value() || *num_samples >= 1, names.op,
+                    ": num_samples must be None or >= 1, got ", num_samples.value_or(0));
 
   GaussianForwardProblem p;
   const std::vector<int64_t> sample_shape =
-      broadcast_parameter_shape("gaussian_rsample", "mu", mu, "logvar", logvar);
-  const at::ScalarType dtype = at::promote_types(mu.scalar_type(), logvar.scalar_type());
-  p.mu = mu.to(dtype);
-  p.logvar = logvar.to(dtype);
+      broadcast_parameter_shape(names.op, names.mean, mean, names.spread, spread);
+  const at::ScalarType dtype = at::promote_types(mean.scalar_type(), spread.scalar_type());
+  p.mean = mean.to(dtype);
+  p.spread = spread.to(dtype);
   p.num_samples = num_samples.value_or(1);
   p.sample_numel = c10::multiply_integers(sample_shape);
   if (num_samples.has_value()) p.out_shape.push_back(*num_samples);
   p.out_shape.insert(p.out_shape.end(), sample_shape.begin(), sample_shape.end());
-  std::vector<at::Tensor> inputs{p.mu, p.logvar};
+  std::vector<at::Tensor> inputs{p.mean, p.spread};
   p.layout = make_layout_2d(sample_shape, inputs);
-  p.mu = inputs[0];
-  p.logvar = inputs[1];
+  p.mean = inputs[0];
+  p.spread = inputs[1];
   return p;
 }
 
-GaussianBackwardProblem make_gaussian_backward_problem(const at::Tensor& grad,
-                                                       const at::Tensor& logvar,
+GaussianBackwardProblem make_gaussian_backward_problem(const GaussianNames& names,
+                                                       const at::Tensor& grad,
+                                                       const at::Tensor& spread,
                                                        const at::Tensor& rng_state,
-                                                       at::IntArrayRef mu_size,
+                                                       at::IntArrayRef mean_size,
                                                        bool has_sample_dim) {
-  check_floating(grad, "grad");
-  check_floating(logvar, "logvar");
-  TORCH_CHECK(grad.device() == logvar.device(), "_gaussian_rsample_backward: grad (",
-              grad.device(), ") and logvar (", logvar.device(), ") must be on one device");
-  check_rng_state(rng_state, logvar.device(), "_gaussian_rsample_backward");
+  const std::string op = std::string("_") + names.op + "_backward";
+  check_floating(op.c_str(), grad, "grad");
+  check_floating(op.c_str(), spread, names.spread);
+  TORCH_CHECK(grad.device() == spread.device(), op, ": grad (", grad.device(), ") and ",
+              names.spread, " (", spread.device(), ") must be on one device");
+  check_rng_state(rng_state, spread.device(), op.c_str());
 
   GaussianBackwardProblem p;
-  p.sample_shape = at::infer_size(mu_size, logvar.sizes());
+  p.sample_shape = at::infer_size(mean_size, spread.sizes());
   std::vector<int64_t> expected_grad_shape;
   if (has_sample_dim) {
-    TORCH_CHECK(grad.dim() == static_cast<int64_t>(p.sample_shape.size()) + 1,
-                "_gaussian_rsample_backward: grad must have a leading sample dimension, got "
-                "shape ",
-                grad.sizes());
+    TORCH_CHECK(grad.dim() == static_cast<int64_t>(p.sample_shape.size()) + 1, op,
+                ": grad must have a leading sample dimension, got shape ", grad.sizes());
     p.num_samples = grad.size(0);
     expected_grad_shape.push_back(p.num_samples);
   }
   expected_grad_shape.insert(expected_grad_shape.end(), p.sample_shape.begin(),
                              p.sample_shape.end());
-  TORCH_CHECK(grad.sizes().equals(expected_grad_shape), "_gaussian_rsample_backward: grad of ",
-              "shape ", grad.sizes(), " does not match the forward output shape ",
-              at::IntArrayRef(expected_grad_shape));
+  TORCH_CHECK(grad.sizes().equals(expected_grad_shape), op, ": grad of shape ", grad.sizes(),
+              " does not match the forward output shape ", at::IntArrayRef(expected_grad_shape));
   const at::ScalarType dtype = grad.scalar_type();
   p.grad = grad.contiguous();
-  p.logvar = logvar.to(dtype);
+  p.spread = spread.to(dtype);
   p.sample_numel = c10::multiply_integers(p.sample_shape);
-  std::vector<at::Tensor> inputs{p.logvar};
+  std::vector<at::Tensor> inputs{p.spread};
   p.layout = make_layout_2d(p.sample_shape, inputs);
-  p.logvar = inputs[0];
+  p.spread = inputs[0];
   return p;
 }
 
@@ -91,18 +93,18 @@ void check_rng_state(const at::Tensor& rng_state, const at::Device& device, cons
               rng_state.sizes(), rng_state.is_contiguous() ? "" : " (not contiguous)");
 }
 
-at::Tensor empty_grad_mu(const GaussianBackwardProblem& p, bool need_grad_mu) {
-  return at::empty(need_grad_mu ? at::IntArrayRef(p.sample_shape) : at::IntArrayRef({0}),
+at::Tensor empty_grad_mean(const GaussianBackwardProblem& p, bool need_grad_mean) {
+  return at::empty(need_grad_mean ? at::IntArrayRef(p.sample_shape) : at::IntArrayRef({0}),
                    p.grad.options());
 }
 
-std::tuple<at::Tensor, at::Tensor> reduce_gaussian_grads(const at::Tensor& grad_mu_full,
-                                                         const at::Tensor& grad_logvar_full,
-                                                         at::IntArrayRef mu_size,
-                                                         at::IntArrayRef logvar_size,
-                                                         bool need_grad_mu) {
-  return {need_grad_mu ? at::sum_to(grad_mu_full, mu_size) : grad_mu_full,
-          at::sum_to(grad_logvar_full, logvar_size)};
+std::tuple<at::Tensor, at::Tensor> reduce_gaussian_grads(const at::Tensor& grad_mean_full,
+                                                         const at::Tensor& grad_spread_full,
+                                                         at::IntArrayRef mean_size,
+                                                         at::IntArrayRef spread_size,
+                                                         bool need_grad_mean) {
+  return {need_grad_mean ? at::sum_to(grad_mean_full, mean_size) : grad_mean_full,
+          at::sum_to(grad_spread_full, spread_size)};
 }
 
 at::Tensor make_cpu_rng_state(uint64_t seed, uint64_t offset) {
@@ -143,4 +145,21 @@ TORCH_LIBRARY_FRAGMENT(gradext, m) {
   m.def(
       "_gaussian_rsample_backward(Tensor grad, Tensor logvar, Tensor rng_state, SymInt[] mu_size, "
       "bool has_sample_dim, bool need_grad_mu) -> (Tensor, Tensor)");
+  // The scale parametrization, z = loc + scale * eps (torch.distributions.Normal's), with the
+  // same four ops and the same noise: for one (seed, offset), normal_rsample(loc, scale) draws
+  // the eps of gaussian_rsample(loc, 2 log scale). Its backward's grad_scale = sum grad * eps
+  // holds no function of the scale, so it is exact at scale = 0.
+  m.def(
+      "normal_rsample(Tensor loc, Tensor scale, SymInt? num_samples=None, *, "
+      "Generator? generator=None) -> (Tensor, Tensor)",
+      {at::Tag::nondeterministic_seeded});
+  m.def(
+      "_normal_rsample_seeded(Tensor loc, Tensor scale, SymInt? num_samples, int seed, "
+      "int offset) -> (Tensor, Tensor)");
+  m.def(
+      "_normal_rsample_replay(Tensor loc, Tensor scale, SymInt? num_samples, Tensor rng_state) "
+      "-> (Tensor, Tensor)");
+  m.def(
+      "_normal_rsample_backward(Tensor grad, Tensor scale, Tensor rng_state, SymInt[] loc_size, "
+      "bool has_sample_dim, bool need_grad_loc) -> (Tensor, Tensor)");
 }

@@ -1,5 +1,7 @@
 """Gaussian reparameterized sampling: eager PyTorch vs torch.compile vs gradext, forward and
-forward+backward, for several sizes and sample counts, on the CPU and on CUDA when present.
+forward+backward, for several sizes and sample counts, on the CPU and on CUDA when present; and
+torch.distributions.Normal(loc, scale).rsample(sample_shape) against gradext.distributions.Normal
+(normal_rsample, the scale parametrization), at a VAE latent and at 2^22 samples.
 
     python -m gradext.bench.gaussian [--device cpu|cuda|all] [--quick]
 
@@ -29,6 +31,13 @@ def eager_rsample(mu, logvar, num_samples=None):
 
 def gradext_rsample(mu, logvar, num_samples=None):
     return gradext.gaussian_rsample(mu, logvar, num_samples)
+
+
+def normal_cases(device: torch.device, quick: bool):
+    """(batch, dim, sample_shape) of Normal(loc, scale).rsample(sample_shape): a VAE latent
+    ([128, 20], pytorch/examples' VAE) and 2^22 samples (parameters [4096, 128], 8 samples)."""
+    full = [(128, 20, ()), (4096, 128, (8,))]
+    return full[1:] if quick and device.type == "cuda" else full
 
 
 def cases(device: torch.device, quick: bool):
@@ -70,6 +79,46 @@ def measure(device: torch.device, quick: bool) -> list[harness.Measurement]:
     return rows
 
 
+def measure_normal(device: torch.device, quick: bool) -> list[harness.Measurement]:
+    """The distribution classes as a user calls them: construction (validate_args off, as in
+    training loops) and rsample. "eager" is torch's Normal, "compile" the same compiled."""
+    from torch import distributions as td
+
+    from gradext import distributions
+
+    def torch_normal(loc, scale, shape):
+        return td.Normal(loc, scale, validate_args=False).rsample(shape)
+
+    def gradext_normal(loc, scale, shape):
+        return distributions.Normal(loc, scale, validate_args=False).rsample(shape)
+
+    impls = {
+        "eager": torch_normal,
+        "compile": torch.compile(torch_normal),
+        "gradext": gradext_normal,
+    }
+    rows = []
+    for batch, dim, shape in normal_cases(device, quick):
+        loc = torch.randn(batch, dim, device=device, requires_grad=True)
+        scale = (torch.rand(batch, dim, device=device) + 0.1).requires_grad_()
+        grad_out = torch.randn(*shape, batch, dim, device=device)
+        k = shape[0] if shape else None
+        rows += harness.time_modes(
+            "Normal.rsample",
+            f"[{batch}, {dim}] sample_shape={shape}",
+            {name: (lambda fn=fn: fn(loc, scale, shape)) for name, fn in impls.items()},
+            (loc, scale),
+            grad_out,
+            device,
+            lambda mode, b=batch, d=dim, k=k: bytes_moved(b, d, k, 4, mode),
+        )
+    return rows
+
+
+def measure_all(device: torch.device, quick: bool) -> list[harness.Measurement]:
+    return measure(device, quick) + measure_normal(device, quick)
+
+
 def copy_bandwidth_gbps(device: torch.device) -> float:
     """Measured device-to-device copy bandwidth (bytes read + written), the forward's ceiling."""
     src = torch.empty(1 << 28, dtype=torch.float32, device=device)  # 1 GiB
@@ -95,6 +144,15 @@ def report_targets(rows, device: torch.device) -> list[str]:
             check(
                 f"CPU fwd+bwd {case}: {vs_compile:.2f}x torch.compile (target > 1x)", vs_compile > 1
             )
+        normal_targets = {
+            "[4096, 128] sample_shape=(8,)": (3.0, "target >= 3x"),
+            "[128, 20] sample_shape=()": (1.0, "target: never slower"),
+        }
+        for case, (target, label) in normal_targets.items():
+            key = ("Normal.rsample", case, "forward+backward", "gradext")
+            if key in ratio:
+                r = ratio[key]
+                check(f"CPU Normal.rsample fwd+bwd {case}: {r:.2f}x torch's ({label})", r >= target)
     else:
         for case in ("[65536, 1024] K=1", "[8192, 1024] K=8"):
             for mode in ("forward", "forward+backward"):
@@ -108,6 +166,10 @@ def report_targets(rows, device: torch.device) -> list[str]:
                     f"CUDA {mode} {case}: {vs_compile:.2f}x compile (target >= 1.2x)",
                     vs_compile >= 1.2,
                 )
+        for case in ("[128, 20] sample_shape=()", "[4096, 128] sample_shape=(8,)"):
+            key = ("Normal.rsample", case, "forward+backward", "gradext")
+            if key in ratio:
+                lines.append(f"info  CUDA Normal.rsample fwd+bwd {case}: {ratio[key]:.2f}x torch's")
         copy = copy_bandwidth_gbps(device)
         for m in rows:
             if m.impl == "gradext" and m.mode == "forward" and m.case == "[65536, 1024] K=1":
@@ -120,4 +182,4 @@ def report_targets(rows, device: torch.device) -> list[str]:
 
 
 if __name__ == "__main__":
-    sys.exit(harness.main("gaussian", __doc__.splitlines()[0], measure, report_targets))
+    sys.exit(harness.main("gaussian", __doc__.splitlines()[0], measure_all, report_targets))

@@ -19,7 +19,12 @@ from gradext.reference.control_variates import (
 )
 from gradext.reference.dirichlet import dirichlet_rsample
 from gradext.reference.gamma import gamma_rsample, standard_gamma_dz_dalpha
-from gradext.reference.gaussian import gaussian_rsample, gaussian_rsample_from_noise
+from gradext.reference.gaussian import (
+    gaussian_rsample,
+    gaussian_rsample_from_noise,
+    normal_rsample,
+    normal_rsample_from_noise,
+)
 from gradext.reference.relaxed import (
     gumbel_noise,
     gumbel_sigmoid,
@@ -52,6 +57,8 @@ __all__ = [
     "gumbel_softmax",
     "gumbel_softmax_from_noise",
     "logistic_noise",
+    "normal_rsample",
+    "normal_rsample_from_noise",
     "rebar",
     "relax",
     "relaxations_from_noise",

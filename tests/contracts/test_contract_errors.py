@@ -24,6 +24,7 @@ def _float8_dtypes():
 
 PUBLIC_CALLS = {
     "gaussian_rsample": (lambda x: gradext.gaussian_rsample(x, x), "mu"),
+    "normal_rsample": (lambda x: gradext.normal_rsample(x, x), "loc"),
     "gamma_rsample": (lambda x: gradext.gamma_rsample(x), "concentration"),
     "dirichlet_rsample": (lambda x: gradext.dirichlet_rsample(x), "concentration"),
     "beta_rsample": (lambda x: gradext.beta_rsample(x, x), "concentration1"),

@@ -16,6 +16,7 @@ X = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_se
 
 CALLS = {
     "gaussian_rsample": lambda x: gradext.gaussian_rsample(x, x, 2),
+    "normal_rsample": lambda x: gradext.normal_rsample(x, x.exp(), 2),
     "gumbel_softmax": lambda x: gradext.gumbel_softmax(x, hard=True),
     "gumbel_sigmoid": lambda x: gradext.gumbel_sigmoid(x),
     "categorical_sample": lambda x: gradext.categorical_sample(x, 2)[1],

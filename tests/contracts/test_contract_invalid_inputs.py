@@ -136,6 +136,28 @@ def test_gaussian_rsample_nan_in_nan_out(device, dtype):
 
 
 @pytest.mark.parametrize("dtype", ALL_DTYPES)
+def test_normal_rsample_nan_in_nan_out_and_exact_at_scale_zero(device, dtype):
+    """NaN in either parameter stays in its element; scale 0 gives exactly loc and the finite
+    gradient sum grad * eps (gaussian_rsample's logvar = -inf gives a zero one); an infinite
+    scale is inf or NaN in its element only."""
+    loc = torch.tensor([0.5, NAN, 0.0, 1.0, 2.0], dtype=dtype, device=device).requires_grad_()
+    scale = torch.tensor([1.0, 1.0, NAN, 0.0, INF], dtype=dtype, device=device).requires_grad_()
+    z = gradext.normal_rsample(loc, scale, 3, generator=_generator(device))
+    assert z[:, 1:3].isnan().all() and z[:, 0].isfinite().all()
+    assert torch.equal(z[:, 3], loc[3].detach().expand(3))
+    assert not z[:, 4].isfinite().any()
+    grad_loc, grad_scale = torch.autograd.grad(z.sum(), (loc, scale))
+    assert torch.equal(grad_loc.float(), torch.full((5,), 3.0, device=device))
+    # the same noise (as a sample of N(0, 1)), rounded to the dtype: the gradient sums it
+    ones = torch.ones(5, dtype=dtype, device=device)
+    eps = gradext.normal_rsample(0 * ones, ones, 3, generator=_generator(device))
+    loose = dict(rtol=1e-2, atol=1e-2) if dtype in (torch.float16, torch.bfloat16) else {}
+    torch.testing.assert_close(grad_scale[3].float(), eps[:, 3].float().sum(), **loose)
+    assert grad_scale[3] != 0
+    assert grad_scale[[0, 1, 2, 4]].isfinite().all()  # grad * eps: the parameters are not in it
+
+
+@pytest.mark.parametrize("dtype", ALL_DTYPES)
 @pytest.mark.parametrize("name", ["score_function_loo", "vimco"])
 def test_estimators_keep_nan_to_its_datapoint(device, dtype, name):
     values = torch.randn(5, 3, generator=torch.Generator().manual_seed(4)).to(dtype).to(device)

@@ -18,6 +18,7 @@ pytestmark = requires_extension
 
 TRACED = {
     "gaussian_rsample": (lambda m: gradext.gaussian_rsample(m, m, 3), (3, 6, 5)),
+    "normal_rsample": (lambda m: gradext.normal_rsample(m, m.exp(), 3), (3, 6, 5)),
     "gumbel_softmax": (lambda x: gradext.gumbel_softmax(x, tau=0.5, hard=True), (6, 5)),
     "gumbel_sigmoid": (lambda x: gradext.gumbel_sigmoid(x, 0.5), (6, 5)),
     "categorical_sample": (lambda x: gradext.categorical_sample(x, 2)[1], (2, 6)),
@@ -38,5 +39,11 @@ def test_trace_records_the_op_without_gradext_tracer_warnings(name):
     x = torch.randn(6, 5)
     out = traced(x)
     assert out.shape == traced_shape
-    if name in ("gaussian_rsample", "gumbel_softmax", "gumbel_sigmoid", "categorical_sample"):
+    if name in (
+        "gaussian_rsample",
+        "normal_rsample",
+        "gumbel_softmax",
+        "gumbel_sigmoid",
+        "categorical_sample",
+    ):
         assert not torch.equal(out, traced(x))  # a random op: new noise per call

@@ -16,6 +16,9 @@ def _samplers():
         "gaussian_rsample": lambda n, g: gradext.gaussian_rsample(
             torch.zeros(4, 3), torch.zeros(3), n, generator=g
         ),
+        "normal_rsample": lambda n, g: gradext.normal_rsample(
+            torch.zeros(4, 3), positive, n, generator=g
+        ),
         "gamma_rsample": lambda n, g: gradext.gamma_rsample(positive, 2.0, n, generator=g),
         "dirichlet_rsample": lambda n, g: gradext.dirichlet_rsample(positive, n, generator=g),
         "beta_rsample": lambda n, g: gradext.beta_rsample(positive, 1.5, n, generator=g),

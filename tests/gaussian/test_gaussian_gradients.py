@@ -170,3 +170,20 @@ def test_one_sample_grad_mu_is_the_incoming_grad(device):
     upstream = torch.randn_like(z)
     grad_mu, _ = torch.autograd.grad(z, (mu, logvar), upstream)
     assert grad_mu.data_ptr() == upstream.data_ptr()
+
+
+@requires_extension
+@pytest.mark.parametrize("op", ["gaussian_rsample", "normal_rsample"])
+@pytest.mark.parametrize("num_samples", [None, 1, 3])
+def test_gradient_of_the_spread_alone(device, op, num_samples):
+    """autograd.grad into the second parameter only, while the first requires grad too: the
+    mean's gradient is not computed and nothing else changes (the fused backward's empty
+    placeholder for it never reaches autograd)."""
+    mean = torch.randn(4, 5, device=device, dtype=torch.float64, requires_grad=True)
+    spread = (torch.rand(5, device=device, dtype=torch.float64) + 0.5).requires_grad_()
+    sample = getattr(gradext, op)
+    z = sample(mean, spread, num_samples, generator=torch.Generator(device).manual_seed(3))
+    upstream = torch.randn_like(z)
+    (alone,) = torch.autograd.grad(z, spread, upstream, retain_graph=True)
+    _, both = torch.autograd.grad(z, (mean, spread), upstream)
+    assert torch.equal(alone, both)

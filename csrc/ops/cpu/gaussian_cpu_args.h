@@ -1,5 +1,6 @@
 // What the per-ISA CPU Gaussian kernels receive: raw pointers plus the shared layout/RNG state,
-// so that the ISA-specific code needs no ATen headers (see gaussian_kernel.cpp).
+// so that the ISA-specific code needs no ATen headers (see gaussian_kernel.cpp). "spread" is the
+// log-variance (gaussian_rsample) or the scale (normal_rsample): common/gaussian_spread.h.
 #pragma once
 
 #include <cstdint>
@@ -13,8 +14,8 @@ namespace gradext::cpu {
 constexpr int64_t kGaussianTile = 1024;
 
 struct GaussianForwardArgs {
-  const void* mu;      // layout input 0
-  const void* logvar;  // layout input 1
+  const void* mean;    // layout input 0
+  const void* spread;  // layout input 1
   void* z;             // contiguous (K, *S)
   Layout2D layout;     // over S
   int64_t sample_numel;
@@ -24,9 +25,9 @@ struct GaussianForwardArgs {
 
 struct GaussianBackwardArgs {
   const void* grad;    // contiguous (K, *S)
-  const void* logvar;  // layout input 0
-  void* grad_mu;       // contiguous S, or null when not wanted
-  void* grad_logvar;   // contiguous S
+  const void* spread;  // layout input 0
+  void* grad_mean;     // contiguous S, or null when not wanted
+  void* grad_spread;   // contiguous S
   Layout2D layout;     // over S
   int64_t sample_numel;
   int64_t num_samples;

@@ -4,7 +4,8 @@
 // auto-vectorizer: branch-free bodies, unit-stride inner loops, no calls.
 //
 // Both directions tile the sample shape S and loop over the K samples inside a tile, so that
-// mu and exp(logvar / 2) are gathered once per element of S whatever K is, and the backward
+// the mean and the standard deviation (Spread::std_dev of the log-variance or the scale:
+// common/gaussian_spread.h) are gathered once per element of S whatever K is, and the backward
 // reduces over the samples without atomics (its result is independent of the thread count).
 
 // Gathers values[j] = x[offset of S position s0 + j], j < count, through the [rows, cols] layout.
@@ -35,19 +36,26 @@ struct Identity {
   GRADEXT_CPU_INLINE opmath_t operator()(opmath_t v) const { return v; }
 };
 
-template <typename opmath_t>
-struct HalfStd {  // exp(logvar / 2), the standard deviation
-  GRADEXT_CPU_INLINE opmath_t operator()(opmath_t logvar) const {
-    return math::exp(opmath_t(0.5) * logvar);
+template <typename opmath_t, typename Spread>
+struct StdDev {
+  GRADEXT_CPU_INLINE opmath_t operator()(opmath_t spread) const {
+    return Spread::std_dev(spread);
   }
 };
 
-template <typename scalar_t>
+template <typename opmath_t, typename Spread>
+struct StdDevDerivative {
+  GRADEXT_CPU_INLINE opmath_t operator()(opmath_t spread) const {
+    return Spread::std_dev_derivative(spread);
+  }
+};
+
+template <typename scalar_t, typename Spread>
 void gaussian_forward_tiles(const GaussianForwardArgs& a, int64_t tile_begin,
                             int64_t tile_end) {
   using opmath_t = at::opmath_type<scalar_t>;
-  const auto* mu = static_cast<const scalar_t*>(a.mu);
-  const auto* logvar = static_cast<const scalar_t*>(a.logvar);
+  const auto* mean_in = static_cast<const scalar_t*>(a.mean);
+  const auto* spread = static_cast<const scalar_t*>(a.spread);
   auto* z = static_cast<scalar_t*>(a.z);
   alignas(64) opmath_t noise[kGaussianTile + 8];
   alignas(64) opmath_t mean[kGaussianTile];
@@ -56,8 +64,8 @@ void gaussian_forward_tiles(const GaussianForwardArgs& a, int64_t tile_begin,
   for (int64_t tile = tile_begin; tile < tile_end; ++tile) {
     const int64_t s0 = tile * kGaussianTile;
     const int64_t count = std::min(kGaussianTile, a.sample_numel - s0);
-    gather_tile(mu, a.layout, 0, s0, count, mean, Identity<opmath_t>{});
-    gather_tile(logvar, a.layout, 1, s0, count, std, HalfStd<opmath_t>{});
+    gather_tile(mean_in, a.layout, 0, s0, count, mean, Identity<opmath_t>{});
+    gather_tile(spread, a.layout, 1, s0, count, std, StdDev<opmath_t, Spread>{});
     for (int64_t k = 0; k < num_samples; ++k) {
       const int64_t first = k * a.sample_numel + s0;
       const opmath_t* eps =
@@ -71,15 +79,15 @@ void gaussian_forward_tiles(const GaussianForwardArgs& a, int64_t tile_begin,
 }
 
 // Accumulates grad and grad * eps over the K samples, then scales the latter by
-// d z / d logvar / eps = exp(logvar / 2) / 2.
-template <typename scalar_t>
+// d z / d spread / eps = d sd / d spread (exp(logvar / 2) / 2, or 1 for the scale).
+template <typename scalar_t, typename Spread>
 void gaussian_backward_tiles(const GaussianBackwardArgs& a, int64_t tile_begin,
                              int64_t tile_end) {
   using opmath_t = at::opmath_type<scalar_t>;
   const auto* grad = static_cast<const scalar_t*>(a.grad);
-  const auto* logvar = static_cast<const scalar_t*>(a.logvar);
-  auto* grad_mu = static_cast<scalar_t*>(a.grad_mu);
-  auto* grad_logvar = static_cast<scalar_t*>(a.grad_logvar);
+  const auto* spread = static_cast<const scalar_t*>(a.spread);
+  auto* grad_mean = static_cast<scalar_t*>(a.grad_mean);
+  auto* grad_spread = static_cast<scalar_t*>(a.grad_spread);
   alignas(64) opmath_t noise[kGaussianTile + 8];
   alignas(64) opmath_t sum_grad[kGaussianTile];
   alignas(64) opmath_t sum_grad_eps[kGaussianTile];
@@ -101,14 +109,14 @@ void gaussian_backward_tiles(const GaussianBackwardArgs& a, int64_t tile_begin,
         sum_grad_eps[t] += gv * eps[t];
       }
     }
-    // Reuse the noise buffer for exp(logvar / 2) of this tile.
-    opmath_t* std = noise;
-    gather_tile(logvar, a.layout, 0, s0, count, std, HalfStd<opmath_t>{});
-    if (grad_mu != nullptr) {
-      for (int64_t t = 0; t < count; ++t) grad_mu[s0 + t] = static_cast<scalar_t>(sum_grad[t]);
+    // Reuse the noise buffer for d sd / d spread of this tile.
+    opmath_t* slope = noise;
+    gather_tile(spread, a.layout, 0, s0, count, slope, StdDevDerivative<opmath_t, Spread>{});
+    if (grad_mean != nullptr) {
+      for (int64_t t = 0; t < count; ++t) grad_mean[s0 + t] = static_cast<scalar_t>(sum_grad[t]);
     }
     for (int64_t t = 0; t < count; ++t) {
-      grad_logvar[s0 + t] = static_cast<scalar_t>(sum_grad_eps[t] * (opmath_t(0.5) * std[t]));
+      grad_spread[s0 + t] = static_cast<scalar_t>(sum_grad_eps[t] * slope[t]);
     }
   }
 }

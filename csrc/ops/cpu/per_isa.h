@@ -56,12 +56,13 @@ namespace gradext::cpu::isa_avx512 {
 #define GRADEXT_HAS_X86_VARIANTS 1
 #endif
 
-// The variant of `fn` (a kernel template instantiated for scalar_t) for an ISA.
+// The variant of `fn` (a kernel template instantiated for its template arguments, scalar_t
+// first) for an ISA.
 #if defined(GRADEXT_HAS_X86_VARIANTS)
-#define GRADEXT_SELECT_ISA(isa, fn, scalar_t)                         \
-  ((isa) == ::gradext::cpu::Isa::kAvx512 ? &isa_avx512::fn<scalar_t> \
-   : (isa) == ::gradext::cpu::Isa::kAvx2 ? &isa_avx2::fn<scalar_t>   \
-                                         : &isa_default::fn<scalar_t>)
+#define GRADEXT_SELECT_ISA(isa, fn, ...)                                 \
+  ((isa) == ::gradext::cpu::Isa::kAvx512 ? &isa_avx512::fn<__VA_ARGS__> \
+   : (isa) == ::gradext::cpu::Isa::kAvx2 ? &isa_avx2::fn<__VA_ARGS__>   \
+                                         : &isa_default::fn<__VA_ARGS__>)
 #else
-#define GRADEXT_SELECT_ISA(isa, fn, scalar_t) (&isa_default::fn<scalar_t>)
+#define GRADEXT_SELECT_ISA(isa, fn, ...) (&isa_default::fn<__VA_ARGS__>)
 #endif
