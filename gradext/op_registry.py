@@ -23,6 +23,7 @@ op) and ``smoke`` (a run of every kernel path: shape classes, dtypes, forward an
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Iterator
 
 import torch
@@ -71,31 +72,43 @@ def _backward_with_random_grad(output):
 # --- gaussian_rsample -----------------------------------------------------------------------
 
 
-def _gaussian_opcheck(device):
-    mu = _leaf(4, 5, device=device)
-    logvar = _leaf(4, 5, device=device, scale=0.5)
-    yield "gaussian_rsample", (mu, logvar, None)
-    yield "gaussian_rsample", (mu, logvar, 3)
-    yield "_gaussian_rsample_seeded", (mu, logvar, 3, 17, 4)
-    z, state = torch.ops.gradext._gaussian_rsample_seeded(mu, logvar, 3, 17, 4)
-    yield "_gaussian_rsample_replay", (mu, logvar, 3, state)
+# The family's two parametrizations share their checks: the op's name and how its spread is made
+# (a log-variance of any sign, or a positive scale).
+
+
+def _gaussian_spread(op, *shape, device, dtype=torch.float32):
+    if op == "normal_rsample":
+        return _positive_leaf(*shape, device=device, dtype=dtype)
+    return _leaf(*shape, device=device, dtype=dtype, scale=0.5)
+
+
+def _gaussian_family_opcheck(op, device):
+    ops = torch.ops.gradext
+    mean = _leaf(4, 5, device=device)
+    spread = _gaussian_spread(op, 5, device=device)
+    yield op, (mean, spread, None)
+    yield op, (mean, spread, 3)
+    yield f"_{op}_seeded", (mean, spread, 3, 17, 4)
+    z, state = getattr(ops, f"_{op}_seeded")(mean, spread, 3, 17, 4)
+    yield f"_{op}_replay", (mean, spread, 3, state)
     # Inputs that require grad: opcheck then checks the backward op's own autograd (its
     # derivative, for double backward) under AOTAutograd too.
     grad = torch.randn_like(z).requires_grad_()
-    yield "_gaussian_rsample_backward", (grad, logvar, state, list(mu.shape), True, True)
+    yield f"_{op}_backward", (grad, spread, state, list(mean.shape), True, True)
 
 
-def _gaussian_smoke(device, dtype):
-    for mu_shape, logvar_shape, k in [
+def _gaussian_family_smoke(op, device, dtype):
+    for mean_shape, spread_shape, k in [
         ((64, 32), (64, 32), 3),  # dense kernels
         ((7, 5), (5,), None),  # strided kernels, numel not a multiple of 4
         ((33,), (33,), 2),  # dense shape, ragged total
         ((0, 4), (0, 4), 2),  # empty
     ]:
-        mu = _leaf(*mu_shape, device=device, dtype=dtype)
-        logvar = _leaf(*logvar_shape, device=device, dtype=dtype)
-        _backward_with_random_grad(gradext.gaussian_rsample(mu, logvar, k))
-        torch.ops.gradext._gaussian_rsample_seeded(mu.detach(), logvar.detach(), k, 1, 4)
+        mean = _leaf(*mean_shape, device=device, dtype=dtype)
+        spread = _gaussian_spread(op, *spread_shape, device=device, dtype=dtype)
+        _backward_with_random_grad(getattr(gradext, op)(mean, spread, k))
+        seeded = getattr(torch.ops.gradext, f"_{op}_seeded")
+        seeded(mean.detach(), spread.detach(), k, 1, 4)
 
 
 GAUSSIAN_RSAMPLE = OpCase(
@@ -112,37 +125,12 @@ GAUSSIAN_RSAMPLE = OpCase(
     registered=lambda x: torch.ops.gradext.gaussian_rsample(
         x, 0.5 * x, 2, generator=_seeded(device=x.device)
     )[0],
-    opcheck_samples=_gaussian_opcheck,
-    smoke=_gaussian_smoke,
+    opcheck_samples=functools.partial(_gaussian_family_opcheck, "gaussian_rsample"),
+    smoke=functools.partial(_gaussian_family_smoke, "gaussian_rsample"),
 )
 
 
 # --- normal_rsample (the Gaussian family's scale parametrization) ---------------------------
-
-
-def _normal_opcheck(device):
-    loc = _leaf(4, 5, device=device)
-    scale = _positive_leaf(5, device=device)
-    yield "normal_rsample", (loc, scale, None)
-    yield "normal_rsample", (loc, scale, 3)
-    yield "_normal_rsample_seeded", (loc, scale, 3, 17, 4)
-    z, state = torch.ops.gradext._normal_rsample_seeded(loc, scale, 3, 17, 4)
-    yield "_normal_rsample_replay", (loc, scale, 3, state)
-    grad = torch.randn_like(z).requires_grad_()
-    yield "_normal_rsample_backward", (grad, scale, state, list(loc.shape), True, True)
-
-
-def _normal_smoke(device, dtype):
-    for loc_shape, scale_shape, k in [
-        ((64, 32), (64, 32), 3),  # dense kernels
-        ((7, 5), (5,), None),  # strided kernels, numel not a multiple of 4
-        ((33,), (33,), 2),  # dense shape, ragged total
-        ((0, 4), (0, 4), 2),  # empty
-    ]:
-        loc = _leaf(*loc_shape, device=device, dtype=dtype)
-        scale = _positive_leaf(*scale_shape, device=device, dtype=dtype)
-        _backward_with_random_grad(gradext.normal_rsample(loc, scale, k))
-        torch.ops.gradext._normal_rsample_seeded(loc.detach(), scale.detach(), k, 1, 4)
 
 
 NORMAL_RSAMPLE = OpCase(
@@ -161,8 +149,8 @@ NORMAL_RSAMPLE = OpCase(
     registered=lambda x: torch.ops.gradext.normal_rsample(
         x, torch.exp(0.5 * x), 2, generator=_seeded(device=x.device)
     )[0],
-    opcheck_samples=_normal_opcheck,
-    smoke=_normal_smoke,
+    opcheck_samples=functools.partial(_gaussian_family_opcheck, "normal_rsample"),
+    smoke=functools.partial(_gaussian_family_smoke, "normal_rsample"),
 )
 
 
