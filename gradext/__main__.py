@@ -75,14 +75,15 @@ def _variance(args: argparse.Namespace) -> int:
     print(variance_lab.format_table(rows, variance_lab.analytic_gamma_square, "alpha"))
     for offset in (0.0, 1.0):
         f = variance_lab.toy_objective(0.45, offset)
+        tuned = variance_lab.tune_control_variates(f, 0.4, seed=args.seed)
         rows = variance_lab.bernoulli_gradient_statistics(
-            f, 0.4, max(2, min(args.samples)), args.replicates, seed=args.seed
+            f, 0.4, max(2, min(args.samples)), args.replicates, seed=args.seed, tuned=tuned
         )
         print(
             f"\nd/d theta E[(b - 0.45)^2 + {offset:g}], b ~ Bernoulli(sigmoid(theta)), the REBAR "
             "and RELAX papers' toy problem: every discrete-latent estimator, one sample each (K "
             "for the leave-one-out baseline); concrete and straight-through are biased. "
-            + (f"eta, tau tuned: {f.tuned[0].item():.3g}, {f.tuned[1].item():.3g}.\n")
+            + (f"eta, tau tuned: {tuned.rebar[0].item():.3g}, {tuned.rebar[1].item():.3g}.\n")
         )
         print(variance_lab.format_table(rows, variance_lab.analytic_bernoulli(f), "theta"))
     return 0

@@ -63,20 +63,20 @@ def gumbel_softmax(
     _validation.check_row_length(op, "logits", logits.shape[dim])
     _validation.check_generator(op, generator, logits.device)
     num_samples, sample_dims = _validation.sample_count(op, num_samples)
-    if num_samples is not None:
-        y = gumbel_softmax(
-            _repeated(logits, num_samples),
-            tau,
-            hard,
-            eps,
-            dim % logits.dim() + 1,
-            generator=generator,
-        )
-        return _validation.with_sample_dims(y, sample_dims)
+    if num_samples is None:
+        return _gumbel_softmax_checked(logits, tau, tau_value, hard, dim, generator)
+    y = _gumbel_softmax_checked(
+        _repeated(logits, num_samples), tau, tau_value, hard, dim % logits.dim() + 1, generator
+    )
+    return _validation.with_sample_dims(y, sample_dims)
+
+
+def _gumbel_softmax_checked(logits, tau, tau_value, hard, dim, generator):
+    """gumbel_softmax once its arguments are checked (tau_value is tau's float)."""
     if learned_temperature(tau):
-        return reference.gumbel_softmax(logits, tau, hard, eps, dim, generator=generator)
+        return reference.gumbel_softmax(logits, tau, hard, dim=dim, generator=generator)
     if not _extension.uses_kernels(logits.device):
-        return reference.gumbel_softmax(logits, tau_value, hard, eps, dim, generator=generator)
+        return reference.gumbel_softmax(logits, tau_value, hard, dim=dim, generator=generator)
     if dim % logits.dim() == logits.dim() - 1:  # the common case; a view costs microseconds
         y, _ = _gumbel_softmax(logits, tau_tensor(tau_value), hard, generator=generator)
         return y
@@ -106,9 +106,14 @@ def gumbel_sigmoid(
     _validation.check_no_forward_ad(op, logits, tau)
     _validation.check_generator(op, generator, logits.device)
     num_samples, sample_dims = _validation.sample_count(op, num_samples)
-    if num_samples is not None:
-        y = gumbel_sigmoid(_repeated(logits, num_samples), tau, hard, generator=generator)
-        return _validation.with_sample_dims(y, sample_dims)
+    if num_samples is None:
+        return _gumbel_sigmoid_checked(logits, tau, tau_value, hard, generator)
+    y = _gumbel_sigmoid_checked(_repeated(logits, num_samples), tau, tau_value, hard, generator)
+    return _validation.with_sample_dims(y, sample_dims)
+
+
+def _gumbel_sigmoid_checked(logits, tau, tau_value, hard, generator):
+    """gumbel_sigmoid once its arguments are checked (tau_value is tau's float)."""
     if learned_temperature(tau):
         return reference.gumbel_sigmoid(logits, tau, hard, generator=generator)
     if not _extension.uses_kernels(logits.device):

@@ -41,6 +41,7 @@ log-mean of weights, not E[f]: it has no row here.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -258,7 +259,6 @@ def toy_objective(target: float = 0.45, offset: float = 0.0):
     def f(b: torch.Tensor) -> torch.Tensor:
         return (b - target) ** 2 + offset
 
-    f.target, f.offset = target, offset
     return f
 
 
@@ -275,6 +275,26 @@ def analytic_bernoulli(f) -> Callable[[float, int], dict[str, tuple[float, float
         return rows
 
     return analytic
+
+
+@dataclass(frozen=True)
+class TunedControlVariates:
+    """What the tuned estimators of the Bernoulli toy use, fitted on noise of their own:
+    REBAR's (eta, tau) and RELAX's control variate (None where not asked for)."""
+
+    rebar: tuple[torch.Tensor, torch.Tensor] | None
+    relax: Callable[[torch.Tensor], torch.Tensor] | None
+
+
+def tune_control_variates(
+    f, theta: float = 0.4, estimators=BERNOULLI_ESTIMATORS, seed: int = 0
+) -> TunedControlVariates:
+    """Tunes REBAR's eta and tau ("rebar_tuned") and trains RELAX's control variate ("relax")
+    by minimizing their estimators' variance (variance_loss), each where `estimators` has it."""
+    return TunedControlVariates(
+        _tuned_rebar_parameters(f, theta, seed) if "rebar_tuned" in estimators else None,
+        _trained_control_variate(f, theta, seed) if "relax" in estimators else None,
+    )
 
 
 def _tuned_rebar_parameters(f, theta, seed, steps=200, batch=512):
@@ -314,7 +334,7 @@ def _trained_control_variate(f, theta, seed, steps=300, batch=256):
     return c
 
 
-def _bernoulli_estimates(estimator, f, theta, num_samples, generator) -> torch.Tensor:
+def _bernoulli_estimates(estimator, f, theta, num_samples, generator, tuned) -> torch.Tensor:
     """One estimate per replicate of d/d theta[r] E[f(b)]."""
     if estimator == "score_function_loo":
         logits = theta.expand(num_samples, -1)
@@ -327,9 +347,9 @@ def _bernoulli_estimates(estimator, f, theta, num_samples, generator) -> torch.T
         z = gumbel_sigmoid(theta, 0.5, hard=estimator == "straight_through", generator=generator)
         objective = f(z)
     elif estimator == "relax":
-        objective = relax(f, theta, f.control_variate, 0.5, generator=generator)
+        objective = relax(f, theta, tuned.relax, 0.5, generator=generator)
     else:
-        eta, tau = {"reinforce": (0.0, 0.5), "rebar": (1.0, 0.5)}.get(estimator, f.tuned)
+        eta, tau = {"reinforce": (0.0, 0.5), "rebar": (1.0, 0.5)}.get(estimator, tuned.rebar)
         objective = rebar(f, theta, tau, eta, generator=generator)
     (grad,) = torch.autograd.grad(objective.sum(), theta)
     return grad
@@ -342,21 +362,22 @@ def bernoulli_gradient_statistics(
     replicates: int = 100_000,
     estimators=BERNOULLI_ESTIMATORS,
     seed: int = 0,
+    tuned: TunedControlVariates | None = None,
 ) -> list[GradientStatistics]:
     """Mean and variance over `replicates` independent estimates of d/d theta E[f(b)], b ~
     Bernoulli(sigmoid(theta)) (f = toy_objective() by default), for each estimator; K =
     num_samples for the leave-one-out baseline, one sample for the others. The tuned REBAR and
-    RELAX are tuned first (on noise of their own), then measured like the rest."""
+    RELAX use `tuned` (tune_control_variates(f, theta, estimators, seed) when None: tuned on
+    noise of their own), then are measured like the rest."""
     f = toy_objective() if f is None else f
     _check_arguments(num_samples, replicates, estimators, BERNOULLI_ESTIMATORS)
-    if "rebar_tuned" in estimators:
-        f.tuned = _tuned_rebar_parameters(f, theta, seed)
-    if "relax" in estimators:
-        f.control_variate = _trained_control_variate(f, theta, seed)
+    if tuned is None:
+        tuned = tune_control_variates(f, theta, estimators, seed)
+    estimates = functools.partial(_bernoulli_estimates, tuned=tuned)
     rows = []
     for estimator in estimators:
         k = num_samples if estimator == "score_function_loo" else 1
-        rows += _replicated(_bernoulli_estimates, f, theta, k, replicates, [estimator], seed)
+        rows += _replicated(estimates, f, theta, k, replicates, [estimator], seed)
     return rows
 
 

@@ -275,16 +275,23 @@ GRADEXT_CPU_INLINE void categorical_batch(const ConditionalRelaxationArgs& a, in
   }
 }
 
-// out[i] = the sum over i's row of a[j] * b[j], for `batch` rows of C: the products first,
-// then each row's sum in a fixed order, broadcast over the row. a or b may alias out.
+// out[i] = the sum over i's row of x, for `batch` rows of C, each row's sum in a fixed order
+// broadcast over the row. x may alias out.
+template <typename opmath_t>
+GRADEXT_CPU_INLINE void row_sums(const opmath_t* x, opmath_t* out, int64_t batch, int64_t C) {
+  for (int64_t r = 0; r < batch; ++r) {
+    const opmath_t total = sum_fixed_order(x + r * C, C);
+    for (int64_t c = 0; c < C; ++c) out[r * C + c] = total;
+  }
+}
+
+// out[i] = the sum over i's row of a[j] * b[j]: the products first, then row_sums. a or b may
+// alias out.
 template <typename opmath_t>
 GRADEXT_CPU_INLINE void row_dots(const opmath_t* a, const opmath_t* b, opmath_t* out,
                                  int64_t batch, int64_t C) {
   for (int64_t i = 0; i < batch * C; ++i) out[i] = a[i] * b[i];
-  for (int64_t r = 0; r < batch; ++r) {
-    const opmath_t total = sum_fixed_order(out + r * C, C);
-    for (int64_t c = 0; c < C; ++c) out[r * C + c] = total;
-  }
+  row_sums(out, out, batch, C);
 }
 
 // What both derivatives of a batch need, in place of what it came from: s_exp -> soft,
@@ -299,6 +306,26 @@ GRADEXT_CPU_INLINE void categorical_jacobian_factors(CategoricalWork<opmath_t>& 
 // How many rows of C categories a batch starting at `row` takes.
 GRADEXT_CPU_INLINE int64_t categorical_batch_rows(int64_t C, int64_t row, int64_t row_end) {
   return C >= kConditionalTile ? 1 : std::min(row_end - row, kConditionalTile / C);
+}
+
+// The batches of rows [row_begin, row_end) of a derivative (the backward, the JVP): each
+// batch's forward values drawn again from the two noises and turned into the Jacobians'
+// factors (categorical_jacobian_factors), then body(w, row, batch) uses them.
+template <typename scalar_t, typename Body>
+GRADEXT_CPU_INLINE void for_each_differentiated_batch(const ConditionalRelaxationArgs& a,
+                                                      int64_t row_begin, int64_t row_end,
+                                                      void* scratch, Body body) {
+  using opmath_t = at::opmath_type<scalar_t>;
+  const int64_t C = a.categories;
+  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
+  CategoricalWork<opmath_t> w(scratch, conditional_scratch_capacity(C));
+  for (int64_t row = row_begin; row < row_end;) {
+    const int64_t batch = categorical_batch_rows(C, row, row_end);
+    categorical_batch<scalar_t>(a, row, batch, inv_tau, w);
+    categorical_jacobian_factors(w, batch * C);
+    body(w, row, batch);
+    row += batch;
+  }
 }
 
 template <typename scalar_t>
@@ -340,12 +367,9 @@ void categorical_conditional_backward_rows(const ConditionalRelaxationArgs& a, i
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t C = a.categories;
   const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
-  CategoricalWork<opmath_t> w(scratch, conditional_scratch_capacity(C));
-  for (int64_t row = row_begin; row < row_end;) {
-    const int64_t batch = categorical_batch_rows(C, row, row_end);
+  for_each_differentiated_batch<scalar_t>(a, row_begin, row_end, scratch, [&](
+      CategoricalWork<opmath_t>& w, int64_t row, int64_t batch) {
     const int64_t n = batch * C;
-    categorical_batch<scalar_t>(a, row, batch, inv_tau, w);
-    categorical_jacobian_factors(w, n);
     const opmath_t* soft = w.s_exp;
     const opmath_t* cond = w.d_exp;
     const opmath_t* slope = w.ratio;
@@ -364,15 +388,13 @@ void categorical_conditional_backward_rows(const ConditionalRelaxationArgs& a, i
       h[i] = cond[i] * (grad_cond[i] - dot_cond[i]) * inv_tau * slope[i];
     }
     opmath_t* h_sum = w.cond_exp_b;
-    for (int64_t i = 0; i < n; ++i) h_sum[i] = opmath_t(1);
-    row_dots(h, h_sum, h_sum, batch, C);
+    row_sums(h, h_sum, batch, C);
     auto* out = static_cast<scalar_t*>(a.grad_logits) + row * C;
     for (int64_t i = 0; i < n; ++i) {
       out[i] = static_cast<scalar_t>(soft[i] * (grad_soft[i] - dot_soft[i]) * inv_tau + h[i] -
                                      w.theta[i] * h_sum[i]);
     }
-    row += batch;
-  }
+  });
 }
 
 // The Jacobian-vector product of (soft, soft_cond) with a tangent v of the logits:
@@ -384,12 +406,9 @@ void categorical_conditional_jvp_rows(const ConditionalRelaxationArgs& a, int64_
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t C = a.categories;
   const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
-  CategoricalWork<opmath_t> w(scratch, conditional_scratch_capacity(C));
-  for (int64_t row = row_begin; row < row_end;) {
-    const int64_t batch = categorical_batch_rows(C, row, row_end);
+  for_each_differentiated_batch<scalar_t>(a, row_begin, row_end, scratch, [&](
+      CategoricalWork<opmath_t>& w, int64_t row, int64_t batch) {
     const int64_t n = batch * C;
-    categorical_batch<scalar_t>(a, row, batch, inv_tau, w);
-    categorical_jacobian_factors(w, n);
     const opmath_t* soft = w.s_exp;
     const opmath_t* cond = w.d_exp;
     const opmath_t* slope = w.ratio;
@@ -411,6 +430,5 @@ void categorical_conditional_jvp_rows(const ConditionalRelaxationArgs& a, int64_
     for (int64_t i = 0; i < n; ++i) {
       out_cond[i] = static_cast<scalar_t>(cond[i] * (delta[i] - dot_cond[i]) * inv_tau);
     }
-    row += batch;
-  }
+  });
 }
