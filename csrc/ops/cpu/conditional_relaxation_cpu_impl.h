@@ -308,13 +308,13 @@ GRADEXT_CPU_INLINE int64_t categorical_batch_rows(int64_t C, int64_t row, int64_
   return C >= kConditionalTile ? 1 : std::min(row_end - row, kConditionalTile / C);
 }
 
-// The batches of rows [row_begin, row_end) of a derivative (the backward, the JVP): each
-// batch's forward values drawn again from the two noises and turned into the Jacobians'
-// factors (categorical_jacobian_factors), then body(w, row, batch) uses them.
+// The batches of rows [row_begin, row_end) of the forward, the backward or the JVP: each
+// batch's values drawn from the two noises (categorical_batch), then body(w, row, batch,
+// inv_tau) uses them (the derivatives turn them into the Jacobians' factors first).
 template <typename scalar_t, typename Body>
-GRADEXT_CPU_INLINE void for_each_differentiated_batch(const ConditionalRelaxationArgs& a,
-                                                      int64_t row_begin, int64_t row_end,
-                                                      void* scratch, Body body) {
+GRADEXT_CPU_INLINE void for_each_categorical_batch(const ConditionalRelaxationArgs& a,
+                                                   int64_t row_begin, int64_t row_end,
+                                                   void* scratch, Body body) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t C = a.categories;
   const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
@@ -322,8 +322,7 @@ GRADEXT_CPU_INLINE void for_each_differentiated_batch(const ConditionalRelaxatio
   for (int64_t row = row_begin; row < row_end;) {
     const int64_t batch = categorical_batch_rows(C, row, row_end);
     categorical_batch<scalar_t>(a, row, batch, inv_tau, w);
-    categorical_jacobian_factors(w, batch * C);
-    body(w, row, batch);
+    body(w, row, batch, inv_tau);
     row += batch;
   }
 }
@@ -333,12 +332,9 @@ void categorical_conditional_rows(const ConditionalRelaxationArgs& a, int64_t ro
                                   int64_t row_end, void* scratch) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t C = a.categories;
-  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
-  CategoricalWork<opmath_t> w(scratch, conditional_scratch_capacity(C));
-  for (int64_t row = row_begin; row < row_end;) {
-    const int64_t batch = categorical_batch_rows(C, row, row_end);
+  for_each_categorical_batch<scalar_t>(a, row_begin, row_end, scratch, [&](
+      CategoricalWork<opmath_t>& w, int64_t row, int64_t batch, opmath_t) {
     const int64_t n = batch * C;
-    categorical_batch<scalar_t>(a, row, batch, inv_tau, w);
     auto* b = static_cast<scalar_t*>(a.b) + row * C;
     auto* soft = static_cast<scalar_t*>(a.soft) + row * C;
     auto* soft_cond = static_cast<scalar_t*>(a.soft_cond) + row * C;
@@ -354,8 +350,7 @@ void categorical_conditional_rows(const ConditionalRelaxationArgs& a, int64_t ro
         b[r * C + c] = soft[r * C + c] = soft_cond[r * C + c] = quiet_nan<scalar_t>();
       }
     }
-    row += batch;
-  }
+  });
 }
 
 // grad_x = soft (G_s - <G_s, soft>) / tau + h - theta sum(h), h_c = cond_c (G_c - <G_c, cond>)
@@ -366,10 +361,10 @@ void categorical_conditional_backward_rows(const ConditionalRelaxationArgs& a, i
                                            int64_t row_end, void* scratch) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t C = a.categories;
-  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
-  for_each_differentiated_batch<scalar_t>(a, row_begin, row_end, scratch, [&](
-      CategoricalWork<opmath_t>& w, int64_t row, int64_t batch) {
+  for_each_categorical_batch<scalar_t>(a, row_begin, row_end, scratch, [&](
+      CategoricalWork<opmath_t>& w, int64_t row, int64_t batch, opmath_t inv_tau) {
     const int64_t n = batch * C;
+    categorical_jacobian_factors(w, n);
     const opmath_t* soft = w.s_exp;
     const opmath_t* cond = w.d_exp;
     const opmath_t* slope = w.ratio;
@@ -405,10 +400,10 @@ void categorical_conditional_jvp_rows(const ConditionalRelaxationArgs& a, int64_
                                       int64_t row_end, void* scratch) {
   using opmath_t = at::opmath_type<scalar_t>;
   const int64_t C = a.categories;
-  const opmath_t inv_tau = math::saturated_inv_tau(a.inv_tau, opmath_t(0));
-  for_each_differentiated_batch<scalar_t>(a, row_begin, row_end, scratch, [&](
-      CategoricalWork<opmath_t>& w, int64_t row, int64_t batch) {
+  for_each_categorical_batch<scalar_t>(a, row_begin, row_end, scratch, [&](
+      CategoricalWork<opmath_t>& w, int64_t row, int64_t batch, opmath_t inv_tau) {
     const int64_t n = batch * C;
+    categorical_jacobian_factors(w, n);
     const opmath_t* soft = w.s_exp;
     const opmath_t* cond = w.d_exp;
     const opmath_t* slope = w.ratio;
