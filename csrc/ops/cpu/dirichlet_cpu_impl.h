@@ -122,7 +122,7 @@ void dirichlet_backward_rows(const DirichletBackwardArgs& a, int64_t row_begin, 
   // Blocks of whole rows of at most kTile entries (one row when rows are longer), so that short
   // rows (Beta's two entries) still fill the gradient lanes; the dots first, then the entries in
   // tiles across the block's rows.
-  constexpr int kTile = 64;
+  constexpr int kTile = kGradTile;
   const int64_t rows_per_block = std::max<int64_t>(1, kTile / K);
   alignas(64) double alpha[kTile], g[kTile], dz[kTile], d_log[kTile], dots[kTile];
   for (int64_t row0 = row_begin; row0 < row_end; row0 += rows_per_block) {

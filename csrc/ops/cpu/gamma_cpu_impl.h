@@ -82,7 +82,7 @@ void gamma_backward_range(const GammaBackwardArgs& a, int64_t begin, int64_t end
   const auto* rate = static_cast<const scalar_t*>(a.rate);
   auto* grad_concentration = static_cast<scalar_t*>(a.grad_concentration);
   auto* grad_rate = static_cast<scalar_t*>(a.grad_rate);
-  constexpr int64_t kTile = 64;
+  constexpr int64_t kTile = kGradTile;
   alignas(64) double alpha[kTile], beta[kTile], standard[kTile], dz[kTile];
   Layout2DCursor at(a.layout, begin % a.sample_numel);
   for (int64_t e0 = begin; e0 < end; e0 += kTile) {
