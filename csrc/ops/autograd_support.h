@@ -6,6 +6,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/grad_mode.h>
 #include <ATen/core/LegacyTypeDispatch.h>
+#include <ATen/core/Tensor.h>
 
 #include <optional>
 #include <tuple>
@@ -27,6 +28,20 @@ decltype(auto) call_below_autograd(const c10::TypedOperatorHandle<Signature>& op
                                    Args&&... args) {
   at::AutoDispatchBelowADInplaceOrView below_autograd;
   return op.call(std::forward<Args>(args)...);
+}
+
+// Whether a call has a gradient to track: grad mode on and some input requiring grad. Where it
+// has none, a Function's apply would build its node and context only to drop them, so an
+// autograd kernel calls the op below autograd instead.
+template <class... Tensors>
+bool tracks_grad(const Tensors&... inputs) {
+  return at::GradMode::is_enabled() && (inputs.requires_grad() || ...);
+}
+
+// The tensor in `dtype`, without a dispatcher call where it already is (Tensor::to dispatches
+// even when it has nothing to do). Also used by the ops' host code (csrc/ops/gaussian.cpp).
+inline at::Tensor as_dtype(const at::Tensor& t, at::ScalarType dtype) {
+  return t.scalar_type() == dtype ? t : t.to(dtype);
 }
 
 // A two-output op's result, from the variable_list a Function's apply returns.

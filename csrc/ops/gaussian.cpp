@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "ops/autograd_support.h"
 #include "ops/broadcast_layout.h"
 
 namespace gradext::ops {
@@ -34,8 +35,8 @@ GaussianForwardProblem make_gaussian_forward_problem(const GaussianNames& names,
   const std::vector<int64_t> sample_shape =
       broadcast_parameter_shape(names.op, names.mean, mean, names.spread, spread);
   const at::ScalarType dtype = at::promote_types(mean.scalar_type(), spread.scalar_type());
-  p.mean = mean.to(dtype);
-  p.spread = spread.to(dtype);
+  p.mean = as_dtype(mean, dtype);
+  p.spread = as_dtype(spread, dtype);
   p.num_samples = num_samples.value_or(1);
   p.sample_numel = c10::multiply_integers(sample_shape);
   if (num_samples.has_value()) p.out_shape.push_back(*num_samples);
@@ -75,7 +76,7 @@ GaussianBackwardProblem make_gaussian_backward_problem(const GaussianNames& name
               " does not match the forward output shape ", at::IntArrayRef(expected_grad_shape));
   const at::ScalarType dtype = grad.scalar_type();
   p.grad = grad.contiguous();
-  p.spread = spread.to(dtype);
+  p.spread = as_dtype(spread, dtype);
   p.sample_numel = c10::multiply_integers(p.sample_shape);
   std::vector<at::Tensor> inputs{p.spread};
   p.layout = make_layout_2d(p.sample_shape, inputs);

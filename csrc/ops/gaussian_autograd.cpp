@@ -74,15 +74,17 @@ struct GaussianSample : torch::autograd::Function<GaussianSample<P>> {
       BelowAutogradUnlessRecording below_autograd;
       std::tie(grad_mean, grad_spread) = backward_op<P>().call(
           grad_z, spread, rng_state, mean_size, has_sample_dim, need_mean && !one_sample);
-      grad_spread = grad_spread.to(spread.scalar_type());
+      grad_spread = as_dtype(grad_spread, spread.scalar_type());
     }
     if (need_mean && (one_sample || !need_spread)) {
       if (has_sample_dim) grad_z = one_sample ? grad_z.select(0, 0) : grad_z.sum(0);
-      grad_mean = grad_z.sum_to_size_symint(mean_size);
+      // grad itself where the mean has z's shape (sum_to_size would return it, after a dispatch).
+      const bool same_shape = grad_z.sym_sizes().equals(mean_size);
+      grad_mean = same_shape ? grad_z : grad_z.sum_to_size_symint(mean_size);
     }
     // Not wanted (autograd.grad asked for the spread alone): undefined, not the kernel's empty
     // placeholder, which autograd would check against the mean's shape.
-    grad_mean = need_mean ? grad_mean.to(mean_dtype) : at::Tensor();
+    grad_mean = need_mean ? as_dtype(grad_mean, mean_dtype) : at::Tensor();
     // One gradient per forward argument after ctx: mean, spread, has_sample_dim, sample.
     return {grad_mean, grad_spread, at::Tensor(), at::Tensor()};
   }
@@ -91,6 +93,17 @@ struct GaussianSample : torch::autograd::Function<GaussianSample<P>> {
 // The autograd kernels of one parametrization's three sampling ops.
 template <typename P>
 struct GaussianAutogradOps {
+  // `sample` (the op below autograd) inside the Function, or alone where there is no gradient
+  // to track (no node to build: about a microsecond and a half a call).
+  template <class Sample>
+  static std::tuple<at::Tensor, at::Tensor> with_autograd(const at::Tensor& mean,
+                                                          const at::Tensor& spread,
+                                                          bool has_sample_dim,
+                                                          const Sample& sample) {
+    if (!tracks_grad(mean, spread)) return sample();
+    return as_pair(GaussianSample<P>::apply(mean, spread, has_sample_dim, sample));
+  }
+
   static std::string name(const char* suffix) {
     return std::string("gradext::") + (suffix[0] ? "_" : "") + P::names.op + suffix;
   }
@@ -102,9 +115,9 @@ struct GaussianAutogradOps {
     static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
         const at::Tensor&, const at::Tensor&, std::optional<c10::SymInt>,
         std::optional<at::Generator>)>(name("").c_str());
-    return as_pair(GaussianSample<P>::apply(mean, spread, num_samples.has_value(), [&] {
+    return with_autograd(mean, spread, num_samples.has_value(), [&] {
       return call_below_autograd(op, mean, spread, num_samples, generator);
-    }));
+    });
   }
 
   static std::tuple<at::Tensor, at::Tensor> seeded(const at::Tensor& mean,
@@ -114,9 +127,9 @@ struct GaussianAutogradOps {
     static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
         const at::Tensor&, const at::Tensor&, std::optional<c10::SymInt>, int64_t, int64_t)>(
         name("_seeded").c_str());
-    return as_pair(GaussianSample<P>::apply(mean, spread, num_samples.has_value(), [&] {
+    return with_autograd(mean, spread, num_samples.has_value(), [&] {
       return call_below_autograd(op, mean, spread, num_samples, seed, offset);
-    }));
+    });
   }
 
   static std::tuple<at::Tensor, at::Tensor> replay(const at::Tensor& mean,
@@ -126,9 +139,9 @@ struct GaussianAutogradOps {
     static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
         const at::Tensor&, const at::Tensor&, std::optional<c10::SymInt>, const at::Tensor&)>(
         name("_replay").c_str());
-    return as_pair(GaussianSample<P>::apply(mean, spread, num_samples.has_value(), [&] {
+    return with_autograd(mean, spread, num_samples.has_value(), [&] {
       return call_below_autograd(op, mean, spread, num_samples, rng_state);
-    }));
+    });
   }
 };
 
