@@ -57,7 +57,14 @@ GRADEXT_CPU_INLINE void log_first_samples(const T* alpha, const T* sample, const
 // function's. One element's expansion is a chain of dependent steps; running kGradLanes
 // independent chains side by side fills the vector units and hides the division latency. The
 // digammas run in lanes the same way (digamma_lanes); only the logs are libm calls per element.
-constexpr int kGradLanes = 8;
+//
+// Four vectors of doubles per ISA (2 doubles per SSE2 register, 4 per AVX2, 8 per AVX-512): a
+// step's chain (a division, then products and sums) is several times longer than a division's
+// issue interval, so one vector of lanes leaves the divider idle. On an Intel Xeon (AVX-512),
+// one thread, the benchmark's inputs: one vector (8 lanes) 50 ns per element, two 39, four 34,
+// eight 37 (the slowest lane holds more lanes back); with AVX2, two vectors 46, four 40. Zen1
+// splits 256-bit divisions in two, and there two vectors ran no faster than one.
+constexpr int kGradLanes = GRADEXT_CPU_ISA_LEVEL == 2 ? 32 : GRADEXT_CPU_ISA_LEVEL == 1 ? 16 : 8;
 
 GRADEXT_CPU_INLINE bool any_active(const int64_t* active) {
   int64_t any = 0;
@@ -207,8 +214,9 @@ GRADEXT_CPU_INLINE void dz_dalpha_continued_fraction_lanes(const double* alpha, 
 }
 
 // Elements per call of dz_dalpha_tile: enough that each expansion's queue leaves few lanes of
-// its last group of kGradLanes empty, and that its buckets (below) hold several groups.
-constexpr int kGradTile = 256;
+// its last group of kGradLanes empty, and that its buckets (below) hold a group's worth (512
+// against 256: 34 -> 32 ns per element with 32 lanes, 40 -> 38 with 16).
+constexpr int kGradTile = 512;
 
 // dz/dalpha of n <= kGradTile standard samples (alpha[t], g[t]): each sorted into gamma_math.h's
 // expansion for its point (the series below g = max(alpha + 1, 1), the continued fraction
@@ -216,12 +224,13 @@ constexpr int kGradTile = 256;
 // a Gamma distribution. Bitwise gamma_math::standard_gamma_dz_dalpha at `tolerance`.
 //
 // A group of lanes runs until its slowest lane has converged, and the number of terms varies
-// from element to element (2 to 20 at shapes near 1): in element order the lanes did 1.56 times
-// the work of the elements' own term counts (simulated over the benchmark's inputs). So each
+// from element to element (2 to 20 at shapes near 1): in element order, eight lanes did 1.56
+// times the work of the elements' own term counts (simulated over the benchmark's inputs). So each
 // queue is ordered by a cheap predictor of the count, in kGradBuckets buckets (a counting sort):
 // g / (alpha + 1) for the series (its terms fall like g / (alpha + n)), g - alpha for the
 // continued fraction (it converges faster the further g lies above alpha), which brings that
-// factor to 1.21. Lanes are independent, so the order changes no value.
+// factor to 1.21 (eight lanes, tiles of 256). Lanes are independent, so the order changes no
+// value.
 constexpr int kGradBuckets = 16;
 
 GRADEXT_CPU_INLINE void dz_dalpha_tile(const double* alpha, const double* g, int n,
