@@ -21,7 +21,9 @@
 //   from one modified-Lentz evaluation in forward-mode dual numbers.
 //
 // (The same split as Eigen's and TensorFlow's igamma derivatives; written here for gradext's
-// host/device build.) The reference in tests/gamma/test_gamma_math.py is mpmath's incomplete
+// host/device build.) The logs are math::log_vectorizable's (fdlibm's, below 1 ulp): the CPU
+// kernels run these expansions in vector lanes, where a libm call would stay scalar, and must
+// give bitwise these values. The reference in tests/gamma/test_gamma_math.py is mpmath's incomplete
 // gamma differentiated at 40 digits.
 #pragma once
 
@@ -29,6 +31,7 @@
 #include <cmath>
 
 #include "macros.h"
+#include "scalar_math.h"
 
 namespace gradext::gamma_math {
 
@@ -53,7 +56,7 @@ GRADEXT_INLINE double digamma(double x) {
                               inv2 * (1.0 / 240 -
                                       inv2 * (1.0 / 132 -
                                               inv2 * (691.0 / 32760 - inv2 * (1.0 / 12)))))));
-  return shift + std::log(x) - 0.5 * inv - tail;
+  return shift + math::log_vectorizable(x) - 0.5 * inv - tail;
 }
 
 // A value and its derivative in alpha.
@@ -88,7 +91,7 @@ GRADEXT_INLINE constexpr double tolerance_for() {
 // vanish where psi - ln z changes sign, is below the tolerance relative to the sum (the terms
 // then shrink geometrically: z < alpha + n); the sum is positive (dz/dalpha > 0).
 GRADEXT_INLINE double dz_dalpha_series(double alpha, double z, double tolerance = kTolerance) {
-  const double log_z = std::log(z);
+  const double log_z = math::log_vectorizable(z);
   double r = z / alpha;
   double psi_minus_log_z = digamma(alpha + 1.0) - log_z;
   double sum = r * psi_minus_log_z;
@@ -135,7 +138,7 @@ GRADEXT_INLINE double dz_dalpha_continued_fraction(double alpha, double z,
       break;
     }
   }
-  return z * ((std::log(z) - digamma(alpha)) * f.v + f.d);
+  return z * ((math::log_vectorizable(z) - digamma(alpha)) * f.v + f.d);
 }
 
 // dz/dalpha of a standard Gamma(alpha, 1) sample z (alpha > 0, z > 0).

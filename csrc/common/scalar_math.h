@@ -196,6 +196,64 @@ GRADEXT_INLINE double exp_vectorizable(double x) {
   return e * scale;
 }
 
+GRADEXT_INLINE uint64_t double_to_bits(double x) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint64_t>(__double_as_longlong(x));
+#else
+  uint64_t bits;
+  std::memcpy(&bits, &x, sizeof(bits));
+  return bits;
+#endif
+}
+
+GRADEXT_INLINE double bits_to_double(uint64_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(static_cast<long long>(bits));
+#else
+  double x;
+  std::memcpy(&x, &bits, sizeof(x));
+  return x;
+#endif
+}
+
+// Natural log in double from +, *, one division, comparisons and integer bit operations only,
+// for the same two reasons as exp_vectorizable (vectorized inside the per-ISA loops, identical on
+// host and device): fdlibm's e_log (x = 2^k m with m in [sqrt(2)/2, sqrt(2)), f = m - 1,
+// s = f / (2 + f), log(1 + f) = f - f^2/2 + s (f^2/2 + R(s^2)) with a degree-14 minimax R, ln 2
+// in two parts), error below 1 ulp. Subnormals are scaled by 2^54 first; 0 gives -inf, a
+// negative x NaN, +inf and NaN themselves, all by selects.
+GRADEXT_INLINE double log_vectorizable(double x) {
+  constexpr double kTwo54 = 18014398509481984.0;
+  constexpr double kMinNormal = 2.2250738585072014e-308;
+  const bool subnormal = x < kMinNormal;
+  const uint64_t bits = double_to_bits(subnormal ? x * kTwo54 : x);
+  // The high word, shifted so that its exponent field counts from sqrt(2)/2: k and m in one add.
+  const uint32_t high = static_cast<uint32_t>(bits >> 32) + (0x3ff00000u - 0x3fe6a09eu);
+  const int32_t k = static_cast<int32_t>(high >> 20) - 0x3ff - (subnormal ? 54 : 0);
+  const uint64_t m_high = (high & 0x000fffffu) + 0x3fe6a09eu;
+  const double m = bits_to_double((m_high << 32) | (bits & 0xffffffffu));
+  const double f = m - 1.0;
+  const double half_f2 = 0.5 * f * f;
+  const double s = f / (2.0 + f);
+  const double z = s * s;
+  const double w = z * z;
+  const double t1 = w * (3.999999999940941908e-01 +
+                         w * (2.222219843214978396e-01 + w * 1.531383769920937332e-01));
+  const double t2 =
+      z * (6.666666666666735130e-01 +
+           w * (2.857142874366239149e-01 +
+                w * (1.818357216161805012e-01 + w * 1.479819860511658591e-01)));
+  const double poly = t2 + t1;
+  const double dk = static_cast<double>(k);
+  const double y = s * (half_f2 + poly) + dk * 1.90821492927058770002e-10 - half_f2 + f +
+                   dk * 6.93147180369123816490e-01;
+  // IEEE edges (the reduction above assumes 0 < x < inf), as math::log(float) sets them.
+  double result = (x > 0.0) & (x < double(INFINITY)) ? y : double(NAN);
+  result = x == 0.0 ? -double(INFINITY) : result;
+  result = x == double(INFINITY) ? double(INFINITY) : result;
+  return result;
+}
+
 // sin(u) for u in [0, pi / 2] in double from +, * and selects only (vectorizable, and the same
 // on host and device; see exp_vectorizable): Cephes' sine and cosine polynomials on [0, pi / 4],
 // the upper half as cos(pi / 2 - u) with pi / 2 - u formed exactly (Sterbenz) plus pi / 2's

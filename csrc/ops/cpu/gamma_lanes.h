@@ -56,7 +56,8 @@ GRADEXT_CPU_INLINE void log_first_samples(const T* alpha, const T* sample, const
 // stops at (a finished lane's state is frozen by selects), so every value is bitwise the scalar
 // function's. One element's expansion is a chain of dependent steps; running kGradLanes
 // independent chains side by side fills the vector units and hides the division latency. The
-// digammas run in lanes the same way (digamma_lanes); only the logs are libm calls per element.
+// digammas run in lanes the same way (digamma_lanes), and the logs are gamma_math's vectorizable
+// ones.
 //
 // Four vectors of doubles per ISA (2 doubles per SSE2 register, 4 per AVX2, 8 per AVX-512): a
 // step's chain (a division, then products and sums) is several times longer than a division's
@@ -97,7 +98,7 @@ GRADEXT_CPU_INLINE void digamma_lanes(const double* arg, double* out) {
     }
     if (!any_active(shifting)) break;
   }
-  for (int l = 0; l < kGradLanes; ++l) log_x[l] = std::log(x[l]);
+  for (int l = 0; l < kGradLanes; ++l) log_x[l] = math::log_vectorizable(x[l]);
   for (int l = 0; l < kGradLanes; ++l) {
     const double shift = -num[l] / den[l];
     const double inv = 1.0 / x[l];
@@ -209,7 +210,7 @@ GRADEXT_CPU_INLINE void dz_dalpha_continued_fraction_lanes(const double* alpha, 
   alignas(64) double psi[kGradLanes];
   digamma_lanes(a, psi);
   for (int l = 0; l < lanes; ++l) {
-    out[l] = z[l] * ((std::log(z[l]) - psi[l]) * fv[l] + fd[l]);
+    out[l] = z[l] * ((math::log_vectorizable(z[l]) - psi[l]) * fv[l] + fd[l]);
   }
 }
 
@@ -241,35 +242,52 @@ GRADEXT_CPU_INLINE void dz_dalpha_tile(const double* alpha, const double* g, int
       queue_out[kGradTile];
   int queue_index[kGradTile];
   int bucket_of[kGradTile];
-  int slot[kQueues * kGradBuckets + 1] = {};
   // Branch-free classification (which expansion an element needs is as good as random: a branch
-  // on it was mispredicted often enough to cost a sixth of the backward), then a histogram.
+  // on it was mispredicted often enough to cost a sixth of the backward), in a loop of its own
+  // that vectorizes.
   for (int t = 0; t < n; ++t) {
     const double a = alpha[t];
     const double x = g[t];
-    const bool valid = a > 0.0 && a <= DBL_MAX && x > 0.0 && x <= DBL_MAX;
-    const bool series = x < a + 1.0 || x < 1.0;
-    // Predictors clamped before the conversion (a NaN key compares false: the last bucket).
+    // Bitwise & and |: a short-circuit && or || is a branch, which stops the vectorizer.
+    const bool valid = (a > 0.0) & (a <= DBL_MAX) & (x > 0.0) & (x <= DBL_MAX);
+    const bool series = (x < a + 1.0) | (x < 1.0);
+    // Predictors clamped before the conversion (a NaN key, only at an invalid point, compares
+    // false: bucket 0). Two plain selects: GCC's if-conversion leaves a nested one a branch.
     const double series_key = 16.0 * (x / (a + 1.0));
     const double fraction_key = 4.0 * (x - a);
     const double key = series ? series_key : fraction_key;
-    const double clamped = key < 15.0 ? (key > 0.0 ? key : 0.0) : 15.0;
-    int bucket = static_cast<int>(clamped);
-    bucket = series ? bucket : kGradBuckets - 1 - bucket;  // the fraction: fastest last
-    const int queue = valid ? (series ? kSeries : kContinuedFraction) : kInvalid;
-    bucket_of[t] = queue * kGradBuckets + bucket;
-    slot[bucket_of[t] + 1] += 1;
+    const double at_least_0 = key > 0.0 ? key : 0.0;
+    const double clamped = at_least_0 < 15.0 ? at_least_0 : 15.0;
+    const int bucket = static_cast<int>(clamped);
+    const int series_bin = kSeries * kGradBuckets + bucket;
+    const int fraction_bin = kContinuedFraction * kGradBuckets + kGradBuckets - 1 - bucket;
+    const int bin = series ? series_bin : fraction_bin;  // the fraction: fastest last
+    bucket_of[t] = valid ? bin : kInvalid * kGradBuckets + bucket;
   }
-  for (int b = 1; b <= kQueues * kGradBuckets; ++b) slot[b] += slot[b - 1];  // bucket starts
-  const int series_end = slot[kContinuedFraction * kGradBuckets];
-  const int fraction_end = slot[kInvalid * kGradBuckets];
+  // The counting sort, with the elements dealt round-robin to kStreams streams, each with its
+  // own counts and cursors: neighbours mostly share a bucket, and with one count per bucket each
+  // increment waited on the previous one's store (a fifth of the backward on a Xeon). Within a
+  // bucket the order is stream by stream; lanes are independent, so no value depends on it.
+  constexpr int kStreams = 4, kBins = kQueues * kGradBuckets;
+  int cursor[kStreams][kBins] = {};
+  for (int t = 0; t < n; ++t) cursor[t % kStreams][bucket_of[t]] += 1;
+  int start = 0, series_end = 0, fraction_end = 0;
+  for (int b = 0; b < kBins; ++b) {  // counts -> each stream's first slot in each bucket
+    if (b == kContinuedFraction * kGradBuckets) series_end = start;
+    if (b == kInvalid * kGradBuckets) fraction_end = start;
+    for (int s = 0; s < kStreams; ++s) {
+      const int count = cursor[s][b];
+      cursor[s][b] = start;
+      start += count;
+    }
+  }
   for (int t = 0; t < n; ++t) {
-    const int q = slot[bucket_of[t]]++;
+    const int q = cursor[t % kStreams][bucket_of[t]]++;
     queue_alpha[q] = alpha[t];
     queue_z[q] = g[t];
     queue_index[q] = t;
   }
-  for (int q = 0; q < series_end; ++q) queue_log_z[q] = std::log(queue_z[q]);
+  for (int q = 0; q < series_end; ++q) queue_log_z[q] = math::log_vectorizable(queue_z[q]);
   for (int q = 0; q < series_end; q += kGradLanes) {
     dz_dalpha_series_lanes(queue_alpha + q, queue_z + q, queue_log_z + q,
                            std::min(kGradLanes, series_end - q), tolerance, queue_out + q);
