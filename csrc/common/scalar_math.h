@@ -7,7 +7,9 @@
 //   * with FP contraction disabled in both builds (-ffp-contract=off, nvcc --fmad=false) the CPU
 //     and the GPU evaluate the same operations in the same order, so float noise is bitwise
 //     identical across devices, CPU ISAs and thread counts.
-// double: the platform's correctly-rounded-or-close libm (host) or CUDA's double intrinsics.
+// double: the platform's correctly-rounded-or-close libm (host) or CUDA's double intrinsics,
+// except the *_vectorizable functions, written like the float ones for double loops that the
+// CPU kernels vectorize (the von Mises sampler's, the implicit Gamma gradient's).
 #pragma once
 
 #include <cmath>
