@@ -35,6 +35,22 @@
 
 namespace gradext::gamma_math {
 
+// psi(x) from x >= 10, its log and the recurrence's shift -(1/x0 + ... + 1/(x - 1)): ln x -
+// 1/(2x) - sum B_2k / (2k x^2k), k = 1..7, plus the shift. Apart from digamma so that the CPU
+// lanes (gamma_lanes.h: digamma_lanes) evaluate the same operations in the same order.
+GRADEXT_INLINE double digamma_asymptotic(double x, double log_x, double shift) {
+  const double inv = 1.0 / x;
+  const double inv2 = inv * inv;
+  const double tail =
+      inv2 * (1.0 / 12 -
+              inv2 * (1.0 / 120 -
+                      inv2 * (1.0 / 252 -
+                              inv2 * (1.0 / 240 -
+                                      inv2 * (1.0 / 132 -
+                                              inv2 * (691.0 / 32760 - inv2 * (1.0 / 12)))))));
+  return shift + log_x - 0.5 * inv - tail;
+}
+
 // psi(x) for x > 0 to double precision: the recurrence up to x >= 10, then the asymptotic series.
 GRADEXT_INLINE double digamma(double x) {
   // psi(x) = psi(x + m) - (1/x + ... + 1/(x + m - 1)), the sum kept as one fraction num / den
@@ -46,17 +62,7 @@ GRADEXT_INLINE double digamma(double x) {
     x += 1.0;
   }
   const double shift = -num / den;
-  const double inv = 1.0 / x;
-  const double inv2 = inv * inv;
-  // ln x - 1/(2x) - sum B_2k / (2k x^2k), k = 1..7.
-  const double tail =
-      inv2 * (1.0 / 12 -
-              inv2 * (1.0 / 120 -
-                      inv2 * (1.0 / 252 -
-                              inv2 * (1.0 / 240 -
-                                      inv2 * (1.0 / 132 -
-                                              inv2 * (691.0 / 32760 - inv2 * (1.0 / 12)))))));
-  return shift + math::log_vectorizable(x) - 0.5 * inv - tail;
+  return digamma_asymptotic(x, math::log_vectorizable(x), shift);
 }
 
 // A value and its derivative in alpha.

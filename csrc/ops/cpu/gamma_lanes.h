@@ -100,17 +100,7 @@ GRADEXT_CPU_INLINE void digamma_lanes(const double* arg, double* out) {
   }
   for (int l = 0; l < kGradLanes; ++l) log_x[l] = math::log_vectorizable(x[l]);
   for (int l = 0; l < kGradLanes; ++l) {
-    const double shift = -num[l] / den[l];
-    const double inv = 1.0 / x[l];
-    const double inv2 = inv * inv;
-    const double tail =
-        inv2 * (1.0 / 12 -
-                inv2 * (1.0 / 120 -
-                        inv2 * (1.0 / 252 -
-                                inv2 * (1.0 / 240 -
-                                        inv2 * (1.0 / 132 -
-                                                inv2 * (691.0 / 32760 - inv2 * (1.0 / 12)))))));
-    out[l] = shift + log_x[l] - 0.5 * inv - tail;
+    out[l] = gamma_math::digamma_asymptotic(x[l], log_x[l], -num[l] / den[l]);
   }
 }
 
