@@ -124,7 +124,7 @@ def _plain_call(mean, spread, num_samples, generator) -> bool:
     if (
         torch.compiler.is_compiling()
         or generator is not None
-        or not (num_samples is None or num_samples == ())
+        or not (num_samples is None or (isinstance(num_samples, tuple) and not num_samples))
         or type(mean) is not torch.Tensor
         or type(spread) is not torch.Tensor
         or forward_ad._current_level >= 0

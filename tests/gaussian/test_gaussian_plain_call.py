@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import numpy
 import pytest
 import torch
 from torch.autograd import forward_ad
@@ -48,6 +49,9 @@ def test_a_training_step_takes_the_plain_call():
         "not_a_tensor",
         "nested",
         "meta_device",
+        "numpy_count",
+        "empty_array_count",
+        "list_shape",
     ],
 )
 def test_what_a_check_or_the_entry_treats_apart_leaves_the_plain_call(case):
@@ -73,7 +77,20 @@ def test_what_a_check_or_the_entry_treats_apart_leaves_the_plain_call(case):
         mu = torch.nested.nested_tensor([torch.zeros(2), torch.zeros(3)])
     elif case == "meta_device":
         logvar = torch.zeros(8, 5, device="meta")
+    elif case == "numpy_count":  # compares with () elementwise: must not be asked as a shape
+        num_samples = numpy.int64(2)
+    elif case == "empty_array_count":
+        num_samples = numpy.zeros(0)
+    elif case == "list_shape":
+        num_samples = []
     assert not gaussian._plain_call(mu, logvar, num_samples, generator)
+
+
+@pytest.mark.parametrize("count", [numpy.int64(2), numpy.zeros(0), 2.0])
+def test_a_count_of_another_type_gets_the_checked_path_s_error(count):
+    mu, logvar = _pair()
+    with pytest.raises(TypeError, match="num_samples must be None, an int or a sample_shape"):
+        gradext.gaussian_rsample(mu, logvar, count)
 
 
 def test_forward_ad_and_torch_func_leave_the_plain_call():
