@@ -119,8 +119,8 @@ def _plain_call(mean, spread, num_samples, generator) -> bool:
     the eager entry calls the dispatcher op as it is: two plain tensors (not subclasses, not
     nested) of a kernel dtype, one shape and one device that has the kernels, one sample, the
     default generator, no forward-mode AD, no torch.func transform, no torch.compile trace.
-    Asking costs about a microsecond; the checks and the entry cost five (a fifth of the op's
-    forward+backward at a [128, 20] latent: docs/performance.md, "Per-call cost")."""
+    Asking costs about a microsecond; the checks and the entry cost five, a tenth of the op's
+    forward+backward at a [128, 20] latent (docs/performance.md, "Per-call cost")."""
     if (
         torch.compiler.is_compiling()
         or generator is not None
