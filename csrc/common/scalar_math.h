@@ -41,6 +41,26 @@ GRADEXT_INLINE uint32_t float_to_bits(float f) {
 #endif
 }
 
+GRADEXT_INLINE uint64_t double_to_bits(double x) {
+#if defined(__CUDA_ARCH__)
+  return static_cast<uint64_t>(__double_as_longlong(x));
+#else
+  uint64_t bits;
+  std::memcpy(&bits, &x, sizeof(bits));
+  return bits;
+#endif
+}
+
+GRADEXT_INLINE double bits_to_double(uint64_t bits) {
+#if defined(__CUDA_ARCH__)
+  return __longlong_as_double(static_cast<long long>(bits));
+#else
+  double x;
+  std::memcpy(&x, &bits, sizeof(x));
+  return x;
+#endif
+}
+
 // Round to nearest integer (ties to even) for |x| < 2^22, without libm: adding 1.5 * 2^23 pushes
 // the fraction bits out of the significand.
 GRADEXT_INLINE float round_small(float x) {
@@ -185,37 +205,8 @@ GRADEXT_INLINE double exp_vectorizable(double x) {
   q = q * rr + 2.00000000000000000009e0;
   const double e = 1.0 + 2.0 * (p / (q - p));
   // n sits in the low bits of `shifted` (two's complement); (n + 1023) << 52 is 2^n's bits.
-#if defined(__CUDA_ARCH__)
-  const auto bits = static_cast<uint64_t>(__double_as_longlong(shifted));
-  const double scale = __longlong_as_double(static_cast<long long>((bits + 1023u) << 52));
-#else
-  uint64_t bits;
-  std::memcpy(&bits, &shifted, sizeof(bits));
-  const uint64_t scale_bits = (bits + 1023u) << 52;
-  double scale;
-  std::memcpy(&scale, &scale_bits, sizeof(scale));
-#endif
+  const double scale = bits_to_double((double_to_bits(shifted) + 1023u) << 52);
   return e * scale;
-}
-
-GRADEXT_INLINE uint64_t double_to_bits(double x) {
-#if defined(__CUDA_ARCH__)
-  return static_cast<uint64_t>(__double_as_longlong(x));
-#else
-  uint64_t bits;
-  std::memcpy(&bits, &x, sizeof(bits));
-  return bits;
-#endif
-}
-
-GRADEXT_INLINE double bits_to_double(uint64_t bits) {
-#if defined(__CUDA_ARCH__)
-  return __longlong_as_double(static_cast<long long>(bits));
-#else
-  double x;
-  std::memcpy(&x, &bits, sizeof(x));
-  return x;
-#endif
 }
 
 // Natural log in double from +, *, one division, comparisons and integer bit operations only,

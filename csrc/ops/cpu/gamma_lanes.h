@@ -77,7 +77,7 @@ GRADEXT_CPU_INLINE bool any_active(const int64_t* active) {
 // lane until its argument reaches 10 (a lane already there keeps its values, as its scalar loop
 // has stopped), then the asymptotic tail, the scalar operations in the scalar order per lane.
 // One element's recurrence is a chain of up to ten dependent multiplies (about a quarter of the
-// backward's time when it ran per element); eight chains side by side are throughput-bound.
+// backward's time when it ran per element); kGradLanes chains side by side are throughput-bound.
 GRADEXT_CPU_INLINE void digamma_lanes(const double* arg, double* out) {
   alignas(64) double x[kGradLanes], num[kGradLanes], den[kGradLanes], log_x[kGradLanes];
   alignas(64) int64_t shifting[kGradLanes];
