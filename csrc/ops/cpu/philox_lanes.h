@@ -30,17 +30,30 @@ struct PhiloxLanes {
   static GRADEXT_CPU_INLINE V add(V a, V b) { return _mm512_add_epi32(a, b); }
   static GRADEXT_CPU_INLINE V sub(V a, V b) { return _mm512_sub_epi32(a, b); }
   static GRADEXT_CPU_INLINE V bxor(V a, V b) { return _mm512_xor_si512(a, b); }
+  // a ^ b ^ c in one instruction (truth table 0x96).
+  static GRADEXT_CPU_INLINE V bxor3(V a, V b, V c) {
+    return _mm512_ternarylogic_epi32(a, b, c, 0x96);
+  }
   // -1 where a > b as signed 32-bit integers, else 0.
   static GRADEXT_CPU_INLINE V greater(V a, V b) {
     return _mm512_movm_epi32(_mm512_cmpgt_epi32_mask(a, b));
   }
-  static GRADEXT_CPU_INLINE V mul_even(V a, V b) { return _mm512_mul_epu32(a, b); }
-  static GRADEXT_CPU_INLINE V srli64(V a) { return _mm512_srli_epi64(a, 32); }
-  static GRADEXT_CPU_INLINE V slli64(V a) { return _mm512_slli_epi64(a, 32); }
-  // Even 32-bit lanes from a, odd ones from b.
-  static GRADEXT_CPU_INLINE V blend_odd(V a, V b) { return _mm512_mask_blend_epi32(0xAAAA, a, b); }
   static GRADEXT_CPU_INLINE void store(uint32_t* p, V v) { _mm512_storeu_si512(p, v); }
 };
+
+// 32x32 -> 64-bit products of every lane against a broadcast multiplier, as (hi, lo) halves.
+// On Intel's 512-bit units the multiplies and the 64-bit shifts share one port, so the lanes are
+// moved with in-lane shuffles (the other port) instead of the shifts of the AVX2 variant: the
+// odd lanes to even positions for their products, and each product's halves to their lanes by
+// one masked shuffle.
+GRADEXT_CPU_INLINE void mulhilo_lanes(__m512i a, __m512i m, __m512i* hi, __m512i* lo) {
+  const __m512i even = _mm512_mul_epu32(a, m);  // lanes 0, 2, ...: full 64-bit products
+  const __m512i odd = _mm512_mul_epu32(_mm512_shuffle_epi32(a, _MM_PERM_DDBB), m);  // 1, 3, ...
+  // hi: the even products' high words moved down into the even lanes, the odd ones' in place.
+  *hi = _mm512_mask_shuffle_epi32(odd, 0x5555, even, _MM_PERM_DDBB);
+  // lo: the even products' low words in place, the odd ones' moved up into the odd lanes.
+  *lo = _mm512_mask_shuffle_epi32(even, 0xAAAA, odd, _MM_PERM_CCAA);
+}
 #else  // AVX2
 struct PhiloxLanes {
   using V = __m256i;
@@ -50,16 +63,17 @@ struct PhiloxLanes {
   static GRADEXT_CPU_INLINE V add(V a, V b) { return _mm256_add_epi32(a, b); }
   static GRADEXT_CPU_INLINE V sub(V a, V b) { return _mm256_sub_epi32(a, b); }
   static GRADEXT_CPU_INLINE V bxor(V a, V b) { return _mm256_xor_si256(a, b); }
+  static GRADEXT_CPU_INLINE V bxor3(V a, V b, V c) { return bxor(bxor(a, b), c); }
   static GRADEXT_CPU_INLINE V greater(V a, V b) { return _mm256_cmpgt_epi32(a, b); }
   static GRADEXT_CPU_INLINE V mul_even(V a, V b) { return _mm256_mul_epu32(a, b); }
   static GRADEXT_CPU_INLINE V srli64(V a) { return _mm256_srli_epi64(a, 32); }
   static GRADEXT_CPU_INLINE V slli64(V a) { return _mm256_slli_epi64(a, 32); }
+  // Even 32-bit lanes from a, odd ones from b.
   static GRADEXT_CPU_INLINE V blend_odd(V a, V b) { return _mm256_blend_epi32(a, b, 0xAA); }
   static GRADEXT_CPU_INLINE void store(uint32_t* p, V v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v);
   }
 };
-#endif
 
 // 32x32 -> 64-bit products of every lane against a broadcast multiplier, as (hi, lo) halves.
 GRADEXT_CPU_INLINE void mulhilo_lanes(PhiloxLanes::V a, PhiloxLanes::V m, PhiloxLanes::V* hi,
@@ -70,6 +84,7 @@ GRADEXT_CPU_INLINE void mulhilo_lanes(PhiloxLanes::V a, PhiloxLanes::V m, Philox
   *hi = L::blend_odd(L::srli64(even), odd);
   *lo = L::blend_odd(even, L::slli64(odd));
 }
+#endif
 
 // The ten rounds on one vector of counters.
 GRADEXT_CPU_INLINE void philox_rounds(PhiloxLanes::V* x, PhiloxLanes::V* y, PhiloxLanes::V* z,
@@ -82,9 +97,9 @@ GRADEXT_CPU_INLINE void philox_rounds(PhiloxLanes::V* x, PhiloxLanes::V* y, Phil
     L::V hi0, lo0, hi1, lo1;
     mulhilo_lanes(*x, m0, &hi0, &lo0);
     mulhilo_lanes(*z, m1, &hi1, &lo1);
-    *x = L::bxor(L::bxor(hi1, *y), L::set1(k0));
+    *x = L::bxor3(hi1, *y, L::set1(k0));
     *y = lo1;
-    *z = L::bxor(L::bxor(hi0, *w), L::set1(k1));
+    *z = L::bxor3(hi0, *w, L::set1(k1));
     *w = lo0;
     k0 += detail::kPhiloxW0;
     k1 += detail::kPhiloxW1;
