@@ -95,7 +95,8 @@ def normal_rsample(
 
 def _rsample(p, mean, spread, num_samples, generator):
     if _plain_call(mean, spread, num_samples, generator):
-        return p.ops.sample.op(mean, spread)[0]
+        # The dispatcher op's own callable: OpOverload.__call__ is one more Python frame.
+        return p.ops.sample.op._op(mean, spread)[0]
     op = p.op
     _validation.check_floating(op, p.mean, mean)
     _validation.check_floating(op, p.spread, spread)
@@ -112,6 +113,7 @@ def _rsample(p, mean, spread, num_samples, generator):
 
 
 _KERNEL_DTYPES = frozenset(_validation.FLOATING_DTYPES)
+_CPU = torch.device("cpu")
 
 
 def _plain_call(mean, spread, num_samples, generator) -> bool:
@@ -136,6 +138,8 @@ def _plain_call(mean, spread, num_samples, generator) -> bool:
         or mean.shape != spread.shape
     ):
         return False
+    if mean.is_cpu and spread.is_cpu:  # the common case, without building device objects
+        return _extension.uses_kernels(_CPU)
     device = mean.device
     return device == spread.device and _extension.uses_kernels(device)
 
