@@ -23,9 +23,10 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import distributions as td
 
 import gradext
-from gradext import reference
+from gradext import distributions, reference
 from gradext.bench import harness
 from gradext.bench.dirichlet import eager_beta, eager_dirichlet
 from gradext.bench.gamma import eager_rsample as eager_gamma
@@ -54,6 +55,11 @@ def cases(device: torch.device) -> list[tuple[str, str, Callable, Callable, Call
         ("gaussian_rsample", "[128, 20] K=5", leaves((128, 20), (128, 20)),
          lambda mu, lv: eager_rsample(mu, lv, 5),
          lambda mu, lv: gradext.gaussian_rsample(mu, lv, 5)),
+        # The same latent through torch.distributions.Normal(loc, scale).rsample(), as most VAE code
+        # draws it, against gradext.distributions.Normal (scales 0.5 to 3.5).
+        ("Normal.rsample", "[128, 20]", positive_leaves((128, 20), (128, 20)),
+         lambda loc, scale: td.Normal(loc, scale, validate_args=False).rsample(),
+         lambda loc, scale: distributions.Normal(loc, scale, validate_args=False).rsample()),
         # Gamma, Dirichlet and Beta latents of the same size (a Dirichlet: 20-topic simplices).
         ("gamma_rsample", "[128, 20]", positive_leaves((128, 20), (128, 20)),
          eager_gamma, gradext.gamma_rsample),
