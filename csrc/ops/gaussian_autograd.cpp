@@ -1,8 +1,8 @@
 // Autograd of the Gaussian sampling ops (gaussian_rsample and normal_rsample, each with its
 // seeded and replay twins), registered in C++ at the Autograd key: an eager call builds its graph
-// node without a Python frame on the way in or out, and torch.compile (AOTAutograd) traces the
-// same node. torch.func refuses C++ autograd Functions, so under its transforms
-// gradext/gaussian.py applies the same formula in Python (_sample_setup_context /
+// node (a plain autograd Node, ops/autograd_node.h) without a Python frame on the way in or out,
+// and torch.compile (AOTAutograd) traces the same node. Under torch.func's transforms the Python
+// entries apply the same formula in Python instead (gradext/gaussian.py, _sample_setup_context /
 // _sample_backward: change both together; the contract tests compare them bitwise). The
 // derivative of the fused backward (double backward) and the vmap rules are in
 // gradext/gaussian.py only.
@@ -11,18 +11,19 @@
 //   grad_mean   = grad summed over the samples and the mean's broadcast dimensions
 //   grad_spread = grad * eps * d sd / d spread, summed to the spread's shape (fused kernel that
 //                 draws eps again from the saved Philox (seed, offset))
-#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
+#include <mutex>
 #include <string>
 
+#include "ops/autograd_node.h"
 #include "ops/autograd_support.h"
 #include "ops/gaussian.h"
 
 namespace gradext::ops {
 namespace {
 
-using torch::autograd::AutogradContext;
+using torch::autograd::SavedVariable;
 using torch::autograd::variable_list;
 
 using BackwardOp = c10::TypedOperatorHandle<std::tuple<at::Tensor, at::Tensor>(
@@ -36,33 +37,33 @@ const BackwardOp& backward_op() {
   return op;
 }
 
+// The graph node of one sample call (ops/autograd_node.h): next edges (mean, spread), one input
+// (the gradient of z; rng_state is not differentiable).
 template <typename P>
-struct GaussianSample : torch::autograd::Function<GaussianSample<P>> {
-  // `sample` runs the sampling op below autograd and returns its (z, rng_state).
-  template <class Sample>
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& mean,
-                               const at::Tensor& spread, bool has_sample_dim,
-                               const Sample& sample) {
-    auto [z, rng_state] = sample();
-    // All that backward keeps: the spread and the 2-element (seed, offset); never the noise.
-    ctx->save_for_backward({spread, rng_state});
-    ctx->saved_data["mean_size"] = mean.sym_sizes().vec();
-    ctx->saved_data["mean_dtype"] = mean.scalar_type();
-    ctx->saved_data["has_sample_dim"] = has_sample_dim;
-    ctx->mark_non_differentiable({rng_state});
-    return {z, rng_state};
+struct GaussianSampleBackward : torch::autograd::Node {
+  // All that backward keeps: the spread and the 2-element (seed, offset); never the noise.
+  SavedVariable spread;
+  SavedVariable rng_state;
+  std::vector<c10::SymInt> mean_size;
+  at::ScalarType mean_dtype = at::kFloat;
+  bool has_sample_dim = false;
+
+  std::string name() const override {
+    return std::string("gradext::") + P::names.op + "Backward";
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor& spread = saved[0];
-    const at::Tensor& rng_state = saved[1];
-    const std::vector<c10::SymInt> mean_size = ctx->saved_data["mean_size"].toSymIntVector();
-    const auto mean_dtype = ctx->saved_data["mean_dtype"].toScalarType();
-    const bool has_sample_dim = ctx->saved_data["has_sample_dim"].toBool();
-    const bool need_mean = ctx->needs_input_grad(0);
-    const bool need_spread = ctx->needs_input_grad(1);
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    spread.reset_data();
+    rng_state.reset_data();
+  }
+
+  variable_list apply(variable_list&& grads) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    const bool need_mean = task_should_compute_output(0);
+    const bool need_spread = task_should_compute_output(1);
     at::Tensor grad_z = grads[0];
+    if (!grad_z.defined()) return {at::Tensor(), at::Tensor()};
     at::Tensor grad_mean;
     at::Tensor grad_spread;
     // d z / d mean = 1: grad_mean is grad summed over the samples and broadcast dimensions. With
@@ -71,10 +72,12 @@ struct GaussianSample : torch::autograd::Function<GaussianSample<P>> {
     // grad_spread.
     const bool one_sample = !has_sample_dim || grad_z.sym_size(0) == 1;
     if (need_spread) {
+      const at::Tensor saved_spread = spread.unpack();
       BelowAutogradUnlessRecording below_autograd;
-      std::tie(grad_mean, grad_spread) = backward_op<P>().call(
-          grad_z, spread, rng_state, mean_size, has_sample_dim, need_mean && !one_sample);
-      grad_spread = as_dtype(grad_spread, spread.scalar_type());
+      std::tie(grad_mean, grad_spread) =
+          backward_op<P>().call(grad_z, saved_spread, rng_state.unpack(), mean_size,
+                                has_sample_dim, need_mean && !one_sample);
+      grad_spread = as_dtype(grad_spread, saved_spread.scalar_type());
     }
     if (need_mean && (one_sample || !need_spread)) {
       if (has_sample_dim) grad_z = one_sample ? grad_z.select(0, 0) : grad_z.sum(0);
@@ -82,26 +85,34 @@ struct GaussianSample : torch::autograd::Function<GaussianSample<P>> {
       const bool same_shape = grad_z.sym_sizes().equals(mean_size);
       grad_mean = same_shape ? grad_z : grad_z.sum_to_size_symint(mean_size);
     }
-    // Not wanted (autograd.grad asked for the spread alone): undefined, not the kernel's empty
-    // placeholder, which autograd would check against the mean's shape.
+    // Not wanted: undefined, not the kernel's empty placeholder.
     grad_mean = need_mean ? as_dtype(grad_mean, mean_dtype) : at::Tensor();
-    // One gradient per forward argument after ctx: mean, spread, has_sample_dim, sample.
-    return {grad_mean, grad_spread, at::Tensor(), at::Tensor()};
+    return {grad_mean, need_spread ? grad_spread : at::Tensor()};
   }
 };
 
 // The autograd kernels of one parametrization's three sampling ops.
 template <typename P>
 struct GaussianAutogradOps {
-  // `sample` (the op below autograd) inside the Function, or alone where there is no gradient
-  // to track (no node to build: about a microsecond and a half a call).
+  // `sample` (the op below autograd), then the node that differentiates it, where there is a
+  // gradient to track (else no node: about a microsecond and a half a call).
   template <class Sample>
   static std::tuple<at::Tensor, at::Tensor> with_autograd(const at::Tensor& mean,
                                                           const at::Tensor& spread,
                                                           bool has_sample_dim,
                                                           const Sample& sample) {
+    check_no_forward_grad(P::names.op, mean, spread);
     if (!tracks_grad(mean, spread)) return sample();
-    return as_pair(GaussianSample<P>::apply(mean, spread, has_sample_dim, sample));
+    auto [z, rng_state] = sample();
+    auto node = make_node<GaussianSampleBackward<P>>();
+    node->set_next_edges(torch::autograd::collect_next_edges(mean, spread));
+    node->spread = SavedVariable(spread, /*is_output=*/false);
+    node->rng_state = SavedVariable(rng_state, /*is_output=*/false);
+    node->mean_size = mean.sym_sizes().vec();
+    node->mean_dtype = mean.scalar_type();
+    node->has_sample_dim = has_sample_dim;
+    torch::autograd::set_history(z, node);
+    return {z, rng_state};
   }
 
   static std::string name(const char* suffix) {

@@ -114,7 +114,11 @@ def _graph_node_names(tensor):
 
 
 def _cpp_nodes(names):
-    return {n for n in names if n.startswith("torch::autograd::CppNode<gradext::ops::")}
+    """gradext's C++ graph nodes: a torch::autograd::Function's CppNode, or a plain node
+    (csrc/ops/autograd_node.h), named "gradext::<op>Backward"."""
+    return {
+        n for n in names if n.startswith(("torch::autograd::CppNode<gradext::ops::", "gradext::"))
+    }
 
 
 @pytest.mark.parametrize("case", CASES)

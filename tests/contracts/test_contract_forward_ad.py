@@ -11,6 +11,7 @@ import torch
 import torch.autograd.forward_ad as fwAD
 
 import gradext
+from helpers.common import requires_extension
 
 X = torch.randn(4, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
 
@@ -56,3 +57,24 @@ def test_plain_tensors_inside_a_dual_level_still_work(implementation, name):
         out = CALLS[name](x)
     (grad,) = torch.autograd.grad(out.sum(), x)
     assert grad.shape == x.shape
+
+
+DISPATCHER_CALLS = {
+    "gaussian_rsample": lambda x: torch.ops.gradext.gaussian_rsample(x, x),
+    "_gaussian_rsample_seeded": lambda x: torch.ops.gradext._gaussian_rsample_seeded(x, x, 2, 0, 0),
+    "normal_rsample": lambda x: torch.ops.gradext.normal_rsample(x, x.exp()),
+    "_normal_rsample_seeded": lambda x: torch.ops.gradext._normal_rsample_seeded(x, x, None, 0, 0),
+}
+
+
+@requires_extension
+@pytest.mark.parametrize("name", sorted(DISPATCHER_CALLS))
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_dual_tensors_raise_at_the_dispatcher_op(name, requires_grad):
+    """The C++ autograd kernels refuse dual tensors themselves, for callers of the dispatcher op
+    that skip the Python entry; with no gradient to track the tangent would be dropped."""
+    op = name.removeprefix("_").removesuffix("_seeded")
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(X.clone().requires_grad_(requires_grad), torch.ones_like(X))
+        with pytest.raises(NotImplementedError, match=op + MESSAGE):
+            DISPATCHER_CALLS[name](dual)
