@@ -53,6 +53,14 @@ NodePtr<T> make_node() {
 }
 #endif
 
+// A new node whose next edges are `inputs`: its outputs, in order, are their gradients.
+template <class T, class... Tensors>
+NodePtr<T> make_node_for(const Tensors&... inputs) {
+  NodePtr<T> node = make_node<T>();
+  node->set_next_edges(torch::autograd::collect_next_edges(inputs...));
+  return node;
+}
+
 // Forward-mode AD is refused on every path with the message of gradext/_validation.py's
 // check_no_forward_ad (the Python entries ask first; this is for callers of the dispatcher op).
 template <class... Tensors>

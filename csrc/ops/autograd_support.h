@@ -1,6 +1,6 @@
-// Helpers of the C++ autograd kernels (csrc/ops/<family>_autograd.cpp): each op family's formula
-// is a torch::autograd::Function whose forward runs the family's op below the autograd keys and
-// whose backward calls the family's fused backward op through the dispatcher.
+// Helpers of the C++ autograd kernels (csrc/ops/<family>_autograd.cpp): each kernel runs the
+// family's op below the autograd keys and attaches a graph node (ops/autograd_node.h) whose
+// backward calls the family's fused backward op through the dispatcher.
 #pragma once
 
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -11,7 +11,6 @@
 #include <optional>
 #include <tuple>
 #include <utility>
-#include <vector>
 
 namespace gradext::ops {
 
@@ -22,7 +21,7 @@ c10::TypedOperatorHandle<Signature> typed_op(const char* qualname) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(qualname, "").typed<Signature>();
 }
 
-// The op called below the autograd keys: how a Function's forward runs the family's op.
+// The op called below the autograd keys: how an autograd kernel runs the family's op.
 template <class Signature, class... Args>
 decltype(auto) call_below_autograd(const c10::TypedOperatorHandle<Signature>& op,
                                    Args&&... args) {
@@ -31,8 +30,7 @@ decltype(auto) call_below_autograd(const c10::TypedOperatorHandle<Signature>& op
 }
 
 // Whether a call has a gradient to track: grad mode on and some input requiring grad. Where it
-// has none, a Function's apply would build its node and context only to drop them, so an
-// autograd kernel calls the op below autograd instead.
+// has none, an autograd kernel calls the op below autograd and builds no node.
 template <class... Tensors>
 bool tracks_grad(const Tensors&... inputs) {
   return at::GradMode::is_enabled() && (inputs.requires_grad() || ...);
@@ -42,11 +40,6 @@ bool tracks_grad(const Tensors&... inputs) {
 // even when it has nothing to do). Also used by the ops' host code (csrc/ops/gaussian.cpp).
 inline at::Tensor as_dtype(const at::Tensor& t, at::ScalarType dtype) {
   return t.scalar_type() == dtype ? t : t.to(dtype);
-}
-
-// A two-output op's result, from the variable_list a Function's apply returns.
-inline std::tuple<at::Tensor, at::Tensor> as_pair(const std::vector<at::Tensor>& outputs) {
-  return {outputs[0], outputs[1]};
 }
 
 // Where a backward formula calls an op: with grad mode off (a plain backward, no create_graph)

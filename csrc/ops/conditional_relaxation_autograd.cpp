@@ -1,6 +1,6 @@
 // Autograd of conditional_relaxation and its seeded twin, registered in C++ at the Autograd key
-// (docs/design.md, "Where autograd lives"). torch.func refuses C++ autograd Functions, so under
-// its transforms gradext/conditional_relaxation.py applies the same formula in Python
+// as a plain graph node (docs/design.md, "Where autograd lives"). Under torch.func's transforms
+// gradext/conditional_relaxation.py applies the same formula in Python
 // (_sample_setup_context / _sample_backward: change both together; the contract tests compare
 // them bitwise). The derivative of the fused backward (double backward) and the vmap rules are
 // in gradext/conditional_relaxation.py only.
@@ -8,15 +8,17 @@
 //   grad_logits = fused_backward(grad_soft, grad_soft_cond, logits, tau, rng_state)
 // which draws both noises again from rng_state: autograd keeps logits and two integers. b and
 // rng_state are not differentiable.
-#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
+#include <mutex>
+
+#include "ops/autograd_node.h"
 #include "ops/autograd_support.h"
 
 namespace gradext::ops {
 namespace {
 
-using torch::autograd::AutogradContext;
+using torch::autograd::SavedVariable;
 using torch::autograd::variable_list;
 
 using Outputs = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
@@ -25,48 +27,66 @@ std::optional<at::Tensor> present(const at::Tensor& grad) {
   return grad.defined() ? std::optional<at::Tensor>(grad.contiguous()) : std::nullopt;
 }
 
-struct ConditionalRelaxationSample
-    : torch::autograd::Function<ConditionalRelaxationSample> {
-  // `sample` runs the sampling op below autograd and returns its four outputs.
-  template <class Sample>
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& logits,
-                               const at::Tensor& tau, bool categorical, const Sample& sample) {
-    auto [b, soft, soft_cond, rng_state] = sample();
-    ctx->save_for_backward({logits, tau, rng_state});
-    ctx->saved_data["categorical"] = categorical;
-    ctx->mark_non_differentiable({b, rng_state});
-    // One relaxation may get no gradient: no zero-filled tensor is made for it.
-    ctx->set_materialize_grads(false);
-    return {b, soft, soft_cond, rng_state};
+// Next edges (logits, tau: tau gets no gradient here); two inputs, the gradients of soft and
+// soft_cond, either of which may be undefined (one relaxation may get no gradient, and no
+// zero-filled tensor is made for it).
+struct ConditionalRelaxationBackward : torch::autograd::Node {
+  SavedVariable logits;
+  SavedVariable tau;
+  SavedVariable rng_state;
+  bool categorical = false;
+
+  std::string name() const override { return "gradext::conditional_relaxationBackward"; }
+
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    logits.reset_data();
+    tau.reset_data();
+    rng_state.reset_data();
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  variable_list apply(variable_list&& grads) override {
     using Signature =
         at::Tensor(const std::optional<at::Tensor>&, const std::optional<at::Tensor>&,
                    const at::Tensor&, const at::Tensor&, const at::Tensor&, bool);
     static const auto op = typed_op<Signature>("gradext::_conditional_relaxation_backward");
-    const auto saved = ctx->get_saved_variables();
+    std::lock_guard<std::mutex> lock(mutex_);
     at::Tensor grad_logits;
-    if (ctx->needs_input_grad(0) && (grads[1].defined() || grads[2].defined())) {
+    if (task_should_compute_output(0) && (grads[0].defined() || grads[1].defined())) {
       BelowAutogradUnlessRecording below_autograd;
-      grad_logits = op.call(present(grads[1]), present(grads[2]), saved[0], saved[1], saved[2],
-                            ctx->saved_data["categorical"].toBool());
+      grad_logits = op.call(present(grads[0]), present(grads[1]), logits.unpack(),
+                            tau.unpack(), rng_state.unpack(), categorical);
     }
-    // One gradient per forward argument after ctx: logits, tau, categorical, sample.
-    return {grad_logits, at::Tensor(), at::Tensor(), at::Tensor()};
+    return {grad_logits, at::Tensor()};
   }
 };
 
-Outputs as_outputs(const variable_list& v) { return {v[0], v[1], v[2], v[3]}; }
+// `sample` (the op below autograd), then the node that differentiates soft and soft_cond where
+// there is a gradient to track (b and rng_state are not differentiable).
+template <class Sample>
+Outputs with_autograd(const at::Tensor& logits, const at::Tensor& tau, bool categorical,
+                      const Sample& sample) {
+  check_no_forward_grad("conditional_relaxation", logits, tau);
+  if (!tracks_grad(logits, tau)) return sample();
+  auto [b, soft, soft_cond, rng_state] = sample();
+  auto node = make_node_for<ConditionalRelaxationBackward>(logits, tau);
+  node->logits = SavedVariable(logits, /*is_output=*/false);
+  node->tau = SavedVariable(tau, /*is_output=*/false);
+  node->rng_state = SavedVariable(rng_state, /*is_output=*/false);
+  node->categorical = categorical;
+  torch::autograd::set_history(soft, node);
+  torch::autograd::set_history(soft_cond, node);
+  return {b, soft, soft_cond, rng_state};
+}
 
 Outputs sample_autograd(const at::Tensor& logits, const at::Tensor& tau, bool categorical,
                         std::optional<at::Generator> generator) {
   static const auto op = typed_op<Outputs(const at::Tensor&, const at::Tensor&, bool,
                                           std::optional<at::Generator>)>(
       "gradext::conditional_relaxation");
-  return as_outputs(ConditionalRelaxationSample::apply(logits, tau, categorical, [&] {
+  return with_autograd(logits, tau, categorical, [&] {
     return call_below_autograd(op, logits, tau, categorical, generator);
-  }));
+  });
 }
 
 Outputs seeded_autograd(const at::Tensor& logits, const at::Tensor& tau, bool categorical,
@@ -74,9 +94,9 @@ Outputs seeded_autograd(const at::Tensor& logits, const at::Tensor& tau, bool ca
   static const auto op =
       typed_op<Outputs(const at::Tensor&, const at::Tensor&, bool, int64_t, int64_t)>(
           "gradext::_conditional_relaxation_seeded");
-  return as_outputs(ConditionalRelaxationSample::apply(logits, tau, categorical, [&] {
+  return with_autograd(logits, tau, categorical, [&] {
     return call_below_autograd(op, logits, tau, categorical, seed, offset);
-  }));
+  });
 }
 
 }  // namespace

@@ -1,21 +1,22 @@
 // Autograd of the Dirichlet sampling ops (dirichlet_rsample and its seeded twin), registered in
-// C++ at the Autograd key (see csrc/ops/gaussian_autograd.cpp for why). torch.func refuses C++
-// autograd Functions, so under its transforms gradext/dirichlet.py applies the same formula in
-// Python (_sample_setup_context / _sample_backward: change both together; the contract tests
+// C++ at the Autograd key as a plain graph node (see csrc/ops/gaussian_autograd.cpp for why).
+// Under torch.func's transforms gradext/dirichlet.py applies the same formula in Python (_sample_setup_context / _sample_backward: change both together; the contract tests
 // compare them bitwise).
 //
 //   x = normalize(g), g_i ~ Gamma(alpha_i, 1)
 //   grad_concentration = x_i (grad_i - sum_j grad_j x_j) d log g_i / d alpha_i (fused row
 //                        kernel reading the saved x and log g), summed to concentration's shape
-#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
+#include <mutex>
+
+#include "ops/autograd_node.h"
 #include "ops/autograd_support.h"
 
 namespace gradext::ops {
 namespace {
 
-using torch::autograd::AutogradContext;
+using torch::autograd::SavedVariable;
 using torch::autograd::variable_list;
 
 at::Tensor call_backward_op(const at::Tensor& grad, const at::Tensor& x,
@@ -27,28 +28,47 @@ at::Tensor call_backward_op(const at::Tensor& grad, const at::Tensor& x,
   return op.call(grad, x, log_gamma, concentration);
 }
 
-struct DirichletSample : torch::autograd::Function<DirichletSample> {
-  // `sample` runs the sampling op below autograd and returns its (x, log_gamma).
-  template <class Sample>
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& concentration,
-                               const Sample& sample) {
-    auto [x, log_gamma] = sample();
-    // The backward reads the sample and its log-Gammas: no rejection loop is run again.
-    ctx->save_for_backward({concentration, x, log_gamma});
-    ctx->mark_non_differentiable({log_gamma});
-    return {x, log_gamma};
+// Next edge: concentration; one input, the gradient of x (log_gamma is not differentiable).
+struct DirichletSampleBackward : torch::autograd::Node {
+  SavedVariable concentration;
+  // The backward reads the sample and its log-Gammas: no rejection loop is run again.
+  SavedVariable x;
+  SavedVariable log_gamma;
+
+  std::string name() const override { return "gradext::dirichlet_rsampleBackward"; }
+
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    concentration.reset_data();
+    x.reset_data();
+    log_gamma.reset_data();
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor& concentration = saved[0];
-    at::Tensor grad_concentration = call_backward_op(grads[0], saved[1], saved[2], concentration);
-    grad_concentration = grad_concentration.sum_to_size_symint(concentration.sym_sizes())
-                             .to(concentration.scalar_type());
-    // One gradient per forward argument after ctx: concentration, sample.
-    return {grad_concentration, at::Tensor()};
+  variable_list apply(variable_list&& grads) override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (!grads[0].defined() || !task_should_compute_output(0)) return {at::Tensor()};
+    const at::Tensor alpha = concentration.unpack();
+    const at::Tensor grad_concentration =
+        call_backward_op(grads[0], x.unpack(getptr()), log_gamma.unpack(), alpha);
+    return {grad_concentration.sum_to_size_symint(alpha.sym_sizes()).to(alpha.scalar_type())};
   }
 };
+
+// `sample` (the op below autograd, returning (x, log_gamma)), then the node that differentiates
+// it where there is a gradient to track.
+template <class Sample>
+std::tuple<at::Tensor, at::Tensor> with_autograd(const at::Tensor& concentration,
+                                                 const Sample& sample) {
+  check_no_forward_grad("dirichlet_rsample", concentration);
+  if (!tracks_grad(concentration)) return sample();
+  auto [x, log_gamma] = sample();
+  auto node = make_node_for<DirichletSampleBackward>(concentration);
+  node->concentration = SavedVariable(concentration, /*is_output=*/false);
+  torch::autograd::set_history(x, node);
+  node->x = SavedVariable(x, /*is_output=*/true);
+  node->log_gamma = SavedVariable(log_gamma, /*is_output=*/false);
+  return {x, log_gamma};
+}
 
 std::tuple<at::Tensor, at::Tensor> dirichlet_rsample_autograd(
     const at::Tensor& concentration, std::optional<c10::SymInt> num_samples,
@@ -56,9 +76,9 @@ std::tuple<at::Tensor, at::Tensor> dirichlet_rsample_autograd(
   static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
       const at::Tensor&, std::optional<c10::SymInt>, std::optional<at::Generator>)>(
       "gradext::dirichlet_rsample");
-  return as_pair(DirichletSample::apply(concentration, [&] {
+  return with_autograd(concentration, [&] {
     return call_below_autograd(op, concentration, num_samples, generator);
-  }));
+  });
 }
 
 std::tuple<at::Tensor, at::Tensor> dirichlet_rsample_seeded_autograd(
@@ -67,9 +87,9 @@ std::tuple<at::Tensor, at::Tensor> dirichlet_rsample_seeded_autograd(
   static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
       const at::Tensor&, std::optional<c10::SymInt>, int64_t, int64_t)>(
       "gradext::_dirichlet_rsample_seeded");
-  return as_pair(DirichletSample::apply(concentration, [&] {
+  return with_autograd(concentration, [&] {
     return call_below_autograd(op, concentration, num_samples, seed, offset);
-  }));
+  });
 }
 
 }  // namespace

@@ -104,8 +104,7 @@ struct GaussianAutogradOps {
     check_no_forward_grad(P::names.op, mean, spread);
     if (!tracks_grad(mean, spread)) return sample();
     auto [z, rng_state] = sample();
-    auto node = make_node<GaussianSampleBackward<P>>();
-    node->set_next_edges(torch::autograd::collect_next_edges(mean, spread));
+    auto node = make_node_for<GaussianSampleBackward<P>>(mean, spread);
     node->spread = SavedVariable(spread, /*is_output=*/false);
     node->rng_state = SavedVariable(rng_state, /*is_output=*/false);
     node->mean_size = mean.sym_sizes().vec();

@@ -1,7 +1,8 @@
 // Autograd of the leave-one-out estimators (score_function_loo, vimco), registered in C++ at
-// the Autograd key: an eager call builds its graph node without a Python frame, and
-// torch.compile (AOTAutograd) traces the same node. torch.func refuses C++ autograd Functions,
-// so under its transforms gradext/score_function.py applies the same formulas in Python
+// the Autograd key as plain graph nodes (see csrc/ops/gaussian_autograd.cpp for why): an eager
+// call builds its node without a Python frame, and torch.compile (AOTAutograd) traces the same
+// node. Under torch.func's transforms gradext/score_function.py applies the same formulas in
+// Python
 // (_score_function_loo_setup_context / _score_function_loo_estimator and _vimco_setup_context /
 // _vimco_estimator: change both together; the contract tests compare them bitwise). The
 // derivatives of the fused backwards (double backward) and the vmap rules are in
@@ -9,106 +10,123 @@
 //
 //   score_function_loo: grad_f = grad / K (every k), grad_log_prob = grad * (f_k - b_k) / K
 //   vimco: grad_log_weights = grad * softmax(log_weights), grad_log_prob = grad * (L - L_{-k})
-#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
+#include <mutex>
+
+#include "ops/autograd_node.h"
 #include "ops/autograd_support.h"
 
 namespace gradext::ops {
 namespace {
 
-using torch::autograd::AutogradContext;
+using torch::autograd::SavedVariable;
 using torch::autograd::variable_list;
 
-struct ScoreFunctionLoo : torch::autograd::Function<ScoreFunctionLoo> {
-  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& f, const at::Tensor& log_prob,
-                            int64_t dim) {
-    static const auto op =
-        typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t)>(
-            "gradext::score_function_loo");
-    const at::Tensor mean = call_below_autograd(op, f, log_prob, dim);
-    ctx->save_for_backward({f});  // the only tensor kept: the values (the baseline needs all)
-    ctx->saved_data["dim"] = dim;
-    ctx->saved_data["log_prob_dtype"] = log_prob.scalar_type();
-    return mean;
+// Next edges (f, log_prob); one input, the gradient of the mean.
+struct ScoreFunctionLooBackward : torch::autograd::Node {
+  SavedVariable f;  // the only tensor kept: the values (the baseline needs all)
+  int64_t dim = 0;
+  at::ScalarType log_prob_dtype = at::kFloat;
+
+  std::string name() const override { return "gradext::score_function_looBackward"; }
+
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    f.reset_data();
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  variable_list apply(variable_list&& grads) override {
     static const auto fused_backward =
         typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t)>(
             "gradext::_score_function_loo_backward");
-    const at::Tensor f = ctx->get_saved_variables()[0];
-    const int64_t dim = ctx->saved_data["dim"].toInt();
+    std::lock_guard<std::mutex> lock(mutex_);
     const at::Tensor& grad = grads[0];
+    if (!grad.defined()) return {{}, {}};
+    const at::Tensor values = f.unpack();
     at::Tensor grad_f;
     at::Tensor grad_log_prob;
-    if (ctx->needs_input_grad(0)) {
+    if (task_should_compute_output(0)) {
       // d mean / d f_k = 1 / K for every k: a broadcast view, nothing of size K is written.
-      grad_f = grad.div(c10::Scalar(f.sym_size(dim))).unsqueeze(dim).expand_symint(
-          f.sym_sizes());
+      grad_f = grad.div(c10::Scalar(values.sym_size(dim)))
+                   .unsqueeze(dim)
+                   .expand_symint(values.sym_sizes());
     }
-    if (ctx->needs_input_grad(1)) {
+    if (task_should_compute_output(1)) {
       BelowAutogradUnlessRecording below_autograd;
-      grad_log_prob = fused_backward.call(grad.contiguous(), f, dim)
-                          .to(ctx->saved_data["log_prob_dtype"].toScalarType());
+      grad_log_prob = fused_backward.call(grad.contiguous(), values, dim).to(log_prob_dtype);
     }
-    // One gradient per forward argument after ctx: f, log_prob, dim.
-    return {grad_f, grad_log_prob, at::Tensor()};
+    return {grad_f, grad_log_prob};
   }
 };
 
-struct Vimco : torch::autograd::Function<Vimco> {
-  static variable_list forward(AutogradContext* ctx, const at::Tensor& log_weights,
-                               const at::Tensor& log_prob, int64_t dim) {
-    static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
-        const at::Tensor&, const at::Tensor&, int64_t)>("gradext::vimco");
-    const auto [bound, stats] = call_below_autograd(op, log_weights, log_prob, dim);
-    ctx->mark_non_differentiable({stats});
-    // Kept: the log weights and 6 scalars per datapoint.
-    ctx->save_for_backward({log_weights, stats});
-    ctx->saved_data["dim"] = dim;
-    ctx->saved_data["log_prob_dtype"] = log_prob.scalar_type();
-    ctx->set_materialize_grads(false);
-    return {bound, stats};
+// Next edges (log_weights, log_prob); one input, the gradient of the bound (the statistics are
+// not differentiable).
+struct VimcoBackward : torch::autograd::Node {
+  // Kept: the log weights and 6 scalars per datapoint.
+  SavedVariable log_weights;
+  SavedVariable stats;
+  int64_t dim = 0;
+  at::ScalarType log_prob_dtype = at::kFloat;
+
+  std::string name() const override { return "gradext::vimcoBackward"; }
+
+  void release_variables() override {
+    std::lock_guard<std::mutex> lock(mutex_);
+    log_weights.reset_data();
+    stats.reset_data();
   }
 
-  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+  variable_list apply(variable_list&& grads) override {
     static const auto fused_backward = typed_op<std::tuple<at::Tensor, at::Tensor>(
         const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, std::array<bool, 2>)>(
         "gradext::_vimco_backward");
-    const bool need_weights = ctx->needs_input_grad(0);
-    const bool need_log_prob = ctx->needs_input_grad(1);
-    if (!grads[0].defined() || !(need_weights || need_log_prob)) {
-      return {at::Tensor(), at::Tensor(), at::Tensor()};
-    }
-    const auto saved = ctx->get_saved_variables();
+    std::lock_guard<std::mutex> lock(mutex_);
+    const bool need_weights = task_should_compute_output(0);
+    const bool need_log_prob = task_should_compute_output(1);
+    if (!grads[0].defined() || !(need_weights || need_log_prob)) return {{}, {}};
     at::Tensor grad_weights;
     at::Tensor grad_log_prob;
     {
       BelowAutogradUnlessRecording below_autograd;
       std::tie(grad_weights, grad_log_prob) =
-          fused_backward.call(grads[0].contiguous(), saved[0], saved[1],
-                              ctx->saved_data["dim"].toInt(), {need_weights, need_log_prob});
+          fused_backward.call(grads[0].contiguous(), log_weights.unpack(), stats.unpack(), dim,
+                              {need_weights, need_log_prob});
     }
-    if (!need_weights) grad_weights = at::Tensor();
-    if (need_log_prob) {
-      grad_log_prob = grad_log_prob.to(ctx->saved_data["log_prob_dtype"].toScalarType());
-    } else {
-      grad_log_prob = at::Tensor();
-    }
-    // One gradient per forward argument after ctx: log_weights, log_prob, dim.
-    return {grad_weights, grad_log_prob, at::Tensor()};
+    return {need_weights ? grad_weights : at::Tensor(),
+            need_log_prob ? grad_log_prob.to(log_prob_dtype) : at::Tensor()};
   }
 };
 
 at::Tensor score_function_loo_autograd(const at::Tensor& f, const at::Tensor& log_prob,
                                        int64_t dim) {
-  return ScoreFunctionLoo::apply(f, log_prob, dim);
+  static const auto op = typed_op<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t)>(
+      "gradext::score_function_loo");
+  check_no_forward_grad("score_function_loo", f, log_prob);
+  at::Tensor mean = call_below_autograd(op, f, log_prob, dim);
+  if (!tracks_grad(f, log_prob)) return mean;
+  auto node = make_node_for<ScoreFunctionLooBackward>(f, log_prob);
+  node->f = SavedVariable(f, /*is_output=*/false);
+  node->dim = dim;
+  node->log_prob_dtype = log_prob.scalar_type();
+  torch::autograd::set_history(mean, node);
+  return mean;
 }
 
 std::tuple<at::Tensor, at::Tensor> vimco_autograd(const at::Tensor& log_weights,
                                                   const at::Tensor& log_prob, int64_t dim) {
-  return as_pair(Vimco::apply(log_weights, log_prob, dim));
+  static const auto op = typed_op<std::tuple<at::Tensor, at::Tensor>(
+      const at::Tensor&, const at::Tensor&, int64_t)>("gradext::vimco");
+  check_no_forward_grad("vimco", log_weights, log_prob);
+  auto [bound, stats] = call_below_autograd(op, log_weights, log_prob, dim);
+  if (!tracks_grad(log_weights, log_prob)) return {bound, stats};
+  auto node = make_node_for<VimcoBackward>(log_weights, log_prob);
+  node->log_weights = SavedVariable(log_weights, /*is_output=*/false);
+  node->stats = SavedVariable(stats, /*is_output=*/false);
+  node->dim = dim;
+  node->log_prob_dtype = log_prob.scalar_type();
+  torch::autograd::set_history(bound, node);
+  return {bound, stats};
 }
 
 }  // namespace

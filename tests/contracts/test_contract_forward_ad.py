@@ -59,11 +59,24 @@ def test_plain_tensors_inside_a_dual_level_still_work(implementation, name):
     assert grad.shape == x.shape
 
 
+_TAU = torch.tensor(0.5, dtype=torch.float64)
+
+# Every C++ autograd kernel, called as torch.ops.gradext.<op>, with the name of the public op
+# its message gives.
 DISPATCHER_CALLS = {
     "gaussian_rsample": lambda x: torch.ops.gradext.gaussian_rsample(x, x),
     "_gaussian_rsample_seeded": lambda x: torch.ops.gradext._gaussian_rsample_seeded(x, x, 2, 0, 0),
     "normal_rsample": lambda x: torch.ops.gradext.normal_rsample(x, x.exp()),
     "_normal_rsample_seeded": lambda x: torch.ops.gradext._normal_rsample_seeded(x, x, None, 0, 0),
+    "gamma_rsample": lambda x: torch.ops.gradext.gamma_rsample(x.exp(), x.exp()),
+    "von_mises_rsample": lambda x: torch.ops.gradext.von_mises_rsample(x, x.exp()),
+    "dirichlet_rsample": lambda x: torch.ops.gradext.dirichlet_rsample(x.exp()),
+    "gumbel_softmax": lambda x: torch.ops.gradext.gumbel_softmax(x, _TAU, True),
+    "gumbel_sigmoid": lambda x: torch.ops.gradext.gumbel_sigmoid(x, _TAU, False),
+    "categorical_sample": lambda x: torch.ops.gradext.categorical_sample(x, 2),
+    "score_function_loo": lambda x: torch.ops.gradext.score_function_loo(x, x, 0),
+    "vimco": lambda x: torch.ops.gradext.vimco(x, x, 0),
+    "conditional_relaxation": lambda x: torch.ops.gradext.conditional_relaxation(x, _TAU, False),
 }
 
 
@@ -72,7 +85,8 @@ DISPATCHER_CALLS = {
 @pytest.mark.parametrize("requires_grad", [False, True])
 def test_dual_tensors_raise_at_the_dispatcher_op(name, requires_grad):
     """The C++ autograd kernels refuse dual tensors themselves, for callers of the dispatcher op
-    that skip the Python entry; with no gradient to track the tangent would be dropped."""
+    that skip the Python entry: a graph node has no forward-mode formula, and with no gradient
+    to track no node is built, so the tangent would be dropped."""
     op = name.removeprefix("_").removesuffix("_seeded")
     with fwAD.dual_level():
         dual = fwAD.make_dual(X.clone().requires_grad_(requires_grad), torch.ones_like(X))
