@@ -14,13 +14,14 @@ A family module names each op literally, so that grep finds every op where it is
 that the public functions call. Where the formulas serve depends on where the op's autograd kernel
 is registered:
 
-- ``autograd_in_cpp=True`` (the public sampling and estimator ops): the op's autograd kernel is a
-  torch::autograd::Function in csrc/ops/<family>_autograd.cpp. It is what an eager call, a direct
-  caller of ``torch.ops.gradext.<op>`` and torch.compile (AOTAutograd) get: no Python frame
-  between the call and the kernel, or between the engine and the fused backward op. torch.func
-  refuses C++ autograd Functions ("cannot use C++ torch::autograd::Function with functorch
-  transforms"), so under its transforms the entry applies the Python formulas instead; they are
-  the same formula (the C++ file says which Python function it mirrors), held to bitwise-equal
+- ``autograd_in_cpp=True`` (the public sampling and estimator ops): the op's autograd kernel is in
+  C++, csrc/ops/<family>_autograd.cpp, and builds a plain graph node. It is what an eager call, a
+  direct caller of ``torch.ops.gradext.<op>`` and torch.compile (AOTAutograd) get: no Python
+  frame between the call and the kernel, or between the engine and the fused backward op. It
+  does not serve torch.func (the fused backward ops' derivatives are torch.library
+  registrations without a setup_context, which functorch refuses, and the vmap rules are
+  Python), so under its transforms the entry applies the Python formulas instead; they are the
+  same formula (the C++ file says which Python function it mirrors), held to bitwise-equal
   values and gradients by tests/contracts/test_contract_eager_entry.py.
 - otherwise (the fused backward ops, whose derivatives give double backward): the formulas are
   registered with torch.library.register_autograd, what torch.compile traces and what the C++

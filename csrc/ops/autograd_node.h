@@ -1,19 +1,21 @@
-// The autograd graph node of a C++ autograd kernel, written as torch's own operators write theirs
-// (torch/csrc/autograd/generated/Functions.h): a torch::autograd::Node subclass holding its saved
-// tensors as SavedVariables, attached to the outputs with collect_next_edges / set_history.
+// The autograd graph node of gradext's C++ autograd kernels (csrc/ops/<family>_autograd.cpp),
+// written as torch's own operators write theirs (torch/csrc/autograd/generated/Functions.h): a
+// torch::autograd::Node subclass holding its saved tensors as SavedVariables and its sizes and
+// flags as members, attached to the outputs with collect_next_edges / set_history.
 //
-// Why not torch::autograd::Function (ops/autograd_support.h): its generic machinery (an
-// AutogradContext whose non-tensor state is a string-keyed map of IValues, the output wrapping
-// for views, dirty and non-differentiable tensors, the forward-AD checks) costs about 1.5
+// Why not torch::autograd::Function: its generic machinery (an AutogradContext whose non-tensor
+// state is a string-keyed map of IValues, the output wrapping for views, dirty and
+// non-differentiable tensors, the materialization of undefined gradients) costs about 1.5
 // microseconds per forward and 2 per backward over a plain node: measured on one thread on an
 // Intel Xeon (AVX-512), torch 2.14, with a two-input op of four elements. A VAE's [128, 20]
-// latent spends about 40 microseconds in gradext's forward+backward, so that is a tenth of it.
+// latent spends about 35 microseconds in gradext's Gaussian forward+backward, so that is a tenth
+// of it.
 //
-// What a node does not get for free from Function, and its users must do themselves:
-//   - refuse forward-mode AD (check_no_forward_grad below): Function raised for dual inputs;
-//     a node would drop the tangent silently;
-//   - torch.func: Function refused its transforms, so the Python entries apply the Python twin
-//     of each formula there (gradext/_custom_op.py). They still do; a node is not reached there.
+// What a node does not get for free, and the kernels do themselves: refuse forward-mode AD
+// (check_no_forward_grad below; a node would drop the tangent silently), save their own outputs
+// with is_output = true after set_history (no reference cycle; unpack them with getptr()), and
+// take undefined incoming gradients as zero. torch.func is served by the Python twins of the
+// formulas (gradext/_custom_op.py), not by the nodes.
 //
 // The node type changed between torch versions: shared_ptr-owned in torch/csrc/autograd/
 // function.h up to torch 2.11 (deleted through deleteNode, which unrolls long chains), and

@@ -1,7 +1,7 @@
 // Autograd of categorical_sample and its seeded twin, registered in C++ at the Autograd key as a
-// plain graph node (see csrc/ops/gaussian_autograd.cpp for why): an eager call builds its node
-// without a Python frame, and torch.compile (AOTAutograd) traces the same node. Under
-// torch.func's transforms gradext/categorical.py applies the same formula in Python (_sample_setup_context /
+// plain graph node (csrc/ops/autograd_node.h says why): an eager call builds its node without a
+// Python frame, and torch.compile (AOTAutograd) traces the same node. Under torch.func's
+// transforms gradext/categorical.py applies the same formula in Python (_sample_setup_context /
 // _sample_backward: change both together; the contract tests compare them bitwise). The
 // derivative of the fused backward (double backward) and the vmap rules are in
 // gradext/categorical.py only.

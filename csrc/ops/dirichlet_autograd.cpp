@@ -1,7 +1,8 @@
 // Autograd of the Dirichlet sampling ops (dirichlet_rsample and its seeded twin), registered in
-// C++ at the Autograd key as a plain graph node (see csrc/ops/gaussian_autograd.cpp for why).
-// Under torch.func's transforms gradext/dirichlet.py applies the same formula in Python (_sample_setup_context / _sample_backward: change both together; the contract tests
-// compare them bitwise).
+// C++ at the Autograd key as a plain graph node (csrc/ops/autograd_node.h says why). Under
+// torch.func's transforms gradext/dirichlet.py applies the same formula in Python
+// (_sample_setup_context / _sample_backward: change both together; the contract tests compare
+// them bitwise).
 //
 //   x = normalize(g), g_i ~ Gamma(alpha_i, 1)
 //   grad_concentration = x_i (grad_i - sum_j grad_j x_j) d log g_i / d alpha_i (fused row

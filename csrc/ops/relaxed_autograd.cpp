@@ -1,6 +1,6 @@
 // Autograd of the relaxed samplers (gumbel_softmax, gumbel_sigmoid and their seeded twins),
-// registered in C++ at the Autograd key as a plain graph node (see csrc/ops/gaussian_autograd.cpp
-// for why): an eager call builds its node without a Python frame, and torch.compile (AOTAutograd)
+// registered in C++ at the Autograd key as a plain graph node (csrc/ops/autograd_node.h says
+// why): an eager call builds its node without a Python frame, and torch.compile (AOTAutograd)
 // traces the same node. Under torch.func's transforms gradext/relaxed.py applies the same formula
 // in Python
 // (_sample_setup_context / _sample_backward: change both together; the contract tests compare

@@ -1,8 +1,7 @@
 // Autograd of the leave-one-out estimators (score_function_loo, vimco), registered in C++ at
-// the Autograd key as plain graph nodes (see csrc/ops/gaussian_autograd.cpp for why): an eager
-// call builds its node without a Python frame, and torch.compile (AOTAutograd) traces the same
-// node. Under torch.func's transforms gradext/score_function.py applies the same formulas in
-// Python
+// the Autograd key as plain graph nodes (csrc/ops/autograd_node.h says why): an eager call
+// builds its node without a Python frame, and torch.compile (AOTAutograd) traces the same node.
+// Under torch.func's transforms gradext/score_function.py applies the same formulas in Python
 // (_score_function_loo_setup_context / _score_function_loo_estimator and _vimco_setup_context /
 // _vimco_estimator: change both together; the contract tests compare them bitwise). The
 // derivatives of the fused backwards (double backward) and the vmap rules are in

@@ -1,7 +1,8 @@
 // Autograd of the von Mises sampling ops (von_mises_rsample and its seeded twin), registered in
-// C++ at the Autograd key as a plain graph node (see csrc/ops/gaussian_autograd.cpp for why).
-// Under torch.func's transforms gradext/von_mises.py applies the same formula in Python (_sample_setup_context / _sample_backward: change both together; the contract tests
-// compare them bitwise). The derivative of the fused backward and the vmap rules are in
+// C++ at the Autograd key as a plain graph node (csrc/ops/autograd_node.h says why). Under
+// torch.func's transforms gradext/von_mises.py applies the same formula in Python
+// (_sample_setup_context / _sample_backward: change both together; the contract tests compare
+// them bitwise). The derivative of the fused backward and the vmap rules are in
 // gradext/von_mises.py only.
 //
 //   x = wrap(loc + delta),  delta ~ von Mises(0, concentration)
