@@ -101,16 +101,20 @@ def _cases():
 CASES = list(_cases())
 
 
-def _graph_node_names(tensor):
-    names, stack, seen = set(), [tensor.grad_fn], set()
+def _graph_nodes(tensor):
+    nodes, stack, seen = [], [tensor.grad_fn], set()
     while stack:
         node = stack.pop()
         if node is None or node in seen:
             continue
         seen.add(node)
-        names.add(node.name())
+        nodes.append(node)
         stack.extend(next_node for next_node, _ in node.next_functions)
-    return names
+    return nodes
+
+
+def _graph_node_names(tensor):
+    return {node.name() for node in _graph_nodes(tensor)}
 
 
 def _cpp_nodes(names):
@@ -289,3 +293,56 @@ def test_every_registered_op_example_matches_the_dispatcher_path(case):
     (grad_registered,) = torch.autograd.grad(out_registered, leaf_registered, upstream)
     assert torch.equal(grad_public, grad_registered)
     assert len(_cpp_nodes(_graph_node_names(out_public))) == 1
+
+
+@pytest.mark.parametrize("case", OPS, ids=lambda case: case.name)
+def test_graph_node_frees_its_saved_tensors(case):
+    """The C++ node releases what it saved after a backward without retain_graph (a second
+    backward raises torch's error), and keeps it with retain_graph (equal gradients twice)."""
+    leaf = torch.randn(*EXAMPLE_SHAPE, generator=_generator(3), dtype=torch.float64)
+    leaf.requires_grad_()
+    out = case.registered(leaf)
+    upstream = torch.randn(out.shape, generator=_generator(7), dtype=out.dtype)
+    (first,) = torch.autograd.grad(out, leaf, upstream, retain_graph=True)
+    (second,) = torch.autograd.grad(out, leaf, upstream)
+    assert torch.equal(first, second)
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        torch.autograd.grad(out, leaf, upstream)
+
+
+@pytest.mark.parametrize("case", OPS, ids=lambda case: case.name)
+def test_graph_node_saves_through_saved_tensor_hooks(case):
+    """What the node saves goes through torch.autograd.graph.saved_tensors_hooks (what
+    activation offloading and checkpointing use), and the unpacked tensors give the same
+    gradient."""
+    leaf = torch.randn(*EXAMPLE_SHAPE, generator=_generator(3), dtype=torch.float64)
+    leaf.requires_grad_()
+    (reference,) = torch.autograd.grad(case.registered(leaf).sum(), leaf)
+    packed, unpacked = [], []
+
+    def pack(tensor):
+        packed.append(tensor.shape)
+        return tensor.clone()
+
+    def unpack(tensor):
+        unpacked.append(tensor.shape)
+        return tensor
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
+        out = case.registered(leaf)
+    (grad,) = torch.autograd.grad(out.sum(), leaf)
+    assert packed and unpacked
+    assert torch.equal(grad, reference)
+
+
+@pytest.mark.filterwarnings("ignore:Anomaly Detection has been enabled")
+@pytest.mark.parametrize("case", OPS, ids=lambda case: case.name)
+def test_graph_node_records_anomaly_tracebacks(case):
+    """Under anomaly detection the node carries the forward's traceback, as torch's own nodes
+    do (the autograd engine prints it when the backward fails)."""
+    leaf = torch.randn(*EXAMPLE_SHAPE, generator=_generator(3), dtype=torch.float64)
+    leaf.requires_grad_()
+    with torch.autograd.detect_anomaly(check_nan=False):
+        out = case.registered(leaf)
+    node = next(n for n in _graph_nodes(out) if n.name().startswith("gradext::"))
+    assert "traceback_" in node.metadata
