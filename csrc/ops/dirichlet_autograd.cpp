@@ -51,7 +51,8 @@ struct DirichletSampleBackward : torch::autograd::Node {
     const at::Tensor alpha = concentration.unpack();
     const at::Tensor grad_concentration =
         call_backward_op(grads[0], x.unpack(getptr()), log_gamma.unpack(), alpha);
-    return {grad_concentration.sum_to_size_symint(alpha.sym_sizes()).to(alpha.scalar_type())};
+    return {
+        as_dtype(grad_concentration.sum_to_size_symint(alpha.sym_sizes()), alpha.scalar_type())};
   }
 };
 

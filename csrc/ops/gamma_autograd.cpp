@@ -59,11 +59,11 @@ struct GammaSampleBackward : torch::autograd::Node {
     auto [grad_concentration, grad_rate] = call_backward_op(
         grads[0], z.unpack(getptr()), alpha, beta, {need_concentration, need_rate});
     if (need_concentration) {
-      grad_concentration =
-          grad_concentration.sum_to_size_symint(alpha.sym_sizes()).to(alpha.scalar_type());
+      grad_concentration = as_dtype(grad_concentration.sum_to_size_symint(alpha.sym_sizes()),
+                                    alpha.scalar_type());
     }
     if (need_rate) {
-      grad_rate = grad_rate.sum_to_size_symint(beta.sym_sizes()).to(beta.scalar_type());
+      grad_rate = as_dtype(grad_rate.sum_to_size_symint(beta.sym_sizes()), beta.scalar_type());
     }
     return {need_concentration ? grad_concentration : at::Tensor(),
             need_rate ? grad_rate : at::Tensor()};

@@ -53,7 +53,7 @@ struct ScoreFunctionLooBackward : torch::autograd::Node {
     }
     if (task_should_compute_output(1)) {
       BelowAutogradUnlessRecording below_autograd;
-      grad_log_prob = fused_backward.call(grad.contiguous(), values, dim).to(log_prob_dtype);
+      grad_log_prob = as_dtype(fused_backward.call(grad.contiguous(), values, dim), log_prob_dtype);
     }
     return {grad_f, grad_log_prob};
   }
@@ -93,7 +93,7 @@ struct VimcoBackward : torch::autograd::Node {
                               {need_weights, need_log_prob});
     }
     return {need_weights ? grad_weights : at::Tensor(),
-            need_log_prob ? grad_log_prob.to(log_prob_dtype) : at::Tensor()};
+            need_log_prob ? as_dtype(grad_log_prob, log_prob_dtype) : at::Tensor()};
   }
 };
 

@@ -55,11 +55,13 @@ struct VonMisesSampleBackward : torch::autograd::Node {
     const at::Tensor mu = loc.unpack();
     const at::Tensor kappa = concentration.unpack();
     at::Tensor grad_loc, grad_concentration;
-    if (need_loc) grad_loc = grads[0].sum_to_size_symint(mu.sym_sizes()).to(mu.scalar_type());
+    if (need_loc) {
+      grad_loc = as_dtype(grads[0].sum_to_size_symint(mu.sym_sizes()), mu.scalar_type());
+    }
     if (need_concentration) {
-      grad_concentration = call_backward_op(grads[0], x.unpack(getptr()), mu, kappa)
-                               .sum_to_size_symint(kappa.sym_sizes())
-                               .to(kappa.scalar_type());
+      grad_concentration = as_dtype(call_backward_op(grads[0], x.unpack(getptr()), mu, kappa)
+                                        .sum_to_size_symint(kappa.sym_sizes()),
+                                    kappa.scalar_type());
     }
     return {grad_loc, grad_concentration};
   }
