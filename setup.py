@@ -5,6 +5,10 @@ every submission). GRADEXT_DISABLE_CUDA=1 builds the CPU kernels only.
 Environment:
   FORCE_CUDA=1            build the CUDA kernels even when no GPU is visible (CI does)
   GRADEXT_DISABLE_CUDA=1  skip the CUDA kernels (fast CPU-only builds)
+  GRADEXT_CPU_VARIANTS    the CPU kernel variants to compile: "all" (default: default, avx2 and
+                          avx512, for any x86-64), "native" (only the best one this machine's
+                          CPU runs: a third of the kernels' compile time; scripts/setup.sh's
+                          in-place build), or a comma list such as "default,avx512"
   TORCH_CUDA_ARCH_LIST    CUDA architectures; defaults to 9.0 (H100) when no GPU is visible
   CUDA_HOME               CUDA toolkit prefix; found from nvcc when unset
   MAX_JOBS                parallel compile jobs (ninja)
@@ -89,6 +93,48 @@ def want_cuda(torch, cuda_home):
     return True, f"torch {torch.__version__} (CUDA {torch.version.cuda}) and toolkit at {cuda_home}"
 
 
+CPU_VARIANTS = ("default", "avx2", "avx512")
+# The CPU flags (/proc/cpuinfo) each variant needs: csrc/ops/cpu/cpu_isa.cpp checks the same.
+CPU_VARIANT_FLAGS = {
+    "avx2": {"avx2", "fma"},
+    "avx512": {"avx512f", "avx512dq", "avx512vl", "avx512bw"},
+}
+
+
+def native_cpu_variant():
+    """The best variant this machine's CPU runs, or None where its flags cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags_line = next(line for line in f if line.startswith("flags"))
+    except (OSError, StopIteration):
+        return None
+    flags = set(flags_line.split(":", 1)[1].split())
+    for variant in ("avx512", "avx2"):
+        if CPU_VARIANT_FLAGS[variant] <= flags:
+            return variant
+    return "default"
+
+
+def cpu_variants():
+    """The CPU kernel variants to compile (GRADEXT_CPU_VARIANTS) and why."""
+    spec = os.environ.get("GRADEXT_CPU_VARIANTS", "all").strip().lower()
+    if spec in ("", "all"):
+        return list(CPU_VARIANTS), "GRADEXT_CPU_VARIANTS=all"
+    if spec == "native":
+        native = native_cpu_variant()
+        if native is None:
+            return list(CPU_VARIANTS), "GRADEXT_CPU_VARIANTS=native, CPU flags unreadable: all"
+        return [native], "GRADEXT_CPU_VARIANTS=native: the best this CPU runs"
+    chosen = [name.strip() for name in spec.split(",") if name.strip()]
+    unknown = [name for name in chosen if name not in CPU_VARIANTS]
+    if unknown or not chosen:
+        raise SystemExit(
+            f"GRADEXT_CPU_VARIANTS={spec!r}: expected 'all', 'native' or a comma list of "
+            f"{', '.join(CPU_VARIANTS)}"
+        )
+    return [name for name in CPU_VARIANTS if name in chosen], f"GRADEXT_CPU_VARIANTS={spec}"
+
+
 def make_extension():
     cuda_home = find_cuda_home()
     if cuda_home:
@@ -109,7 +155,12 @@ def make_extension():
     # precompiled headers (with_precompiled_headers) are built with the sources' exact flags.
     cxx_flags = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
     cxx_flags.append(torch_cxx_standard())
-    define_macros = []
+    variants, variants_why = cpu_variants()
+    define_macros = [
+        (f"GRADEXT_CPU_VARIANT_{name.upper()}", "1" if name in variants else "0")
+        for name in CPU_VARIANTS
+    ]
+    log(f"CPU kernel variants: {', '.join(variants)} ({variants_why})")
     include_dirs = [os.path.join(ROOT, "csrc")]
     if with_cuda:
         sources += sorted(glob.glob(os.path.join("csrc", "ops", "cuda", "*.cu")))

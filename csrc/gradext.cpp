@@ -3,6 +3,7 @@
 // build facts and test hooks.
 #include <Python.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <string>
 
@@ -26,4 +27,7 @@ PYBIND11_MODULE(_C, m) {
   m.def(
       "set_cpu_isa", [](const std::string& name) { gradext::cpu::set_isa(name); },
       "Force a CPU kernel variant ('auto' restores the best one). For tests and benchmarks.");
+  m.def(
+      "built_cpu_isas", [] { return gradext::cpu::built_isa_names(); },
+      "The CPU kernel variants compiled into this build (GRADEXT_CPU_VARIANTS), lowest first.");
 }

@@ -7,6 +7,9 @@
 #   FORCE_CUDA            1 compiles the CUDA kernels without a GPU too (CI does); by default
 #                         they are built only where a GPU can run them
 #   GRADEXT_DISABLE_CUDA  1 builds the CPU kernels only (see setup.py for the other switches)
+#   GRADEXT_CPU_VARIANTS  native by default here: this in-place build compiles only the CPU
+#                         kernel variant this machine runs best (a third of the kernels' compile
+#                         time); "all" builds every variant (CI does, for its cross-variant tests)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
@@ -23,6 +26,7 @@ echo "[setup] installing $TORCH_SPEC and the build/test dependencies"
 
 echo "[setup] building gradext (compile output in build/setup.log)"
 mkdir -p build
+export GRADEXT_CPU_VARIANTS=${GRADEXT_CPU_VARIANTS:-native}
 if ! "$PYTHON" -m pip install --disable-pip-version-check --no-build-isolation -v -e . \
     > build/setup.log 2>&1; then
   tail -60 build/setup.log

@@ -96,7 +96,7 @@ int main(int argc, char** argv) {
     }
   }
   std::vector<Variant> variants{{"portable", true, &gradext::cpu::isa_default::run_piece}};
-#if defined(GRADEXT_HAS_X86_VARIANTS)
+#if GRADEXT_CPU_X86_VARIANTS  // CMake builds every variant
   variants.push_back({"avx2", __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
                       [](Piece p, int64_t n) {
                         return run_as<gradext::cpu::isa_avx2::Piece>(

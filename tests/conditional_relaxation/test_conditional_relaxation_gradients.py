@@ -15,7 +15,7 @@ import gradext
 from gradext import reference
 from helpers.common import requires_extension, tau_tensor
 from helpers.higher_order import warnings_are_errors  # noqa: F401  (autouse fixture)
-from helpers.paths import CPU_VARIANTS, cpu_variants_supported, on_path
+from helpers.paths import CPU_VARIANTS, on_path, skip_unless_cpu_variant
 
 ops = torch.ops.gradext
 F64 = dict(dtype=torch.float64)
@@ -45,8 +45,7 @@ def _reference_relaxations(logits, state, categorical, tau):
 @pytest.mark.parametrize("categorical,shape", CASES, ids=CASE_IDS)
 @pytest.mark.parametrize("which", ["both", "soft", "soft_cond"])
 def test_fused_backward_matches_autograd_on_the_reference(variant, categorical, shape, which):
-    if variant not in cpu_variants_supported():
-        pytest.skip(f"this CPU does not run the {variant} kernels")
+    skip_unless_cpu_variant(variant)
     logits = _logits(shape, masked=categorical and shape[1] > 2).requires_grad_()
     g = torch.Generator().manual_seed(1)
     grad_soft = torch.randn(shape, generator=g, **F64)
@@ -71,8 +70,7 @@ def test_fused_backward_matches_autograd_on_the_reference(variant, categorical, 
 def test_jvp_op_matches_forward_mode_on_the_reference(variant, categorical, shape):
     """The JVP op (the fused backward's derivative in its incoming gradients) against
     torch.func.jvp of the reference formula on the same noise, float64."""
-    if variant not in cpu_variants_supported():
-        pytest.skip(f"this CPU does not run the {variant} kernels")
+    skip_unless_cpu_variant(variant)
     logits = _logits(shape, seed=2, masked=categorical and shape[1] > 2)
     tangent = torch.randn(shape, generator=torch.Generator().manual_seed(3), **F64)
     with on_path(f"cpu-{variant}"):

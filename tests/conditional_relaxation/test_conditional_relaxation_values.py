@@ -13,7 +13,7 @@ import torch
 import gradext
 from gradext import reference
 from helpers.common import ALL_DTYPES, num_threads, requires_extension, tau_tensor, tolerance
-from helpers.paths import CPU_VARIANTS, cpu_variants_supported, on_path
+from helpers.paths import CPU_VARIANTS, cpu_variants_supported, on_path, skip_unless_cpu_variant
 
 ops = torch.ops.gradext
 SEED, OFFSET = 11, 8
@@ -38,8 +38,7 @@ def _logits(shape, dtype=torch.float64, scale=3.0, seed=0):
 @pytest.mark.parametrize("categorical", [False, True], ids=["bernoulli", "categorical"])
 @pytest.mark.parametrize("dtype", ALL_DTYPES)
 def test_kernels_match_the_reference_on_their_own_noise(variant, categorical, dtype):
-    if variant not in cpu_variants_supported():
-        pytest.skip(f"this CPU does not run the {variant} kernels")
+    skip_unless_cpu_variant(variant)
     # Rows of 1, 3, 10 and 700 categories (batches of several rows, one row past a tile).
     for shape in [(5, 1), (41, 3), (64, 10), (3, 700)]:
         logits = _logits(shape, dtype, seed=shape[1])

@@ -1,7 +1,7 @@
 """Every implementation an op has on this machine: the pure-PyTorch fallback, the CPU kernels of
-each instruction-set variant the CPU runs, and the CUDA kernels. Contract tests take the `path`
-fixture built from `every_path()` so that one assertion covers them all; variants the machine
-lacks skip with the reason."""
+each instruction-set variant the CPU runs and the build has, and the CUDA kernels. Contract tests
+take the `path` fixture built from `every_path()` so that one assertion covers them all; variants
+the machine (or the build, GRADEXT_CPU_VARIANTS) lacks skip with the reason."""
 
 from __future__ import annotations
 
@@ -18,10 +18,26 @@ CPU_VARIANTS = ("default", "avx2", "avx512")
 
 
 def cpu_variants_supported() -> list[str]:
+    """The variants this CPU runs and this build compiled (GRADEXT_CPU_VARIANTS), lowest first."""
     best = gradext.cpu_isa()
     if best is None:
         return []
-    return list(CPU_VARIANTS[: CPU_VARIANTS.index(best) + 1])
+    built = _extension._C.built_cpu_isas()
+    return [v for v in CPU_VARIANTS[: CPU_VARIANTS.index(best) + 1] if v in built]
+
+
+def _missing_variant_reason(variant: str) -> str:
+    if not gradext.has_extension():
+        return "gradext._C not loaded"
+    if variant not in _extension._C.built_cpu_isas():
+        return f"this build has no {variant} kernels (GRADEXT_CPU_VARIANTS=all builds them)"
+    return f"this CPU does not run the {variant} kernels"
+
+
+def skip_unless_cpu_variant(variant: str) -> None:
+    """Skips the calling test where this machine cannot run the variant's kernels."""
+    if variant not in cpu_variants_supported():
+        pytest.skip(_missing_variant_reason(variant))
 
 
 def every_path():
@@ -30,12 +46,7 @@ def every_path():
     for variant in CPU_VARIANTS:
         marks = []
         if variant not in supported:
-            reason = (
-                "gradext._C not loaded"
-                if not gradext.has_extension()
-                else f"this CPU does not run the {variant} kernels"
-            )
-            marks.append(pytest.mark.skip(reason=reason))
+            marks.append(pytest.mark.skip(reason=_missing_variant_reason(variant)))
         params.append(pytest.param(f"cpu-{variant}", marks=marks))
     params.append(pytest.param("cuda", marks=[requires_cuda, pytest.mark.cuda]))
     return params

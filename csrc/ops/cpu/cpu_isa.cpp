@@ -8,6 +8,8 @@
 namespace gradext::cpu {
 namespace {
 
+constexpr Isa kAllIsas[] = {Isa::kDefault, Isa::kAvx2, Isa::kAvx512};
+
 bool cpu_supports(Isa isa) {
 #if defined(__x86_64__) && defined(__GNUC__)
   switch (isa) {
@@ -25,9 +27,21 @@ bool cpu_supports(Isa isa) {
 #endif
 }
 
-Isa best_supported() {
-  if (cpu_supports(Isa::kAvx512)) return Isa::kAvx512;
-  if (cpu_supports(Isa::kAvx2)) return Isa::kAvx2;
+bool usable(Isa isa) { return isa_built(isa) && cpu_supports(isa); }
+
+std::string built_list() {
+  std::string names;
+  for (const std::string& name : built_isa_names()) names += (names.empty() ? "" : ", ") + name;
+  return names;
+}
+
+Isa best_usable() {
+  if (usable(Isa::kAvx512)) return Isa::kAvx512;
+  if (usable(Isa::kAvx2)) return Isa::kAvx2;
+  // A build for one machine's CPU (GRADEXT_CPU_VARIANTS=native) moved to an older one.
+  TORCH_CHECK(usable(Isa::kDefault), "gradext was built with the ", built_list(),
+              " CPU kernels only, which this CPU does not run; rebuild it here or with "
+              "GRADEXT_CPU_VARIANTS=all");
   return Isa::kDefault;
 }
 
@@ -40,10 +54,13 @@ Isa parse(const std::string& name) {
 }
 
 Isa resolve(const std::string& name) {
-  if (name.empty() || name == "auto") return best_supported();
+  if (name.empty() || name == "auto") return best_usable();
   const Isa isa = parse(name);
   TORCH_CHECK_VALUE(cpu_supports(isa), "this CPU does not support the '", name,
                     "' kernels");
+  TORCH_CHECK_VALUE(isa_built(isa), "this build of gradext has no '", name,
+                    "' CPU kernels (built: ", built_list(),
+                    "); GRADEXT_CPU_VARIANTS=all builds every variant");
   return isa;
 }
 
@@ -56,6 +73,26 @@ std::atomic<int>& chosen() {
 }
 
 }  // namespace
+
+bool isa_built(Isa isa) {
+  switch (isa) {
+    case Isa::kDefault:
+      return GRADEXT_CPU_VARIANT_DEFAULT;
+    case Isa::kAvx2:
+      return GRADEXT_CPU_X86_VARIANTS && GRADEXT_CPU_VARIANT_AVX2;
+    case Isa::kAvx512:
+      return GRADEXT_CPU_X86_VARIANTS && GRADEXT_CPU_VARIANT_AVX512;
+  }
+  return false;
+}
+
+std::vector<std::string> built_isa_names() {
+  std::vector<std::string> names;
+  for (Isa isa : kAllIsas) {
+    if (isa_built(isa)) names.push_back(isa_name(isa));
+  }
+  return names;
+}
 
 Isa active_isa() { return static_cast<Isa>(chosen().load(std::memory_order_relaxed)); }
 

@@ -3,16 +3,51 @@
 #pragma once
 
 #include <string>
+#include <vector>
+
+// The variants a build compiles, GRADEXT_CPU_VARIANT_<ISA> = 1 or 0, the same in every
+// translation unit (setup.py sets them from GRADEXT_CPU_VARIANTS; all three when unset). A build
+// for one machine can leave out what its CPU never runs: each variant is a third of the kernels'
+// compile time.
+#ifndef GRADEXT_CPU_VARIANT_DEFAULT
+#define GRADEXT_CPU_VARIANT_DEFAULT 1
+#endif
+#ifndef GRADEXT_CPU_VARIANT_AVX2
+#define GRADEXT_CPU_VARIANT_AVX2 1
+#endif
+#ifndef GRADEXT_CPU_VARIANT_AVX512
+#define GRADEXT_CPU_VARIANT_AVX512 1
+#endif
+
+// The AVX2 and AVX-512 variants need x86-64 and GCC's target pragmas (per_isa.h).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define GRADEXT_CPU_X86_VARIANTS 1
+#else
+#define GRADEXT_CPU_X86_VARIANTS 0
+#endif
+
+#if !GRADEXT_CPU_VARIANT_DEFAULT && \
+    !(GRADEXT_CPU_X86_VARIANTS && (GRADEXT_CPU_VARIANT_AVX2 || GRADEXT_CPU_VARIANT_AVX512))
+#error "gradext: no CPU kernel variant is built (GRADEXT_CPU_VARIANTS)"
+#endif
 
 namespace gradext::cpu {
 
 enum class Isa { kDefault = 0, kAvx2 = 1, kAvx512 = 2 };
 
-// The best variant this CPU supports, or the one forced with set_isa / GRADEXT_CPU_ISA.
+// The best variant this build has and this CPU supports, or the one forced with set_isa /
+// GRADEXT_CPU_ISA.
 Isa active_isa();
 
-// Forces a variant ("default", "avx2", "avx512"); throws if the CPU lacks it. "auto" resets.
+// Forces a variant ("default", "avx2", "avx512"); throws if the CPU lacks it or the build left
+// it out. "auto" resets.
 void set_isa(const std::string& name);
+
+// Whether this build compiled the variant.
+bool isa_built(Isa isa);
+
+// The names of the variants this build compiled, lowest first.
+std::vector<std::string> built_isa_names();
 
 std::string isa_name(Isa isa);
 

@@ -8,7 +8,8 @@
 // default target, so that no AVX code can leak into functions shared with the rest of the
 // process. The bodies use only always_inline helpers, which take the enclosing target.
 // GRADEXT_CPU_ISA_LEVEL (0 portable, 1 AVX2, 2 AVX-512) tells the bodies which one they are in:
-// GCC's target pragma does not define __AVX2__ and friends in C++.
+// GCC's target pragma does not define __AVX2__ and friends in C++. A variant the build leaves
+// out (GRADEXT_CPU_VARIANT_<ISA>, cpu_isa.h) is not compiled at all.
 #if defined(__x86_64__)
 #include <immintrin.h>  // declares every ISA's intrinsics; each is usable under its target
 #endif
@@ -18,8 +19,11 @@
 #include "common/random_transforms.h"
 #include "common/scalar_math.h"
 
+#include "ops/cpu/cpu_isa.h"
+
 #define GRADEXT_CPU_INLINE GRADEXT_INLINE
 
+#if GRADEXT_CPU_VARIANT_DEFAULT
 #define GRADEXT_CPU_ISA_LEVEL 0
 namespace gradext::cpu::isa_default {
 #include "ops/cpu/philox_lanes.h"
@@ -28,8 +32,9 @@ namespace gradext::cpu::isa_default {
 #include GRADEXT_PER_ISA_BODY
 }  // namespace gradext::cpu::isa_default
 #undef GRADEXT_CPU_ISA_LEVEL
+#endif
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if GRADEXT_CPU_X86_VARIANTS && GRADEXT_CPU_VARIANT_AVX2
 #pragma GCC push_options
 #pragma GCC target("avx2,fma")
 #define GRADEXT_CPU_ISA_LEVEL 1
@@ -41,7 +46,9 @@ namespace gradext::cpu::isa_avx2 {
 }  // namespace gradext::cpu::isa_avx2
 #undef GRADEXT_CPU_ISA_LEVEL
 #pragma GCC pop_options
+#endif
 
+#if GRADEXT_CPU_X86_VARIANTS && GRADEXT_CPU_VARIANT_AVX512
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,avx512f,avx512dq,avx512vl,avx512bw")
 #define GRADEXT_CPU_ISA_LEVEL 2
@@ -53,16 +60,31 @@ namespace gradext::cpu::isa_avx512 {
 }  // namespace gradext::cpu::isa_avx512
 #undef GRADEXT_CPU_ISA_LEVEL
 #pragma GCC pop_options
-#define GRADEXT_HAS_X86_VARIANTS 1
+#endif
+
+// The namespace serving each ISA request. cpu_isa.cpp only ever activates a variant the build
+// has; a left-out variant's branch names a built one, so that the selection still compiles.
+#if GRADEXT_CPU_VARIANT_DEFAULT
+#define GRADEXT_ISA_NS_DEFAULT isa_default
+#elif GRADEXT_CPU_VARIANT_AVX2
+#define GRADEXT_ISA_NS_DEFAULT isa_avx2
+#else
+#define GRADEXT_ISA_NS_DEFAULT isa_avx512
+#endif
+#if GRADEXT_CPU_X86_VARIANTS && GRADEXT_CPU_VARIANT_AVX2
+#define GRADEXT_ISA_NS_AVX2 isa_avx2
+#else
+#define GRADEXT_ISA_NS_AVX2 GRADEXT_ISA_NS_DEFAULT
+#endif
+#if GRADEXT_CPU_X86_VARIANTS && GRADEXT_CPU_VARIANT_AVX512
+#define GRADEXT_ISA_NS_AVX512 isa_avx512
+#else
+#define GRADEXT_ISA_NS_AVX512 GRADEXT_ISA_NS_AVX2
 #endif
 
 // The variant of `fn` (a kernel template instantiated for its template arguments, scalar_t
 // first) for an ISA.
-#if defined(GRADEXT_HAS_X86_VARIANTS)
-#define GRADEXT_SELECT_ISA(isa, fn, ...)                                 \
-  ((isa) == ::gradext::cpu::Isa::kAvx512 ? &isa_avx512::fn<__VA_ARGS__> \
-   : (isa) == ::gradext::cpu::Isa::kAvx2 ? &isa_avx2::fn<__VA_ARGS__>   \
-                                         : &isa_default::fn<__VA_ARGS__>)
-#else
-#define GRADEXT_SELECT_ISA(isa, fn, ...) (&isa_default::fn<__VA_ARGS__>)
-#endif
+#define GRADEXT_SELECT_ISA(isa, fn, ...)                                            \
+  ((isa) == ::gradext::cpu::Isa::kAvx512 ? &GRADEXT_ISA_NS_AVX512::fn<__VA_ARGS__> \
+   : (isa) == ::gradext::cpu::Isa::kAvx2 ? &GRADEXT_ISA_NS_AVX2::fn<__VA_ARGS__>   \
+                                         : &GRADEXT_ISA_NS_DEFAULT::fn<__VA_ARGS__>)
