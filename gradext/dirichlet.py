@@ -54,8 +54,9 @@ def dirichlet_rsample(
         generator: the ``torch.Generator`` to draw from; ``None`` uses the device's default.
 
     Returns:
-        x in concentration's dtype, every entry positive (entries that round below the dtype's
-        smallest positive value are set to it) and each row summing to 1 within rounding.
+        x in concentration's dtype, every entry strictly between 0 and 1 (entries that round
+        below the dtype's smallest positive value are set to it, those that round to 1 to its
+        largest value below 1) and each row summing to 1 within rounding.
         Gradients flow to ``concentration`` by implicit reparameterization through the
         normalized Gamma draws, summed to its shape. Second derivatives are not implemented (a
         second backward raises NotImplementedError).

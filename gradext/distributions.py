@@ -127,12 +127,12 @@ class VonMises(_FusedSampler, td.VonMises, _PyroMixin):
         return von_mises_rsample(self.loc, self.concentration, sample_shape, generator=generator)
 
 
-def _per_element(temperature: torch.Tensor) -> bool:
-    """The fused relaxed ops take one temperature for the whole batch (a number, or a
-    one-element tensor, which may require grad). A temperature with several elements (per
-    datapoint, per coordinate), which torch's classes broadcast against the logits, runs the
-    pure-PyTorch formula below instead."""
-    return temperature.numel() != 1
+def _per_element(temperature: torch.Tensor | float) -> bool:
+    """The fused relaxed ops take one temperature for the whole batch (a number, as torch's
+    classes accept, or a one-element tensor, which may require grad). A temperature with several
+    elements (per datapoint, per coordinate), which torch's classes broadcast against the
+    logits, runs the pure-PyTorch formula below instead."""
+    return isinstance(temperature, torch.Tensor) and temperature.numel() != 1
 
 
 def _scaled_scores(logits, noise, temperature):
@@ -185,5 +185,14 @@ class Categorical(td.Categorical, _PyroMixin):
         shape = _sample_shape(type(self).__name__, sample_shape)
         count, _ = _validation.sample_count(type(self).__name__, shape)
         with torch.no_grad():
-            index, _ = categorical_sample(self.logits, count or 1, generator=generator)
+            index, _ = categorical_sample(self._sampling_logits(), count or 1, generator=generator)
         return index.reshape(self._extended_shape(shape))
+
+    def _sampling_logits(self) -> torch.Tensor:
+        """The logits the kernel samples from, without caching either parametrization that the
+        user did not give (torch's lazy probs/logits contract). Built from probs they are
+        log(probs), so a zero probability is a -inf logit that is never drawn; torch's lazy
+        logits clamp probs to [eps, 1 - eps] first."""
+        if "logits" in self.__dict__:
+            return self.logits
+        return torch.log(self.probs)

@@ -55,10 +55,9 @@ GRADEXT_INLINE int64_t sample(uint64_t seed, uint64_t offset, uint64_t first_ele
   T sum = T(0);
   for (int64_t i = 0; i < categories; ++i) sum += math::exp(log_gamma[i] - m);
   const T inv_sum = T(1) / sum;
-  const T tiniest = static_cast<T>(PositiveRange<scalar_t>::tiniest());
   for (int64_t i = 0; i < categories; ++i) {
     const T value = math::exp(log_gamma[i] - m) * inv_sum;
-    x[i] = static_cast<scalar_t>(value < tiniest ? tiniest : value);
+    x[i] = static_cast<scalar_t>(clamp_open_unit<scalar_t>(value));
   }
   return -1;
 }

@@ -69,6 +69,7 @@ def dirichlet_rsample(
     with torch.no_grad():
         log_g = log_standard_gamma(alpha.detach(), generator)
     x = torch.softmax(_ImplicitLogGamma.apply(alpha, log_g), dim=-1)
-    # Never 0: entries below the dtype's smallest positive value are set to it.
-    tiniest = torch.finfo(dtype).smallest_normal * torch.finfo(dtype).eps
-    return torch.clamp_min(x, tiniest).to(dtype)
+    # Never exactly 0 or 1 (as the kernels, csrc/common/sample_range.h: clamp_open_unit): at least
+    # the dtype's smallest positive value, at most its largest value below 1.
+    info = torch.finfo(dtype)
+    return torch.clamp(x, info.smallest_normal * info.eps, 1 - info.eps / 2).to(dtype)

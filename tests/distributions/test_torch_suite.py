@@ -16,6 +16,7 @@ import torch
 from torch import distributions as td
 
 from gradext import distributions as D
+from helpers.paths import every_path, on_path
 
 stats = pytest.importorskip("scipy.stats")
 
@@ -361,3 +362,49 @@ def test_kl_uses_torchs_registrations():
     q = D.Normal(torch.ones(3), 2 * torch.ones(3))
     want = math.log(2) + (1 + 1) / 8 - 0.5
     torch.testing.assert_close(td.kl_divergence(p, q), torch.full((3,), want))
+
+
+@pytest.mark.parametrize("name", ["RelaxedBernoulli", "RelaxedOneHotCategorical"])
+def test_a_number_temperature_samples_as_torchs(name):
+    """torch's test_rounded_relaxed_bernoulli and test_argmax_relaxed_categorical construct the
+    relaxed classes with a Python float temperature: it samples (the fused path), and at
+    temperature 1e10 every sample is the uniform point (0.5, or 1 / K per category)."""
+    probs = torch.tensor([0.1, 0.9]) if name == "RelaxedOneHotCategorical" else torch.tensor(0.2)
+    dist = getattr(D, name)(1e10, probs)
+    x = dist.rsample((4,), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(x, torch.full_like(x, 0.5))
+    cold = getattr(D, name)(0.1, probs).sample((1000,), generator=torch.Generator().manual_seed(1))
+    assert cold.shape == (1000, *probs.shape) and dist.support.check(cold).all()
+
+
+@pytest.mark.parametrize("given", ["probs", "logits"])
+def test_categorical_sample_keeps_torchs_lazy_parametrization(given):
+    """torch's TestLazyLogitsInitialization: sampling does not build the parametrization the
+    user did not give. From probs the kernel samples log(probs): a zero probability is never
+    drawn (torch's lazy logits clamp it to log(eps))."""
+    probs = torch.tensor([[0.0, 0.25, 0.75], [0.5, 0.0, 0.5]])
+    dist = D.Categorical(**{given: probs if given == "probs" else probs.log()})
+    x = dist.sample((20_000,), generator=torch.Generator().manual_seed(2))
+    other = "logits" if given == "probs" else "probs"
+    assert other not in dist.__dict__
+    assert not (x == torch.tensor([0, 1])).any()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("path", every_path())
+def test_tiny_concentrations_never_sample_exactly_zero_or_one(path, dtype):
+    """torch's test_beta_underflow, on every path: Beta(0.01, 0.01) puts its mass within
+    rounding of 0 and 1, yet no sample is exactly 0 or 1 (log_prob would be infinite), and the
+    mass splits evenly: each side's fraction within 0.05 of 0.5 (50k samples: 0.05 is over 20
+    standard errors, and about 40 % of float32 samples rounded to 1 before the clamp)."""
+    with on_path(path) as device:
+        conc = torch.tensor(1e-2, dtype=dtype, device=device)
+        generator = torch.Generator(device).manual_seed(1)
+        x = D.Beta(conc, conc).sample((50_000,), generator=generator)
+        rows = D.Dirichlet(torch.full((3,), 1e-2, dtype=dtype, device=device)).sample(
+            (10_000,), generator=generator
+        )
+    assert ((x > 0) & (x < 1)).all()
+    assert ((rows > 0) & (rows < 1)).all()
+    assert abs((x < 0.1).float().mean().item() - 0.5) < 0.05
+    assert abs((x > 0.9).float().mean().item() - 0.5) < 0.05

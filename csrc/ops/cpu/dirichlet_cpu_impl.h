@@ -51,7 +51,6 @@ int64_t dirichlet_forward_rows(const DirichletForwardArgs& a, int64_t row_begin,
   // Normalization, in blocks of whole rows of at most kGammaTile entries (one row at a time when
   // rows are longer), so that short rows (Beta's two entries) still run the exps in vector
   // loops: per row m = max_i l_i, the exps exp(l_i - m), their sum in entry order, then x_i.
-  const T tiniest = static_cast<T>(PositiveRange<scalar_t>::tiniest());
   const int64_t rows_per_block = std::max<int64_t>(1, kGammaTile / K);
   alignas(64) T shifted[kGammaTile], row_max[kGammaTile], entry_max[kGammaTile];
   alignas(64) T inv_sum[kGammaTile];
@@ -84,8 +83,7 @@ int64_t dirichlet_forward_rows(const DirichletForwardArgs& a, int64_t row_begin,
         for (int64_t i = 0; i < K; ++i) entry_max[r * K + i] = inv_sum[r];  // now 1 / sum
       }
       for (int64_t t = 0; t < n; ++t) {
-        const T value = shifted[t] * entry_max[t];
-        shifted[t] = value < tiniest ? tiniest : value;
+        shifted[t] = clamp_open_unit<scalar_t>(shifted[t] * entry_max[t]);
       }
       for (int64_t t = 0; t < n; ++t) out[t] = static_cast<scalar_t>(shifted[t]);
       continue;
@@ -103,7 +101,7 @@ int64_t dirichlet_forward_rows(const DirichletForwardArgs& a, int64_t row_begin,
       const int64_t n = std::min(kGammaTile, K - i0);
       for (int64_t t = 0; t < n; ++t) {
         const T value = math::exp(l[i0 + t] - m) * inv;
-        out[i0 + t] = static_cast<scalar_t>(value < tiniest ? tiniest : value);
+        out[i0 + t] = static_cast<scalar_t>(clamp_open_unit<scalar_t>(value));
       }
     }
   }
