@@ -28,7 +28,7 @@
 
 #if !GRADEXT_CPU_VARIANT_DEFAULT && \
     !(GRADEXT_CPU_X86_VARIANTS && (GRADEXT_CPU_VARIANT_AVX2 || GRADEXT_CPU_VARIANT_AVX512))
-#error "gradext: no CPU kernel variant is built (GRADEXT_CPU_VARIANTS)"
+#error "GRADEXT_CPU_VARIANTS leaves out the portable kernels; the AVX ones need GCC on x86-64"
 #endif
 
 namespace gradext::cpu {
