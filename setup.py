@@ -12,6 +12,7 @@ Environment:
   TORCH_CUDA_ARCH_LIST    CUDA architectures; defaults to 9.0 (H100) when no GPU is visible
   CUDA_HOME               CUDA toolkit prefix; found from nvcc when unset
   MAX_JOBS                parallel compile jobs (ninja)
+  GRADEXT_DEBUG_INFO=1    keep the debug information (-g) that Python's compile flags ask for
 """
 
 import glob
@@ -155,6 +156,12 @@ def make_extension():
     # precompiled headers (with_precompiled_headers) are built with the sources' exact flags.
     cxx_flags = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math"]
     cxx_flags.append(torch_cxx_standard())
+    # Python's own compile flags carry -g. Debug information for these template-heavy sources is
+    # a sixth to a third of each file's compile time and 95 % of the objects' size (gamma's
+    # autograd file: 6.2 s and 8.5 MB with it, 4.4 s and 0.2 MB without), so it is dropped unless
+    # asked for. CMake's Release build of the same sources has none either.
+    if os.environ.get("GRADEXT_DEBUG_INFO", "0") != "1":
+        cxx_flags.append("-g0")
     variants, variants_why = cpu_variants()
     define_macros = [
         (f"GRADEXT_CPU_VARIANT_{name.upper()}", "1" if name in variants else "0")
