@@ -33,9 +33,10 @@ PROBE = textwrap.dedent(
 )
 
 
-def _run(tmp_path, expect_gradext: bool, *flags: str) -> subprocess.CompletedProcess:
+def _run(tmp_path, source: str, *flags: str) -> subprocess.CompletedProcess:
+    """Runs the script on a test file of the given source, with the given flags."""
     test_file = tmp_path / "test_probe.py"
-    test_file.write_text(PROBE.format(expect_gradext=expect_gradext))
+    test_file.write_text(source)
     return subprocess.run(
         [sys.executable, str(SCRIPT), *flags, str(test_file), "-q"],
         cwd=ROOT,
@@ -46,56 +47,38 @@ def _run(tmp_path, expect_gradext: bool, *flags: str) -> subprocess.CompletedPro
 
 
 def test_the_file_sees_gradexts_classes(tmp_path):
-    result = _run(tmp_path, True)
+    result = _run(tmp_path, PROBE.format(expect_gradext=True))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 passed" in result.stdout
 
 
 def test_torch_flag_keeps_torchs_classes(tmp_path):
-    result = _run(tmp_path, False, "--torch")
+    result = _run(tmp_path, PROBE.format(expect_gradext=False), "--torch")
     assert result.returncode == 0, result.stdout + result.stderr
 
 
 def test_a_file_that_kept_torchs_classes_is_refused(tmp_path):
     """The collection check: a module that binds torch's class under one of the substituted
     names (as a file imported before the substitution would) stops the run."""
-    test_file = tmp_path / "test_stale.py"
-    test_file.write_text(
-        "from torch.distributions.normal import Normal\n\ndef test_x():\n    pass\n"
-    )
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), str(test_file), "-q"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    stale = "from torch.distributions.normal import Normal\n\ndef test_x():\n    pass\n"
+    result = _run(tmp_path, stale)
     assert result.returncode != 0
     assert "not gradext's class" in result.stdout + result.stderr
 
 
 def test_seed_offset_moves_the_seeds_the_file_sets(tmp_path):
     pytest.importorskip("expecttest")  # torch.testing._internal.common_utils imports it
-    test_file = tmp_path / "test_seed.py"
-    test_file.write_text(
-        textwrap.dedent(
-            """
-            import torch
-            from torch.testing._internal.common_utils import set_rng_seed
+    source = textwrap.dedent(
+        """
+        import torch
+        from torch.testing._internal.common_utils import set_rng_seed
 
-            def test_seed():
-                set_rng_seed(7)
-                got = torch.rand(3)
-                torch.manual_seed(7 + 5)
-                assert torch.equal(got, torch.rand(3))
-            """
-        )
+        def test_seed():
+            set_rng_seed(7)
+            got = torch.rand(3)
+            torch.manual_seed(7 + 5)
+            assert torch.equal(got, torch.rand(3))
+        """
     )
-    result = subprocess.run(
-        [sys.executable, str(SCRIPT), "--torch", "--seed-offset", "5", str(test_file), "-q"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = _run(tmp_path, source, "--torch", "--seed-offset", "5")
     assert result.returncode == 0, result.stdout + result.stderr
