@@ -136,6 +136,20 @@ def cpu_variants():
     return [name for name in CPU_VARIANTS if name in chosen], f"GRADEXT_CPU_VARIANTS={spec}"
 
 
+def cpu_variant_macros():
+    """The -D macros that tell every translation unit which CPU variants to compile."""
+    variants, variants_why = cpu_variants()
+    macros = [
+        (f"GRADEXT_CPU_VARIANT_{name.upper()}", "1" if name in variants else "0")
+        for name in CPU_VARIANTS
+    ]
+    if os.environ.get("GRADEXT_CPU_VARIANTS", "").strip().lower() == "native":
+        # cpu_isa.h: where the compiler cannot build the native AVX variant, the portable one.
+        macros.append(("GRADEXT_CPU_NATIVE", "1"))
+    log(f"CPU kernel variants: {', '.join(variants)} ({variants_why})")
+    return macros
+
+
 def make_extension():
     cuda_home = find_cuda_home()
     if cuda_home:
@@ -162,12 +176,7 @@ def make_extension():
     # asked for. CMake's Release build of the same sources has none either.
     if os.environ.get("GRADEXT_DEBUG_INFO", "0") != "1":
         cxx_flags.append("-g0")
-    variants, variants_why = cpu_variants()
-    define_macros = [
-        (f"GRADEXT_CPU_VARIANT_{name.upper()}", "1" if name in variants else "0")
-        for name in CPU_VARIANTS
-    ]
-    log(f"CPU kernel variants: {', '.join(variants)} ({variants_why})")
+    define_macros = cpu_variant_macros()
     include_dirs = [os.path.join(ROOT, "csrc")]
     if with_cuda:
         sources += sorted(glob.glob(os.path.join("csrc", "ops", "cuda", "*.cu")))

@@ -72,3 +72,56 @@ def test_forcing_a_variant_the_build_left_out_names_what_it_has():
     with pytest.raises(ValueError, match=rf"this build of gradext has no '{missing[0]}' CPU"):
         C.set_cpu_isa(missing[0])
     assert gradext.cpu_isa() in built
+
+
+def _preprocess_cpu_isa_header(*defines: str) -> tuple[int, str]:
+    """Compiles a unit that includes csrc/ops/cpu/cpu_isa.h with the given -D flags (syntax only)
+    and reports GRADEXT_CPU_VARIANT_DEFAULT through a static_assert that names its value."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    compiler = shutil.which("g++")
+    if compiler is None:
+        pytest.skip("no g++ on PATH")
+    unit = (
+        '#include "ops/cpu/cpu_isa.h"\n'
+        'static_assert(GRADEXT_CPU_VARIANT_DEFAULT == 0, "portable variant built");\n'
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        source = pathlib.Path(tmp) / "unit.cpp"
+        source.write_text(unit)
+        run = subprocess.run(
+            [compiler, "-std=c++17", "-fsyntax-only", f"-I{ROOT / 'csrc'}", *defines, str(source)],
+            capture_output=True,
+            text=True,
+        )
+    return run.returncode, run.stderr
+
+
+AVX512_ONLY = (
+    "-DGRADEXT_CPU_VARIANT_DEFAULT=0",
+    "-DGRADEXT_CPU_VARIANT_AVX2=0",
+    "-DGRADEXT_CPU_VARIANT_AVX512=1",
+)
+
+
+def test_a_native_build_without_gcc_s_target_pragmas_builds_the_portable_variant():
+    """GRADEXT_CPU_VARIANTS=native picks the AVX-512 variant from the CPU's flags; a compiler that
+    cannot build it (clang, stood in for by defining __clang__) gets the portable variant instead
+    of no variant at all, while an explicit AVX-only list still stops with the header's error,
+    and GCC keeps the native choice."""
+    code, err = _preprocess_cpu_isa_header("-D__clang__", "-DGRADEXT_CPU_NATIVE=1", *AVX512_ONLY)
+    assert code != 0 and "portable variant built" in err
+    code, err = _preprocess_cpu_isa_header("-D__clang__", *AVX512_ONLY)
+    assert code != 0 and "leaves out the portable kernels" in err
+    code, err = _preprocess_cpu_isa_header("-DGRADEXT_CPU_NATIVE=1", *AVX512_ONLY)
+    assert code == 0, err
+
+
+def test_setup_marks_a_native_build(setup_module, monkeypatch):
+    """setup.py passes GRADEXT_CPU_NATIVE=1 for a native build only (cpu_isa.h reads it)."""
+    monkeypatch.setenv("GRADEXT_CPU_VARIANTS", "native")
+    assert ("GRADEXT_CPU_NATIVE", "1") in setup_module.cpu_variant_macros()
+    monkeypatch.setenv("GRADEXT_CPU_VARIANTS", "all")
+    assert ("GRADEXT_CPU_NATIVE", "1") not in setup_module.cpu_variant_macros()

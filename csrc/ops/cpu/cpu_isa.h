@@ -26,6 +26,15 @@
 #define GRADEXT_CPU_X86_VARIANTS 0
 #endif
 
+// A native build (setup.py's GRADEXT_CPU_VARIANTS=native, GRADEXT_CPU_NATIVE=1) names the one
+// variant this CPU runs best, chosen from the CPU's flags without knowing the compiler: where the
+// compiler cannot build the AVX variants (clang), it builds the portable one instead. A list
+// that asks for AVX variants alone still stops below: that request cannot be met.
+#if defined(GRADEXT_CPU_NATIVE) && !GRADEXT_CPU_X86_VARIANTS && !GRADEXT_CPU_VARIANT_DEFAULT
+#undef GRADEXT_CPU_VARIANT_DEFAULT
+#define GRADEXT_CPU_VARIANT_DEFAULT 1
+#endif
+
 #if !GRADEXT_CPU_VARIANT_DEFAULT && \
     !(GRADEXT_CPU_X86_VARIANTS && (GRADEXT_CPU_VARIANT_AVX2 || GRADEXT_CPU_VARIANT_AVX512))
 #error "GRADEXT_CPU_VARIANTS leaves out the portable kernels; the AVX ones need GCC on x86-64"
