@@ -27,6 +27,11 @@ else:
     except ImportError as error:  # not built, or built against another torch
         _load_error = f"{type(error).__name__}: {error}"
 
+# uses_kernels(cpu) as a plain value, for the eager entries' short way (the plain call of
+# gradext/gaussian.py), where a function call is a quarter of a microsecond: kept equal to
+# has_extension() by force_fallback below.
+kernels_on_cpu = _C is not None
+
 
 def _warn_once(key: str, message: str) -> None:
     if key not in _warned:
@@ -84,10 +89,12 @@ def uses_kernels(device: torch.device) -> bool:
 @contextlib.contextmanager
 def force_fallback():
     """Run every op on the pure-PyTorch fallback inside the block (for tests and benchmarks)."""
-    global _forced_fallback
+    global _forced_fallback, kernels_on_cpu
     previous = _forced_fallback
     _forced_fallback = True
+    kernels_on_cpu = False
     try:
         yield
     finally:
         _forced_fallback = previous
+        kernels_on_cpu = has_extension()

@@ -78,7 +78,9 @@ class _FusedSampler:
     takes the sample_shape as its num_samples and returns sample_shape + batch + event dims."""
 
     def rsample(self, sample_shape=_ONE_SAMPLE, generator: torch.Generator | None = None):
-        return self._draw(_sample_shape(type(self).__name__, sample_shape), generator)
+        if type(sample_shape) is not torch.Size:
+            sample_shape = _sample_shape(type(self).__name__, sample_shape)
+        return self._draw(sample_shape, generator)
 
     def sample(self, sample_shape=_ONE_SAMPLE, generator: torch.Generator | None = None):
         with torch.no_grad():
@@ -89,6 +91,13 @@ class Normal(_FusedSampler, td.Normal, _PyroMixin):
     """torch.distributions.Normal with gradext.normal_rsample as its sampler: one fused kernel
     each way for all sample_shape samples, gradients sum grad and sum grad * eps to loc and
     scale (the noise drawn again in the backward, never stored)."""
+
+    def rsample(self, sample_shape=_ONE_SAMPLE, generator: torch.Generator | None = None):
+        # _FusedSampler.rsample with _draw inlined: the class a VAE builds at every step, whose
+        # [128, 20] latent costs about as much in Python frames as in its two kernels.
+        if type(sample_shape) is not torch.Size:
+            sample_shape = _sample_shape("Normal", sample_shape)
+        return normal_rsample(self.loc, self.scale, sample_shape, generator=generator)
 
     def _draw(self, sample_shape, generator):
         return normal_rsample(self.loc, self.scale, sample_shape, generator=generator)

@@ -68,7 +68,10 @@ def gaussian_rsample(
     integers, whatever ``num_samples`` is. The noise of a given (seed, offset) is the same on
     the CPU and the GPU and for any number of threads.
     """
-    return _rsample(LOGVAR, mu, logvar, num_samples, generator)
+    if _plain_call(mu, logvar, num_samples, generator):
+        # The dispatcher op's own callable: OpOverload.__call__ is one more Python frame.
+        return LOGVAR.ops.sample.op._op(mu, logvar)[0]
+    return _checked_rsample(LOGVAR, mu, logvar, num_samples, generator)
 
 
 def normal_rsample(
@@ -90,13 +93,14 @@ def normal_rsample(
     For one (seed, offset) the eps is gaussian_rsample's: ``normal_rsample(m, exp(lv / 2))``
     and ``gaussian_rsample(m, lv)`` agree to rounding.
     """
-    return _rsample(SCALE, loc, scale, num_samples, generator)
+    if _plain_call(loc, scale, num_samples, generator):
+        return SCALE.ops.sample.op._op(loc, scale)[0]
+    return _checked_rsample(SCALE, loc, scale, num_samples, generator)
 
 
-def _rsample(p, mean, spread, num_samples, generator):
-    if _plain_call(mean, spread, num_samples, generator):
-        # The dispatcher op's own callable: OpOverload.__call__ is one more Python frame.
-        return p.ops.sample.op._op(mean, spread)[0]
+def _checked_rsample(p, mean, spread, num_samples, generator):
+    """Every call that is not plain (_plain_call): the Python checks, then the op or the
+    fallback."""
     op = p.op
     _validation.check_floating(op, p.mean, mean)
     _validation.check_floating(op, p.spread, spread)
@@ -113,7 +117,6 @@ def _rsample(p, mean, spread, num_samples, generator):
 
 
 _KERNEL_DTYPES = frozenset(_validation.FLOATING_DTYPES)
-_CPU = torch.device("cpu")
 
 
 def _plain_call(mean, spread, num_samples, generator) -> bool:
@@ -139,7 +142,7 @@ def _plain_call(mean, spread, num_samples, generator) -> bool:
     ):
         return False
     if mean.is_cpu and spread.is_cpu:  # the common case, without building device objects
-        return _extension.uses_kernels(_CPU)
+        return _extension.kernels_on_cpu
     device = mean.device
     return device == spread.device and _extension.uses_kernels(device)
 

@@ -15,7 +15,7 @@ import torch
 from torch.autograd import forward_ad
 
 import gradext
-from gradext import gaussian
+from gradext import _extension, gaussian
 from helpers.common import requires_extension
 
 pytestmark = requires_extension
@@ -159,3 +159,31 @@ def test_the_grad_free_call_draws_what_the_tracked_call_draws(grad_off):
     assert torch.equal(free, tracked.detach())
     assert torch.equal(free_state, tracked_state)
     assert torch.equal(free_seeded, tracked_seeded.detach())
+
+
+def test_force_fallback_leaves_the_plain_call_and_restores_it():
+    """The plain call reads whether the CPU has kernels from a flag that force_fallback keeps in
+    step: inside the block the call takes the checked path (and so the fallback), after it the
+    short way again."""
+    mu, logvar = _pair()
+    with _extension.force_fallback():
+        assert not gaussian._plain_call(mu, logvar, None, None)
+        with _extension.force_fallback():  # nested blocks restore the outer state
+            pass
+        assert not gaussian._plain_call(mu, logvar, None, None)
+    assert gaussian._plain_call(mu, logvar, None, None)
+
+
+def test_the_normal_class_accepts_every_sample_shape_form_as_before():
+    """distributions.Normal.rsample goes to normal_rsample without _FusedSampler's frame: a
+    torch.Size, a tuple and a list give the same draw, and a bad shape names the class."""
+    loc = torch.randn(4, 3)
+    scale = torch.rand(4, 3) + 0.5
+    draws = []
+    for shape in (torch.Size([2]), (2,), [2]):
+        torch.manual_seed(3)
+        draws.append(gradext.distributions.Normal(loc, scale).rsample(shape))
+    assert draws[0].shape == (2, 4, 3)
+    assert all(torch.equal(draws[0], d) for d in draws[1:])
+    with pytest.raises(TypeError, match="Normal.rsample: sample_shape must be"):
+        gradext.distributions.Normal(loc, scale).rsample(2.5)
