@@ -116,9 +116,14 @@ def native_cpu_variant():
     return "default"
 
 
+def cpu_variants_spec():
+    """GRADEXT_CPU_VARIANTS as given, lower case ('all' when unset)."""
+    return os.environ.get("GRADEXT_CPU_VARIANTS", "all").strip().lower()
+
+
 def cpu_variants():
     """The CPU kernel variants to compile (GRADEXT_CPU_VARIANTS) and why."""
-    spec = os.environ.get("GRADEXT_CPU_VARIANTS", "all").strip().lower()
+    spec = cpu_variants_spec()
     if spec in ("", "all"):
         return list(CPU_VARIANTS), "GRADEXT_CPU_VARIANTS=all"
     if spec == "native":
@@ -143,7 +148,7 @@ def cpu_variant_macros():
         (f"GRADEXT_CPU_VARIANT_{name.upper()}", "1" if name in variants else "0")
         for name in CPU_VARIANTS
     ]
-    if os.environ.get("GRADEXT_CPU_VARIANTS", "").strip().lower() == "native":
+    if cpu_variants_spec() == "native":
         # cpu_isa.h: where the compiler cannot build the native AVX variant, the portable one.
         macros.append(("GRADEXT_CPU_NATIVE", "1"))
     log(f"CPU kernel variants: {', '.join(variants)} ({variants_why})")
