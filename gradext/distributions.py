@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import distributions as td
 
-from gradext import _validation, reference
+from gradext import _validation, parameter_check, reference
 from gradext.categorical import categorical_sample
 from gradext.dirichlet import beta_rsample, dirichlet_rsample
 from gradext.gamma import gamma_rsample
@@ -59,7 +59,8 @@ __all__ = [
 ]
 
 
-_ONE_SAMPLE = torch.Size()  # torch's default sample_shape: one sample, no sample dims
+_ONE_SAMPLE = torch.Size()  # torch's default sample_shape (one sample), and Distribution's shapes
+_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 
 
 def _sample_shape(name: str, sample_shape) -> torch.Size:
@@ -87,10 +88,54 @@ class _FusedSampler:
             return self.rsample(sample_shape, generator=generator)
 
 
-class Normal(_FusedSampler, td.Normal, _PyroMixin):
+class _FusedArgumentChecks(td.Distribution):
+    """torch's Distribution.__init__ with its argument checks as one fused pass
+    (gradext/parameter_check.py) where they hold; where they do not, or where the pass cannot
+    vouch for them, torch's own checks run and raise torch's error.
+
+    Each class lists it after its torch counterpart, which puts it between that class and
+    torch.distributions.Distribution in the method resolution order: the torch class's
+    constructor broadcasts the parameters as usual, then calls this in place of
+    Distribution.__init__."""
+
+    def __init__(self, batch_shape=_ONE_SAMPLE, event_shape=_ONE_SAMPLE, validate_args=None):
+        validate = self._validate_args if validate_args is None else validate_args
+        if validate and parameter_check.arguments_hold(self):
+            super().__init__(batch_shape, event_shape, validate_args=False)
+            if validate_args is None:
+                # As torch leaves it: no instance flag, the class default
+                # (Distribution.set_default_validate_args) decides later checks.
+                del self._validate_args
+            else:
+                self._validate_args = True
+        else:
+            super().__init__(batch_shape, event_shape, validate_args)
+
+
+class Normal(_FusedSampler, td.Normal, _FusedArgumentChecks, _PyroMixin):
     """torch.distributions.Normal with gradext.normal_rsample as its sampler: one fused kernel
     each way for all sample_shape samples, gradients sum grad and sum grad * eps to loc and
     scale (the noise drawn again in the backward, never stored)."""
+
+    def __init__(self, loc, scale, validate_args=None):
+        # torch's Normal.__init__, less its torch.broadcast_tensors call (about 2 us) where that
+        # returns loc and scale themselves: two tensors of one shape, a VAE encoder's output.
+        if (
+            type(loc) in _PLAIN_TENSORS
+            and type(scale) in _PLAIN_TENSORS
+            and (loc.shape == scale.shape)
+        ):
+            self.loc, self.scale = loc, scale
+            super(td.Normal, self).__init__(loc.size(), validate_args=validate_args)
+        else:
+            super().__init__(loc, scale, validate_args)
+
+    def expand(self, batch_shape, _instance=None):
+        # torch's, given the new instance: torch asks a subclass with an __init__ of its own to
+        # make it (Distribution._get_checked_instance).
+        if _instance is None:
+            _instance = type(self).__new__(type(self))
+        return super().expand(batch_shape, _instance=_instance)
 
     def rsample(self, sample_shape=_ONE_SAMPLE, generator: torch.Generator | None = None):
         # _FusedSampler.rsample with its _draw inlined (so Normal has no _draw): the class a VAE
@@ -101,14 +146,14 @@ class Normal(_FusedSampler, td.Normal, _PyroMixin):
         return normal_rsample(self.loc, self.scale, sample_shape, generator=generator)
 
 
-class Gamma(_FusedSampler, td.Gamma, _PyroMixin):
+class Gamma(_FusedSampler, td.Gamma, _FusedArgumentChecks, _PyroMixin):
     """torch.distributions.Gamma with gradext.gamma_rsample as its sampler."""
 
     def _draw(self, sample_shape, generator):
         return gamma_rsample(self.concentration, self.rate, sample_shape, generator=generator)
 
 
-class Beta(_FusedSampler, td.Beta, _PyroMixin):
+class Beta(_FusedSampler, td.Beta, _FusedArgumentChecks, _PyroMixin):
     """torch.distributions.Beta with gradext.beta_rsample as its sampler."""
 
     def _draw(self, sample_shape, generator):
@@ -117,14 +162,14 @@ class Beta(_FusedSampler, td.Beta, _PyroMixin):
         )
 
 
-class Dirichlet(_FusedSampler, td.Dirichlet, _PyroMixin):
+class Dirichlet(_FusedSampler, td.Dirichlet, _FusedArgumentChecks, _PyroMixin):
     """torch.distributions.Dirichlet with gradext.dirichlet_rsample as its sampler."""
 
     def _draw(self, sample_shape, generator):
         return dirichlet_rsample(self.concentration, sample_shape, generator=generator)
 
 
-class VonMises(_FusedSampler, td.VonMises, _PyroMixin):
+class VonMises(_FusedSampler, td.VonMises, _FusedArgumentChecks, _PyroMixin):
     """torch.distributions.VonMises with a reparameterized sampler (gradext.von_mises_rsample:
     implicit gradients to the concentration, 1 to loc), which torch's class lacks."""
 
@@ -184,7 +229,7 @@ class RelaxedOneHotCategorical(_FusedSampler, td.RelaxedOneHotCategorical, _Pyro
         return torch.softmax(scores, dim=-1).to(self.logits.dtype)
 
 
-class Categorical(td.Categorical, _PyroMixin):
+class Categorical(td.Categorical, _FusedArgumentChecks, _PyroMixin):
     """torch.distributions.Categorical sampled by gradext's fused Gumbel-max kernel
     (categorical_sample): exact samples, a generator, one call for all sample_shape samples."""
 

@@ -579,6 +579,9 @@ BY_NAME = {case.name: case for case in OPS}
 
 # Dispatcher ops that no public function runs on: the random-number contract's test view.
 TEST_VIEW_OPS = ("_philox_uniform",)
+# The fused argument checks of gradext.distributions' classes (gradext/parameter_check.py): no
+# randomness and no gradient, tested in tests/parameter_check/ and opchecked on their own.
+CHECK_OPS = ("_first_invalid_parameter",)
 
 
 def families() -> list[str]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gradext.op_registry import OPS, TEST_VIEW_OPS
+from gradext.op_registry import CHECK_OPS, OPS, TEST_VIEW_OPS
 from helpers.common import requires_extension
 
 pytestmark = requires_extension
@@ -30,6 +30,16 @@ def test_opcheck_philox_uniform(device):
     )
 
 
+def test_opcheck_first_invalid_parameter(device):
+    """Its result is data-dependent, so it has no fake kernel (the classes do not call it under
+    torch.compile: torch's checks run there) and opcheck's fake-tensor tests are left out."""
+    values = [torch.randn(3, 5, device=device), torch.rand(5, device=device).expand(3, 5) + 0.5]
+    op = torch.ops.gradext._first_invalid_parameter.default
+    torch.library.opcheck(
+        op, (values, [False, True]), test_utils=("test_schema", "test_autograd_registration")
+    )
+
+
 def test_every_op_is_in_the_registry():
     """The ops the C++ library defines are exactly those the registry names."""
     defined = {
@@ -37,7 +47,8 @@ def test_every_op_is_in_the_registry():
         for name in torch._C._dispatch_get_all_op_names()
         if name.startswith("gradext::")
     }
-    named = {op for case in OPS for op in case.dispatcher_ops} | set(TEST_VIEW_OPS)
+    named = {op for case in OPS for op in case.dispatcher_ops}
+    named |= set(TEST_VIEW_OPS) | set(CHECK_OPS)
     assert defined == named
 
 
