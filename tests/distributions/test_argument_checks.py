@@ -19,6 +19,15 @@ from helpers.common import requires_extension
 NAN, INF = float("nan"), float("inf")
 
 
+@pytest.fixture(autouse=True)
+def validation_on_by_default():
+    """torch's default (validate_args=None checks), whatever an earlier test (Pyro's, say) left."""
+    previous = td.Distribution._validate_args
+    td.Distribution.set_default_validate_args(True)
+    yield
+    td.Distribution.set_default_validate_args(previous)
+
+
 def _positive(*shape):
     return torch.rand(*shape, dtype=torch.float64) + 0.5
 
@@ -121,11 +130,9 @@ def test_the_validation_flag_is_kept_as_torch_keeps_it(implementation):
         assert ("_validate_args" in ours.__dict__) == ("_validate_args" in torchs.__dict__)
         assert ours._validate_args == torchs._validate_args
     ours = D.Normal(loc, scale)
-    try:
-        td.Distribution.set_default_validate_args(False)
-        ours.log_prob(torch.tensor([NAN, 0.0, 0.0]))  # no sample check once the default is off
-    finally:
-        td.Distribution.set_default_validate_args(True)
+    td.Distribution.set_default_validate_args(False)
+    ours.log_prob(torch.tensor([NAN, 0.0, 0.0]))  # no sample check once the default is off
+    td.Distribution.set_default_validate_args(True)
     with pytest.raises(ValueError, match="Expected value argument"):
         ours.log_prob(torch.tensor([NAN, 0.0, 0.0]))
 
