@@ -1,10 +1,13 @@
 """torch.distributions classes whose samplers are gradext's fused kernels.
 
-Each class subclasses its torch.distributions counterpart and changes only how samples are
-drawn: the constructor, arg_constraints, support, validate_args, expand, log_prob, entropy,
-mean, variance, cdf, KL registrations and pickling are torch's own. ``rsample(sample_shape,
-generator=None)`` and ``sample(sample_shape, generator=None)`` run the fused op (the pure-PyTorch
-fallback without the extension) and take a ``torch.Generator``, which torch's samplers do not.
+Each class subclasses its torch.distributions counterpart and changes how samples are drawn:
+the constructor, arg_constraints, support, expand, log_prob, entropy, mean, variance, cdf, KL
+registrations and pickling are torch's own. ``rsample(sample_shape, generator=None)`` and
+``sample(sample_shape, generator=None)`` run the fused op (the pure-PyTorch fallback without the
+extension) and take a ``torch.Generator``, which torch's samplers do not. Two costs of
+construction are cut without changing what it does: validate_args' checks run as one fused pass
+where the constraints allow (``_FusedArgumentChecks``; torch's checks, and torch's errors,
+otherwise), and Normal skips torch.broadcast_tensors where it would return its inputs.
 
     Normal                  z = loc + scale * eps (normal_rsample): the fused Gaussian kernels,
                             the backward exact at scale = 0 and keeping no noise
