@@ -216,3 +216,17 @@ def test_normal_parameters_are_torchs(loc, scale):
     expanded = ours.expand(torch.Size([5]) + ours.batch_shape)
     assert type(expanded) is D.Normal
     assert expanded.batch_shape == torchs.expand(torch.Size([5]) + torchs.batch_shape).batch_shape
+
+
+@pytest.mark.parametrize("name", ["Normal", "Dirichlet"])
+def test_on_each_device(device, name):
+    """The CUDA kernel's answer, as the CPU's: torch's error for an invalid value, none for
+    valid ones."""
+    args = [a.to(device) for a in _arguments(name)]
+    _construct(D, name, args)
+    args[-1][2, 1] = 0.0
+    with pytest.raises(ValueError) as torchs:
+        _construct(td, name, args)
+    with pytest.raises(ValueError) as ours:
+        _construct(D, name, args)
+    assert str(ours.value) == str(torchs.value)
