@@ -63,7 +63,6 @@ __all__ = [
 
 
 _ONE_SAMPLE = torch.Size()  # torch's default sample_shape (one sample), and Distribution's shapes
-_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 
 
 def _sample_shape(name: str, sample_shape) -> torch.Size:
@@ -124,8 +123,8 @@ class Normal(_FusedSampler, td.Normal, _FusedArgumentChecks, _PyroMixin):
         # torch's Normal.__init__, less its torch.broadcast_tensors call (about 2 us) where that
         # returns loc and scale themselves: two tensors of one shape, a VAE encoder's output.
         if (
-            type(loc) in _PLAIN_TENSORS
-            and type(scale) in _PLAIN_TENSORS
+            type(loc) in parameter_check.PLAIN_TENSORS
+            and type(scale) in parameter_check.PLAIN_TENSORS
             and (loc.shape == scale.shape)
         ):
             self.loc, self.scale = loc, scale

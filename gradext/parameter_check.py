@@ -24,7 +24,8 @@ from torch.distributions.utils import lazy_property
 
 from gradext import _extension
 
-_PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
+# The tensor types whose values the pass reads (a subclass may override what reading means).
+PLAIN_TENSORS = (torch.Tensor, torch.nn.Parameter)
 
 
 def fused_constraint(constraint) -> tuple[bool | None, int]:
@@ -113,7 +114,7 @@ def arguments_hold(distribution: torch.distributions.Distribution) -> bool:
             return False
         value = getattr(distribution, param)
         if (
-            type(value) not in _PLAIN_TENSORS
+            type(value) not in PLAIN_TENSORS
             or not value.is_floating_point()
             or value.dim() < event_dims
         ):

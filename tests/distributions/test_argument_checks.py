@@ -32,8 +32,8 @@ def _positive(*shape):
     return torch.rand(*shape, dtype=torch.float64) + 0.5
 
 
-# name -> (make(bad_index, bad_value) -> constructor args, parameters in torch's check order,
-# the elements that break each parameter)
+# name -> (number of checked parameters, then for each, in torch's check order, the elements
+# that break it)
 CASES = {
     "Normal": (2, [NAN], [NAN, 0.0, -0.0, -1.0, -INF]),
     "Gamma": (2, [NAN, 0.0, -1.0], [NAN, 0.0, -2.0]),
