@@ -48,7 +48,9 @@ def fused_constraint(constraint) -> tuple[bool | None, int]:
 
 def _kernels_check(value: torch.Tensor) -> bool:
     """Whether the op has a kernel for `value`'s device (kernels_on_cpu: the extension is loaded
-    and force_fallback is not in effect)."""
+    and force_fallback is not in effect). Not _extension.uses_kernels, which builds the device's
+    type string and warns where a build lacks CUDA: a check that falls back to torch's checks
+    needs neither."""
     if value.is_cpu:  # the common case first, without building a device's type string
         return _extension.kernels_on_cpu
     return value.is_cuda and _extension.kernels_on_cpu and _extension._C.built_with_cuda()
